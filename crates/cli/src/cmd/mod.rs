@@ -1,0 +1,231 @@
+//! Subcommands, and the input options they share.
+
+pub mod convert;
+pub mod demo;
+pub mod generate;
+pub mod inspect;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use flowhound_flow::labels::LabelTable;
+use flowhound_flow::tabular::Mapping;
+use flowhound_flow::Format;
+use flowhound_source::{FileReport, Input, LineReject, ScanEvents, ScanOptions, ScanReport};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::exit::{Classify, CliError, CliResult};
+use crate::output::Output;
+
+/// Options of every command that reads flow records.
+#[derive(Debug, clap::Args)]
+pub struct InputArgs {
+    /// Files, directories, globs, or `-` for stdin; gzip is read transparently.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Skip format detection: vpc, zeek, zeek-json, zeek-csv, unsw, cic, csv, jsonl.
+    #[arg(long, value_name = "FORMAT")]
+    pub input_format: Option<String>,
+
+    /// Column mapping (TOML) for a CSV flowhound does not know; see docs/formats.md.
+    #[arg(long, value_name = "FILE")]
+    pub map_file: Option<PathBuf>,
+
+    /// Map one field to a CSV column, e.g. `--map src=source_ip`; repeatable,
+    /// combined with --map-file.
+    #[arg(long, value_name = "FIELD=COLUMN")]
+    pub map: Vec<String>,
+
+    /// Ground truth for a single input, as `generate` writes it (line,malicious,category).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Write every rejected line (file, line number, reason, text) as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+
+    /// No progress bar or warnings on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl InputArgs {
+    /// Validates the options and resolves the inputs; every problem is listed.
+    pub fn prepare(&self) -> CliResult<(Vec<Input>, ScanOptions)> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut mapping: Option<Mapping> = None;
+        if let Some(p) = &self.map_file {
+            match std::fs::read_to_string(p) {
+                Ok(text) => match toml::from_str::<Mapping>(&text) {
+                    Ok(m) => mapping = Some(m),
+                    Err(e) => problems.push(format!("{}: {e}", p.display())),
+                },
+                Err(e) => problems.push(format!("{}: {e}", p.display())),
+            }
+        }
+        for m in &self.map {
+            match m.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+                    let map = mapping.get_or_insert_with(Mapping::default);
+                    if k.trim() == "extra" {
+                        map.extra.push(v.trim().to_string());
+                    } else {
+                        map.columns
+                            .insert(k.trim().to_string(), v.trim().to_string());
+                    }
+                }
+                _ => problems.push(format!("--map {m:?}: expected FIELD=COLUMN")),
+            }
+        }
+        let mut format = None;
+        if let Some(m) = mapping {
+            match m.check() {
+                Ok(()) => format = Some(Format::Mapped(Arc::new(m))),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if let Some(name) = &self.input_format {
+            if format.is_some() {
+                problems.push(
+                    "--input-format and --map/--map-file both say how to read the input; give one"
+                        .into(),
+                );
+            }
+            match Format::from_name(name) {
+                Some(f) => format = Some(f),
+                None => problems.push(format!(
+                    "--input-format {name:?}: expected one of {}",
+                    Format::NAMES.join(", ")
+                )),
+            }
+        }
+        let mut labels = None;
+        if let Some(p) = &self.labels {
+            match std::fs::read(p)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Ok(LabelTable::parse(&b)?))
+            {
+                Ok(t) => labels = Some(Arc::new(t)),
+                Err(e) => problems.push(format!("--labels {}: {e:#}", p.display())),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(CliError::usage(anyhow::anyhow!(problems.join("\n  "))));
+        }
+        let inputs = flowhound_source::resolve(&self.inputs).input()?;
+        if labels.is_some() && inputs.len() != 1 {
+            return Err(CliError::usage(anyhow::anyhow!(
+                "--labels describes one log by line number, but {} inputs were given",
+                inputs.len()
+            )));
+        }
+        Ok((
+            inputs,
+            ScanOptions {
+                format,
+                labels,
+                ..Default::default()
+            },
+        ))
+    }
+
+    /// Progress and reject reporting for a scan of `inputs`.
+    pub fn events(&self, inputs: &[Input]) -> CliResult<Events> {
+        let rejects = self
+            .rejects
+            .as_deref()
+            .map(|p| Output::create(Some(p)))
+            .transpose()
+            .usage()?;
+        let total: u64 = inputs.iter().map(Input::size).sum();
+        let bar = (!self.quiet && std::io::stderr().is_terminal()).then(|| {
+            let pb = ProgressBar::new(total.max(1));
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb
+        });
+        Ok(Events {
+            bar,
+            rejects,
+            write_error: None,
+            quiet: self.quiet,
+        })
+    }
+}
+
+pub struct Events {
+    bar: Option<ProgressBar>,
+    rejects: Option<Output>,
+    write_error: Option<anyhow::Error>,
+    quiet: bool,
+}
+
+impl ScanEvents for Events {
+    fn reject(&mut self, r: &LineReject<'_>) {
+        if let (Some(out), None) = (&mut self.rejects, &self.write_error) {
+            let v = serde_json::json!({
+                "file": r.file,
+                "line": r.line,
+                "reason": r.reject.reason.as_str(),
+                "detail": r.reject.detail,
+                "text": String::from_utf8_lossy(r.text),
+            });
+            let mut line = v.to_string();
+            line.push('\n');
+            if let Err(e) = out.write_all(line.as_bytes()) {
+                self.write_error = Some(e);
+            }
+        }
+    }
+
+    fn progress(&mut self, raw: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(raw);
+        }
+    }
+
+    fn file_done(&mut self, f: &FileReport) {
+        if let (Some(e), false) = (&f.error, self.quiet) {
+            let msg = format!("warning: {}: {e}", f.name);
+            match &self.bar {
+                Some(b) => b.println(msg),
+                None => eprintln!("{msg}"),
+            }
+        }
+    }
+}
+
+impl Events {
+    /// Ends the progress bar, closes the rejects file, and turns failed inputs
+    /// into exit code 3 (after the command has written its results).
+    pub fn finish(self, report: &ScanReport) -> CliResult {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+        if let Some(e) = self.write_error {
+            return Err(e.into());
+        }
+        if let Some(out) = self.rejects {
+            out.finish().context("--rejects")?;
+        }
+        let failed: Vec<&FileReport> = report.failed_files().collect();
+        if !failed.is_empty() {
+            if self.quiet {
+                let names: Vec<String> = failed
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name, f.error.as_deref().unwrap_or("")))
+                    .collect();
+                return Err(CliError::input(anyhow::anyhow!(names.join("\n  "))));
+            }
+            return Err(CliError::input_reported());
+        }
+        Ok(())
+    }
+}

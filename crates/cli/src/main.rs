@@ -1,0 +1,53 @@
+//! The `flowhound` command line.
+
+mod cmd;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::CliError;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (rejected lines alone do not fail a run; they are counted)
+  1  runtime error (an output could not be written, an internal failure)
+  2  usage error (bad flags or arguments, invalid mapping or parameters)
+  3  input error (an input missing, unreadable, of unknown format, truncated,
+     or without a single parsable line); every readable input was still processed";
+
+#[derive(Debug, Parser)]
+#[command(name = "flowhound", version, about = "Find, explain and alert on anomalies in network flow records", after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inspect(cmd::inspect::Args),
+    Convert(cmd::convert::Args),
+    Generate(cmd::generate::Args),
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError { code, error }) => {
+            if let Some(e) = error {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Output destinations: stdout or a file written atomically (temp file in the
+//! same directory, renamed on success), gzip-compressed when the name ends in `.gz`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use flate2::write::GzEncoder;
+
+enum Sink {
+    Stdout(BufWriter<io::Stdout>),
+    File(BufWriter<tempfile::NamedTempFile>),
+    Gz(GzEncoder<BufWriter<tempfile::NamedTempFile>>),
+}
+
+pub struct Output {
+    sink: Sink,
+    path: Option<PathBuf>,
+    /// A broken pipe on stdout (`| head`) ends output quietly.
+    closed: bool,
+}
+
+impl Output {
+    /// `None` or `-` is stdout.
+    pub fn create(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
+            return Ok(Output {
+                sink: Sink::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+                path: None,
+                closed: false,
+            });
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".flowhound-")
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        let buf = BufWriter::with_capacity(1 << 20, tmp);
+        let sink = if path.extension().is_some_and(|e| e == "gz") {
+            Sink::Gz(GzEncoder::new(buf, flate2::Compression::fast()))
+        } else {
+            Sink::File(buf)
+        };
+        Ok(Output {
+            sink,
+            path: Some(path.to_path_buf()),
+            closed: false,
+        })
+    }
+
+    pub fn write_all(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = match &mut self.sink {
+            Sink::Stdout(w) => w.write_all(data),
+            Sink::File(w) => w.write_all(data),
+            Sink::Gz(w) => w.write_all(data),
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe && self.path.is_none() => {
+                self.closed = true;
+                Ok(())
+            }
+            r => r.with_context(|| format!("writing {}", self.name())),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "<stdout>".to_string(), |p| p.display().to_string())
+    }
+
+    /// Flushes and, for files, moves the finished file into place.
+    pub fn finish(self) -> anyhow::Result<()> {
+        let name = self.name();
+        let tmp = match self.sink {
+            Sink::Stdout(mut w) => {
+                return match w.flush() {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                    r => r.context("writing <stdout>"),
+                };
+            }
+            Sink::File(w) => w.into_inner().map_err(|e| e.into_error()),
+            Sink::Gz(w) => w
+                .finish()
+                .and_then(|b| b.into_inner().map_err(|e| e.into_error())),
+        }
+        .with_context(|| format!("writing {name}"))?;
+        let path = self.path.unwrap_or_default();
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("writing {name}"))?;
+        let f: File = tmp
+            .persist(&path)
+            .with_context(|| format!("moving the output into {name}"))?;
+        drop(f);
+        Ok(())
+    }
+}
