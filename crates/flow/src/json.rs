@@ -66,8 +66,14 @@ impl JsonReader {
 fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(if *b { "T" } else { "F" }.to_string()),
+        // Integers as written; floats through Rust's `Display`, which never uses
+        // an exponent (serde_json's own text would give `6.4e-5`).
+        Value::Number(n) => Some(match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.to_string(),
+            (None, Some(i)) => i.to_string(),
+            _ => n.as_f64().map_or_else(|| n.to_string(), |f| f.to_string()),
+        }),
+        Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }

@@ -160,8 +160,18 @@ pub fn category(s: &[u8]) -> CompactString {
 
 /// Values that mean "not an attack" in the datasets' label and category columns.
 fn is_benign_word(s: &[u8]) -> bool {
-    const BENIGN: [&[u8]; 8] = [
-        b"0", b"false", b"no", b"benign", b"normal", b"-", b"", b"none",
+    const BENIGN: [&[u8]; 11] = [
+        b"0",
+        b"false",
+        b"no",
+        b"benign",
+        b"normal",
+        b"-",
+        b"",
+        b"none",
+        b"ok",
+        b"legitimate",
+        b"clean",
     ];
     let s = s.trim_ascii();
     BENIGN.iter().any(|w| s.eq_ignore_ascii_case(w))
@@ -179,6 +189,8 @@ fn is_malicious_word(s: &[u8]) -> bool {
 /// (CIC's `Label`: `BENIGN`, `DDoS`, …). The category column, where there is one,
 /// wins for naming the attack; a benign word there (`Normal`, `-`) means none.
 pub fn truth(label: Option<&[u8]>, cat: Option<&[u8]>) -> Result<Option<GroundTruth>, Reject> {
+    // An empty label cell says nothing about the row: no ground truth, not "benign".
+    let label = label.filter(|l| !matches!(l.trim_ascii(), b"" | b"-"));
     let cat = cat
         .filter(|c| !is_benign_word(c))
         .map(category)
@@ -390,7 +402,12 @@ mod tests {
             .flatten()
             .and_then(|g| g.category);
         assert_eq!(web.as_deref(), Some("Web Attack - Brute Force"));
-        assert!(truth(Some(b"   "), None).is_ok_and(|g| g.is_some_and(|g| !g.malicious)));
+        assert_eq!(
+            truth(Some(b"   "), None).ok(),
+            Some(None),
+            "an empty label is no ground truth"
+        );
+        assert_eq!(truth(Some(b"-"), Some(b"-")).ok(), Some(None));
     }
 
     #[test]

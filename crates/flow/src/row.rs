@@ -126,6 +126,8 @@ pub struct RowBuilder<'a> {
     local_resp: Option<bool>,
     label: Option<&'a [u8]>,
     category: Option<&'a [u8]>,
+    /// Extra label values meaning "benign" (a user mapping's `benign`).
+    pub benign: &'a [String],
 }
 
 /// Cells that mean "no value": empty, Zeek's unset `-` and empty-set `(empty)`.
@@ -270,7 +272,19 @@ impl<'a> RowBuilder<'a> {
             };
         }
         if self.label.is_some() || self.category.is_some() {
-            self.rec.truth = parse::truth(self.label, self.category)?;
+            let user_benign = self.label.is_some_and(|l| {
+                self.benign
+                    .iter()
+                    .any(|b| b.as_bytes().eq_ignore_ascii_case(l.trim_ascii()))
+            });
+            self.rec.truth = if user_benign {
+                Some(crate::record::GroundTruth {
+                    malicious: false,
+                    category: None,
+                })
+            } else {
+                parse::truth(self.label, self.category)?
+            };
         }
         let r = &mut self.rec;
         match (r.start, r.end, r.duration_us) {

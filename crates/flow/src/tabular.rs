@@ -46,6 +46,7 @@ pub enum Dialect {
 /// bytes = "octets"
 /// label = "is_attack"
 /// ```
+/// and, when the label column speaks its own words, `benign = ["clean"]`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
@@ -55,6 +56,10 @@ pub struct Mapping {
     pub columns: BTreeMap<String, String>,
     #[serde(default)]
     pub extra: Vec<String>,
+    /// Label values that mean "benign" in this file, besides the built-in
+    /// `0/false/no/benign/normal/ok/legitimate/none`.
+    #[serde(default)]
+    pub benign: Vec<String>,
 }
 
 impl Mapping {
@@ -68,6 +73,9 @@ impl Mapping {
                     "`{key}` is not a flowhound field (see docs/formats.md)"
                 ));
             }
+        }
+        if !self.benign.is_empty() && !self.columns.contains_key("label") {
+            problems.push("`benign` values are given but no `label` column is mapped".to_string());
         }
         if self.columns.is_empty() && self.extra.is_empty() {
             problems.push("maps no columns".to_string());
@@ -399,6 +407,9 @@ impl FlowReader for TabularReader {
             ));
         }
         let mut b = RowBuilder::default();
+        if let Dialect::Mapped(m) = &self.dialect {
+            b.benign = &m.benign;
+        }
         if let Some(names) = &cols.extra {
             b.rec.extra.names = Some(names.clone());
             b.rec.extra.values = vec![f64::NAN; names.len()];

@@ -503,9 +503,14 @@ pub fn set_cloud(rec: &mut FlowRecord, field: VpcField, v: &[u8]) -> Result<(), 
         | VpcField::FlowDirection => {}
         other => {
             let v = parse::text(v);
-            match c.other.iter_mut().find(|(k, _)| *k == other) {
-                Some(slot) => slot.1 = v,
-                None => c.other.push((other, v)),
+            // Kept in field order, so equal contexts compare equal however
+            // their fields arrived (a JSON object's keys come in any order).
+            match c
+                .other
+                .binary_search_by_key(&(other as u8), |(k, _)| *k as u8)
+            {
+                Ok(i) => c.other[i].1 = v,
+                Err(i) => c.other.insert(i, (other, v)),
             }
         }
     }

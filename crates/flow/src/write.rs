@@ -142,7 +142,7 @@ impl CsvWriter {
             .iter()
             .chain(VpcField::ALL)
             .copied()
-            .filter(|f| vpc::is_cloud_field(*f) && *f != VpcField::Version)
+            .filter(|f| vpc::is_cloud_field(*f))
             .fold(Vec::new(), |mut acc, f| {
                 if !acc.contains(&f) && sample.iter().any(|r| vpc::cloud_text(r, f).is_some()) {
                     acc.push(f);
