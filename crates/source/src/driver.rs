@@ -14,7 +14,9 @@ use rayon::prelude::*;
 use crate::input::Input;
 
 /// A line longer than this is skipped (and counted) instead of buffered: a
-/// hostile file with no newlines must not take all memory.
+/// hostile file with no newlines must not take all memory. The check runs when
+/// a buffer holds no newline, so a line up to one block longer may still be read
+/// whole (and rejected by its parser); memory stays below this plus one block.
 pub const MAX_LINE: usize = 16 << 20;
 
 /// How a scan reads its inputs.

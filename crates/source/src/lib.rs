@@ -11,7 +11,7 @@
 mod driver;
 mod input;
 
-pub use driver::{scan, FileReport, LineReject, ScanEvents, ScanOptions, ScanReport};
+pub use driver::{scan, FileReport, LineReject, ScanEvents, ScanOptions, ScanReport, MAX_LINE};
 pub use input::{resolve, Input, SourceError};
 
 /// Up to `max_bytes` of the start of each input, parsed: enough for a writer
