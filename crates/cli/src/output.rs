@@ -35,8 +35,16 @@ impl Output {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".flowhound-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".flowhound-");
+        // Temp files are private (0600) by default; a finished output is an
+        // ordinary file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let tmp = builder
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
         let buf = BufWriter::with_capacity(1 << 20, tmp);
