@@ -15,32 +15,20 @@ pub const INPUT: u8 = 3;
 
 impl CliError {
     pub fn usage(e: impl Into<anyhow::Error>) -> Self {
-        CliError {
-            code: USAGE,
-            error: Some(e.into()),
-        }
+        CliError { code: USAGE, error: Some(e.into()) }
     }
     pub fn input(e: impl Into<anyhow::Error>) -> Self {
-        CliError {
-            code: INPUT,
-            error: Some(e.into()),
-        }
+        CliError { code: INPUT, error: Some(e.into()) }
     }
     /// Input problems already printed one by one.
     pub fn input_reported() -> Self {
-        CliError {
-            code: INPUT,
-            error: None,
-        }
+        CliError { code: INPUT, error: None }
     }
 }
 
 impl From<anyhow::Error> for CliError {
     fn from(e: anyhow::Error) -> Self {
-        CliError {
-            code: RUNTIME,
-            error: Some(e),
-        }
+        CliError { code: RUNTIME, error: Some(e) }
     }
 }
 

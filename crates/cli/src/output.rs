@@ -31,10 +31,7 @@ impl Output {
                 closed: false,
             });
         };
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let mut builder = tempfile::Builder::new();
         builder.prefix(".flowhound-");
         // Temp files are private (0600) by default; a finished output is an
@@ -44,20 +41,14 @@ impl Output {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(std::fs::Permissions::from_mode(0o644));
         }
-        let tmp = builder
-            .tempfile_in(dir)
-            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        let tmp = builder.tempfile_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
         let buf = BufWriter::with_capacity(1 << 20, tmp);
         let sink = if path.extension().is_some_and(|e| e == "gz") {
             Sink::Gz(GzEncoder::new(buf, flate2::Compression::fast()))
         } else {
             Sink::File(buf)
         };
-        Ok(Output {
-            sink,
-            path: Some(path.to_path_buf()),
-            closed: false,
-        })
+        Ok(Output { sink, path: Some(path.to_path_buf()), closed: false })
     }
 
     pub fn write_all(&mut self, data: &[u8]) -> anyhow::Result<()> {
@@ -79,9 +70,7 @@ impl Output {
     }
 
     pub fn name(&self) -> String {
-        self.path
-            .as_ref()
-            .map_or_else(|| "<stdout>".to_string(), |p| p.display().to_string())
+        self.path.as_ref().map_or_else(|| "<stdout>".to_string(), |p| p.display().to_string())
     }
 
     /// Flushes and, for files, moves the finished file into place.
@@ -95,18 +84,12 @@ impl Output {
                 };
             }
             Sink::File(w) => w.into_inner().map_err(|e| e.into_error()),
-            Sink::Gz(w) => w
-                .finish()
-                .and_then(|b| b.into_inner().map_err(|e| e.into_error())),
+            Sink::Gz(w) => w.finish().and_then(|b| b.into_inner().map_err(|e| e.into_error())),
         }
         .with_context(|| format!("writing {name}"))?;
         let path = self.path.unwrap_or_default();
-        tmp.as_file()
-            .sync_all()
-            .with_context(|| format!("writing {name}"))?;
-        let f: File = tmp
-            .persist(&path)
-            .with_context(|| format!("moving the output into {name}"))?;
+        tmp.as_file().sync_all().with_context(|| format!("writing {name}"))?;
+        let f: File = tmp.persist(&path).with_context(|| format!("moving the output into {name}"))?;
         drop(f);
         Ok(())
     }

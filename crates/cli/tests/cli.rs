@@ -20,12 +20,8 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    })
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 fn text(b: &[u8]) -> String {
@@ -37,37 +33,20 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn inspect_json_golden() {
     let dir = fixtures();
-    let inputs = ["vpc-v2.log", "vpc-v8-custom.log", "vpc-cloudwatch.log"]
-        .map(|f| dir.join(f).display().to_string());
-    let o = bin()
-        .args(["inspect", "--json"])
-        .args(&inputs)
-        .arg("--internal")
-        .arg("158.109.0.0/16")
-        .output()
-        .expect("runs");
+    let inputs = ["vpc-v2.log", "vpc-v8-custom.log", "vpc-cloudwatch.log"].map(|f| dir.join(f).display().to_string());
+    let o =
+        bin().args(["inspect", "--json"]).args(&inputs).arg("--internal").arg("158.109.0.0/16").output().expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let mut v = json(&o);
     for f in v["files"].as_array_mut().into_iter().flatten() {
-        let name = f["name"]
-            .as_str()
-            .unwrap_or_default()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let name = f["name"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string();
         f["name"] = Value::from(name);
     }
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/inspect-vpc.json");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(
-            &golden,
-            serde_json::to_string_pretty(&v).expect("json") + "\n",
-        )
-        .expect("write");
+        std::fs::write(&golden, serde_json::to_string_pretty(&v).expect("json") + "\n").expect("write");
     }
-    let want: Value =
-        serde_json::from_slice(&std::fs::read(&golden).expect("golden")).expect("json");
+    let want: Value = serde_json::from_slice(&std::fs::read(&golden).expect("golden")).expect("json");
     assert_eq!(v, want);
     // The keys the issue promises, and their meaning.
     assert_eq!(v["records"], 9);
@@ -81,41 +60,19 @@ fn inspect_json_golden() {
 fn inspect_table_and_labels() {
     let dir = tempfile::tempdir().expect("tmp");
     let log = dir.path().join("g.log");
-    let o = run(&[
-        "generate",
-        "-o",
-        log.to_str().unwrap_or_default(),
-        "--flows",
-        "4000",
-        "--seed",
-        "3",
-        "-q",
-    ]);
+    let o = run(&["generate", "-o", log.to_str().unwrap_or_default(), "--flows", "4000", "--seed", "3", "-q"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let labels = dir.path().join("g.log.labels.csv");
-    let o = run(&[
-        "inspect",
-        log.to_str().unwrap_or_default(),
-        "--labels",
-        labels.to_str().unwrap_or_default(),
-        "--json",
-    ]);
+    let o =
+        run(&["inspect", log.to_str().unwrap_or_default(), "--labels", labels.to_str().unwrap_or_default(), "--json"]);
     let v = json(&o);
     assert_eq!(v["records"], 4000);
     assert_eq!(v["labels"]["malicious"], 200);
     assert_eq!(v["labels"]["benign"], 3800);
-    assert_eq!(
-        v["labels"]["categories"].as_object().map(|m| m.len()),
-        Some(8)
-    );
+    assert_eq!(v["labels"]["categories"].as_object().map(|m| m.len()), Some(8));
     let o = run(&["inspect", log.to_str().unwrap_or_default()]);
     let t = text(&o.stdout);
-    for want in [
-        "Records      4,000",
-        "Top talkers by bytes",
-        "Top destination ports",
-        "Protocols",
-    ] {
+    for want in ["Records      4,000", "Top talkers by bytes", "Top destination ports", "Protocols"] {
         assert!(t.contains(want), "missing {want:?} in\n{t}");
     }
 }
@@ -123,10 +80,7 @@ fn inspect_table_and_labels() {
 #[test]
 fn exit_codes() {
     // Usage: unknown flag, bad format name, bad mapping.
-    assert_eq!(
-        run(&["inspect", "--frobnicate", "x"]).status.code(),
-        Some(2)
-    );
+    assert_eq!(run(&["inspect", "--frobnicate", "x"]).status.code(), Some(2));
     let vpc = fixtures().join("vpc-v2.log").display().to_string();
     let o = run(&["inspect", &vpc, "--input-format", "pcapng-ish"]);
     assert_eq!(o.status.code(), Some(2));
@@ -134,10 +88,7 @@ fn exit_codes() {
     let o = run(&["inspect", &vpc, "--map", "sauce=x", "--map", "nonsense"]);
     assert_eq!(o.status.code(), Some(2));
     let e = text(&o.stderr);
-    assert!(
-        e.contains("sauce") && e.contains("nonsense"),
-        "every problem listed: {e}"
-    );
+    assert!(e.contains("sauce") && e.contains("nonsense"), "every problem listed: {e}");
     // Input: missing files (all named), unknown format.
     let o = run(&["inspect", "/no/such/a", "/no/such/b"]);
     assert_eq!(o.status.code(), Some(3));
@@ -146,16 +97,8 @@ fn exit_codes() {
     let junk = dir.path().join("junk.bin");
     std::fs::write(&junk, b"\x7fELF\x02\x01 not flows\n").expect("write");
     let o = run(&["inspect", "--json", junk.to_str().unwrap_or_default(), &vpc]);
-    assert_eq!(
-        o.status.code(),
-        Some(3),
-        "an unreadable input fails the run..."
-    );
-    assert_eq!(
-        json(&o)["records"],
-        4,
-        "...after the readable ones were processed"
-    );
+    assert_eq!(o.status.code(), Some(3), "an unreadable input fails the run...");
+    assert_eq!(json(&o)["records"], 4, "...after the readable ones were processed");
     assert!(text(&o.stderr).contains("junk.bin"));
     // Rejected lines alone do not fail a run.
     let broken = fixtures().join("vpc-broken.log").display().to_string();
@@ -169,13 +112,8 @@ fn rejects_file_names_file_line_and_reason() {
     let dir = tempfile::tempdir().expect("tmp");
     let rej = dir.path().join("rejects.jsonl");
     let broken = fixtures().join("vpc-broken.log");
-    let o = run(&[
-        "inspect",
-        "--json",
-        broken.to_str().unwrap_or_default(),
-        "--rejects",
-        rej.to_str().unwrap_or_default(),
-    ]);
+    let o =
+        run(&["inspect", "--json", broken.to_str().unwrap_or_default(), "--rejects", rej.to_str().unwrap_or_default()]);
     assert_eq!(o.status.code(), Some(0));
     let v = json(&o);
     assert_eq!(v["rejected"], 10);
@@ -188,15 +126,8 @@ fn rejects_file_names_file_line_and_reason() {
     assert_eq!(lines.len(), 10);
     assert_eq!(lines[0]["line"], 3);
     assert_eq!(lines[0]["reason"], "bad_address");
-    assert!(lines[0]["file"]
-        .as_str()
-        .is_some_and(|f| f.ends_with("vpc-broken.log")));
-    assert!(
-        lines[8]["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("<script>")),
-        "the raw line is kept, as data"
-    );
+    assert!(lines[0]["file"].as_str().is_some_and(|f| f.ends_with("vpc-broken.log")));
+    assert!(lines[8]["text"].as_str().is_some_and(|t| t.contains("<script>")), "the raw line is kept, as data");
 }
 
 #[test]
@@ -205,18 +136,9 @@ fn stdin_and_gzip() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&data).expect("gz");
     let gz = gz.finish().expect("gz");
-    let mut child = bin()
-        .args(["inspect", "--json", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&gz)
-        .expect("write");
+    let mut child =
+        bin().args(["inspect", "--json", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(&gz).expect("write");
     let o = child.wait_with_output().expect("wait");
     let v = json(&o);
     assert_eq!(v["records"], 4);
@@ -229,27 +151,11 @@ fn convert_round_trips_through_every_output_format() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = fixtures().join("zeek-conn.log").display().to_string();
     let base = json(&run(&["inspect", "--json", &src]));
-    for (to, name) in [
-        ("jsonl", "out.jsonl"),
-        ("csv", "out.csv.gz"),
-        ("vpc", "out.log"),
-    ] {
+    for (to, name) in [("jsonl", "out.jsonl"), ("csv", "out.csv.gz"), ("vpc", "out.log")] {
         let out = dir.path().join(name);
-        let o = run(&[
-            "convert",
-            &src,
-            "--to",
-            to,
-            "-o",
-            out.to_str().unwrap_or_default(),
-            "-q",
-        ]);
+        let o = run(&["convert", &src, "--to", to, "-o", out.to_str().unwrap_or_default(), "-q"]);
         assert_eq!(o.status.code(), Some(0), "{to}: {}", text(&o.stderr));
-        let back = json(&run(&[
-            "inspect",
-            "--json",
-            out.to_str().unwrap_or_default(),
-        ]));
+        let back = json(&run(&["inspect", "--json", out.to_str().unwrap_or_default()]));
         assert_eq!(back["records"], base["records"], "{to}");
         assert_eq!(back["rejected"], 0, "{to}");
         assert_eq!(back["top_dst_ports"], base["top_dst_ports"], "{to}");
@@ -273,10 +179,7 @@ fn convert_with_a_toml_mapping() {
         "-q",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let recs: Vec<Value> = text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
+    let recs: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     assert_eq!(recs.len(), 3);
     assert_eq!(recs[1]["category"], "bruteforce");
     assert_eq!(recs[1]["extra"]["rtt_ms"], 0.4);
@@ -307,27 +210,13 @@ fn generate_is_deterministic_and_labeled() {
     let dir = tempfile::tempdir().expect("tmp");
     let p = |n: &str| dir.path().join(n).display().to_string();
     for (name, seed) in [("a.log", "9"), ("b.log", "9"), ("c.log", "10")] {
-        let o = run(&[
-            "generate",
-            "-o",
-            &p(name),
-            "--flows",
-            "20000",
-            "--seed",
-            seed,
-            "--anomaly-ratio",
-            "0.1",
-            "-q",
-        ]);
+        let o = run(&["generate", "-o", &p(name), "--flows", "20000", "--seed", seed, "--anomaly-ratio", "0.1", "-q"]);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     }
     let read = |n: &str| std::fs::read(dir.path().join(n)).expect("read");
     assert!(read("a.log") == read("b.log"), "same seed, same bytes");
     assert!(read("a.log.labels.csv") == read("b.log.labels.csv"));
-    assert!(
-        read("a.log") != read("c.log"),
-        "another seed, other traffic"
-    );
+    assert!(read("a.log") != read("c.log"), "another seed, other traffic");
     let labels = text(&read("a.log.labels.csv"));
     assert_eq!(labels.lines().count(), 20_001);
     let malicious = labels.lines().filter(|l| l.contains(",true,")).count();
@@ -346,21 +235,9 @@ fn generate_is_deterministic_and_labeled() {
         assert!(labels.contains(&format!(",true,{s}\n")), "{s} missing");
     }
     let v = json(&run(&["inspect", "--json", &p("a.log")]));
-    assert_eq!(
-        (v["records"].as_u64(), v["rejected"].as_u64()),
-        (Some(20_000), Some(0))
-    );
+    assert_eq!((v["records"].as_u64(), v["rejected"].as_u64()), (Some(20_000), Some(0)));
     // CSV carries the labels in columns.
-    let o = run(&[
-        "generate",
-        "-o",
-        &p("d.csv"),
-        "--flows",
-        "500",
-        "--format",
-        "csv",
-        "-q",
-    ]);
+    let o = run(&["generate", "-o", &p("d.csv"), "--flows", "500", "--format", "csv", "-q"]);
     assert_eq!(o.status.code(), Some(0));
     let v = json(&run(&["inspect", "--json", &p("d.csv")]));
     assert_eq!(v["labels"]["malicious"], 25);
@@ -368,23 +245,11 @@ fn generate_is_deterministic_and_labeled() {
 
 #[test]
 fn generate_lists_every_bad_parameter() {
-    let o = run(&[
-        "generate",
-        "-o",
-        "/tmp/never.log",
-        "--flows",
-        "0",
-        "--anomaly-ratio",
-        "1.5",
-        "--start",
-        "yesterday",
-    ]);
+    let o =
+        run(&["generate", "-o", "/tmp/never.log", "--flows", "0", "--anomaly-ratio", "1.5", "--start", "yesterday"]);
     assert_eq!(o.status.code(), Some(2));
     let e = text(&o.stderr);
-    assert!(
-        e.contains("--flows") && e.contains("--anomaly-ratio") && e.contains("--start"),
-        "{e}"
-    );
+    assert!(e.contains("--flows") && e.contains("--anomaly-ratio") && e.contains("--start"), "{e}");
 }
 
 #[test]

@@ -75,19 +75,13 @@ pub struct Reject {
 
 impl Reject {
     pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        Reject {
-            reason,
-            detail: detail.into(),
-        }
+        Reject { reason, detail: detail.into() }
     }
 
     /// `field: "value" what`, with the value shown escaped and cut to 64 bytes:
     /// values are attacker-controlled and end up on terminals and in files.
     pub fn field(reason: RejectReason, field: &str, value: &[u8], what: &str) -> Self {
-        Reject {
-            reason,
-            detail: format!("{field}: \"{}\" {what}", show(value)),
-        }
+        Reject { reason, detail: format!("{field}: \"{}\" {what}", show(value)) }
     }
 }
 

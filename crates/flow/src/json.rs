@@ -28,10 +28,7 @@ pub struct JsonReader {
 
 impl JsonReader {
     pub fn new(dialect: JsonDialect) -> Self {
-        JsonReader {
-            dialect,
-            last_extra: None,
-        }
+        JsonReader { dialect, last_extra: None }
     }
 
     fn role(&self, key: &str) -> Option<Role> {
@@ -97,42 +94,29 @@ impl FlowReader for JsonReader {
                 continue;
             }
             let text = scalar_text(v).ok_or_else(|| {
-                Reject::new(
-                    RejectReason::BadValue,
-                    format!("{k}: expected a string, number or bool"),
-                )
+                Reject::new(RejectReason::BadValue, format!("{k}: expected a string, number or bool"))
             })?;
             cells.push((role, k.as_str(), text));
         }
         let mut b = RowBuilder::default();
         if let Some(extra) = extra.filter(|e| !e.is_empty()) {
-            let same = self.last_extra.as_ref().is_some_and(|n| {
-                n.len() == extra.len() && n.iter().zip(extra.keys()).all(|(a, b)| a == b)
-            });
+            let same = self
+                .last_extra
+                .as_ref()
+                .is_some_and(|n| n.len() == extra.len() && n.iter().zip(extra.keys()).all(|(a, b)| a == b));
             if !same {
-                self.last_extra = Some(
-                    extra
-                        .keys()
-                        .map(|k| CompactString::from(k.as_str()))
-                        .collect(),
-                );
+                self.last_extra = Some(extra.keys().map(|k| CompactString::from(k.as_str())).collect());
             }
             b.rec.extra.names = self.last_extra.clone();
             b.rec.extra.values = extra
                 .iter()
                 .map(|(k, v)| match v {
-                    Value::Number(n) => n
-                        .as_f64()
-                        .ok_or_else(|| Reject::new(RejectReason::BadNumber, k.clone())),
+                    Value::Number(n) => n.as_f64().ok_or_else(|| Reject::new(RejectReason::BadNumber, k.clone())),
                     // JSON has no NaN/inf: our writer spells them as strings or null.
                     Value::Null => Ok(f64::NAN),
-                    Value::String(s) => crate::parse::float(s.as_bytes()).ok_or_else(|| {
-                        Reject::field(RejectReason::BadNumber, k, s.as_bytes(), "is not a number")
-                    }),
-                    _ => Err(Reject::new(
-                        RejectReason::BadNumber,
-                        format!("extra.{k}: not a number"),
-                    )),
+                    Value::String(s) => crate::parse::float(s.as_bytes())
+                        .ok_or_else(|| Reject::field(RejectReason::BadNumber, k, s.as_bytes(), "is not a number")),
+                    _ => Err(Reject::new(RejectReason::BadNumber, format!("extra.{k}: not a number"))),
                 })
                 .collect::<Result<_, _>>()?;
         }

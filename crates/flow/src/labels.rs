@@ -23,10 +23,7 @@ impl LabelTable {
     pub const HEADER: &'static str = "line,malicious,category";
 
     pub fn get(&self, line: u64) -> Option<&GroundTruth> {
-        usize::try_from(line)
-            .ok()
-            .and_then(|l| self.by_line.get(l))
-            .and_then(Option::as_ref)
+        usize::try_from(line).ok().and_then(|l| self.by_line.get(l)).and_then(Option::as_ref)
     }
 
     pub fn len(&self) -> usize {
@@ -58,9 +55,7 @@ impl LabelTable {
             }
             let mut f = line.splitn(3, |b| *b == b',');
             let (n, m, c) = (f.next(), f.next(), f.next());
-            let n = n
-                .and_then(crate::parse::uint)
-                .filter(|n| *n > 0 && *n < (1 << 40));
+            let n = n.and_then(crate::parse::uint).filter(|n| *n > 0 && *n < (1 << 40));
             let m = match m {
                 Some(b"true") | Some(b"1") => Some(true),
                 Some(b"false") | Some(b"0") => Some(false),
@@ -71,10 +66,7 @@ impl LabelTable {
                     let category = c.filter(|c| !c.is_empty()).map(crate::parse::category);
                     t.insert(
                         n,
-                        GroundTruth {
-                            malicious,
-                            category: category.filter(|c: &CompactString| !c.is_empty()),
-                        },
+                        GroundTruth { malicious, category: category.filter(|c: &CompactString| !c.is_empty()) },
                     );
                 }
                 _ if problems.len() < 20 => problems.push(format!(

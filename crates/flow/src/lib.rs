@@ -30,6 +30,4 @@ pub mod write;
 
 pub use error::{FlowError, Reject, RejectReason};
 pub use reader::{detect, AnyReader, FlowReader, Format, LineKind};
-pub use record::{
-    Action, CloudContext, Counts, Direction, Extra, FlowRecord, GroundTruth, Timestamp,
-};
+pub use record::{Action, CloudContext, Counts, Direction, Extra, FlowRecord, GroundTruth, Timestamp};

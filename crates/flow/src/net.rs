@@ -39,16 +39,11 @@ impl Networks {
     pub fn new(extra: &[IpNet]) -> Self {
         let mut nets: Vec<IpNet> = PRIVATE.iter().filter_map(|s| s.parse().ok()).collect();
         nets.extend_from_slice(extra);
-        let mut n = Networks {
-            v4: Vec::new(),
-            v6: Vec::new(),
-        };
+        let mut n = Networks { v4: Vec::new(), v6: Vec::new() };
         for net in nets {
             match net {
                 IpNet::V4(v) => n.v4.push((u32::from(v.network()), u32::from(v.netmask()))),
-                IpNet::V6(v) => {
-                    n.v6.push((u128::from(v.network()), u128::from(v.netmask())))
-                }
+                IpNet::V6(v) => n.v6.push((u128::from(v.network()), u128::from(v.netmask()))),
             }
         }
         n
@@ -82,24 +77,12 @@ mod tests {
     fn ranges() {
         let n = Networks::new(&["203.0.113.0/24".parse().expect("cidr")]);
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        for internal in [
-            "10.1.2.3",
-            "172.31.16.139",
-            "192.168.1.1",
-            "100.64.0.1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-            "203.0.113.12",
-        ] {
+        for internal in
+            ["10.1.2.3", "172.31.16.139", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1", "203.0.113.12"]
+        {
             assert!(n.is_internal(ip(internal)), "{internal}");
         }
-        for external in [
-            "8.8.8.8",
-            "172.32.0.1",
-            "100.128.0.1",
-            "2001:db8::1",
-            "78.24.182.42",
-        ] {
+        for external in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1", "78.24.182.42"] {
             assert!(!n.is_internal(ip(external)), "{external}");
         }
     }

@@ -131,9 +131,8 @@ pub fn text(s: &[u8]) -> CompactString {
 /// undefined slots map to U+FFFD.
 fn cp1252(b: u8) -> char {
     const HIGH: [char; 32] = [
-        '€', '\u{FFFD}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{FFFD}', 'Ž',
-        '\u{FFFD}', '\u{FFFD}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ',
-        '\u{FFFD}', 'ž', 'Ÿ',
+        '€', '\u{FFFD}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{FFFD}', 'Ž', '\u{FFFD}',
+        '\u{FFFD}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{FFFD}', 'ž', 'Ÿ',
     ];
     match b {
         0x80..=0x9F => HIGH[usize::from(b - 0x80)],
@@ -160,19 +159,8 @@ pub fn category(s: &[u8]) -> CompactString {
 
 /// Values that mean "not an attack" in the datasets' label and category columns.
 fn is_benign_word(s: &[u8]) -> bool {
-    const BENIGN: [&[u8]; 11] = [
-        b"0",
-        b"false",
-        b"no",
-        b"benign",
-        b"normal",
-        b"-",
-        b"",
-        b"none",
-        b"ok",
-        b"legitimate",
-        b"clean",
-    ];
+    const BENIGN: [&[u8]; 11] =
+        [b"0", b"false", b"no", b"benign", b"normal", b"-", b"", b"none", b"ok", b"legitimate", b"clean"];
     let s = s.trim_ascii();
     BENIGN.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
@@ -191,40 +179,20 @@ fn is_malicious_word(s: &[u8]) -> bool {
 pub fn truth(label: Option<&[u8]>, cat: Option<&[u8]>) -> Result<Option<GroundTruth>, Reject> {
     // An empty label cell says nothing about the row: no ground truth, not "benign".
     let label = label.filter(|l| !matches!(l.trim_ascii(), b"" | b"-"));
-    let cat = cat
-        .filter(|c| !is_benign_word(c))
-        .map(category)
-        .filter(|c| !c.is_empty());
+    let cat = cat.filter(|c| !is_benign_word(c)).map(category).filter(|c| !c.is_empty());
     let Some(label) = label else {
         // A category column alone still says which rows are attacks.
-        return Ok(cat.map(|c| GroundTruth {
-            malicious: true,
-            category: Some(c),
-        }));
+        return Ok(cat.map(|c| GroundTruth { malicious: true, category: Some(c) }));
     };
     let label = label.trim_ascii();
     if is_benign_word(label) {
-        Ok(Some(GroundTruth {
-            malicious: false,
-            category: None,
-        }))
+        Ok(Some(GroundTruth { malicious: false, category: None }))
     } else if is_malicious_word(label) {
-        Ok(Some(GroundTruth {
-            malicious: true,
-            category: cat,
-        }))
+        Ok(Some(GroundTruth { malicious: true, category: cat }))
     } else if label.is_empty() {
-        Err(Reject::field(
-            RejectReason::BadValue,
-            "label",
-            label,
-            "is empty",
-        ))
+        Err(Reject::field(RejectReason::BadValue, "label", label, "is empty"))
     } else {
-        Ok(Some(GroundTruth {
-            malicious: true,
-            category: cat.or_else(|| Some(category(label))),
-        }))
+        Ok(Some(GroundTruth { malicious: true, category: cat.or_else(|| Some(category(label))) }))
     }
 }
 
@@ -264,12 +232,7 @@ impl Splitter {
                 i += 1;
                 loop {
                     match line.get(i) {
-                        None => {
-                            return Err(Reject::new(
-                                RejectReason::BadSyntax,
-                                "unterminated quoted field",
-                            ))
-                        }
+                        None => return Err(Reject::new(RejectReason::BadSyntax, "unterminated quoted field")),
                         Some(b'"') if line.get(i + 1) == Some(&b'"') => {
                             self.scratch.push(b'"');
                             i += 2;
@@ -347,66 +310,28 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(
-            ip(b"10.0.0.1"),
-            Some("10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4])))
-        );
-        assert_eq!(
-            ip(b"255.255.255.255").map(|a| a.to_string()),
-            Some("255.255.255.255".into())
-        );
-        for bad in [
-            &b"256.0.0.1"[..],
-            b"1.2.3",
-            b"1.2.3.4.5",
-            b"01.2.3.4",
-            b"1..2.3",
-            b"",
-            b"a.b.c.d",
-            b"1.2.3.4 ",
-        ] {
+        assert_eq!(ip(b"10.0.0.1"), Some("10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4]))));
+        assert_eq!(ip(b"255.255.255.255").map(|a| a.to_string()), Some("255.255.255.255".into()));
+        for bad in [&b"256.0.0.1"[..], b"1.2.3", b"1.2.3.4.5", b"01.2.3.4", b"1..2.3", b"", b"a.b.c.d", b"1.2.3.4 "] {
             assert_eq!(ip(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(
-            ip(b"2001:db8::1").map(|a| a.to_string()),
-            Some("2001:db8::1".into())
-        );
+        assert_eq!(ip(b"2001:db8::1").map(|a| a.to_string()), Some("2001:db8::1".into()));
         assert_eq!(ip(b"::ffff:1.2.3.4").map(|a| a.is_ipv6()), Some(true));
     }
 
     #[test]
     fn labels() {
-        let t = |l: Option<&str>, c: Option<&str>| {
-            truth(l.map(str::as_bytes), c.map(str::as_bytes))
-                .ok()
-                .flatten()
-        };
-        assert_eq!(
-            t(Some("0"), Some("Normal")).map(|g| g.malicious),
-            Some(false)
-        );
+        let t = |l: Option<&str>, c: Option<&str>| truth(l.map(str::as_bytes), c.map(str::as_bytes)).ok().flatten();
+        assert_eq!(t(Some("0"), Some("Normal")).map(|g| g.malicious), Some(false));
         let g = t(Some("1"), Some(" Fuzzers ")).expect("truth");
         assert!(g.malicious);
         assert_eq!(g.category.as_deref(), Some("Fuzzers"));
         assert_eq!(t(Some("BENIGN"), None).map(|g| g.malicious), Some(false));
-        assert_eq!(
-            t(Some("DDoS"), None).and_then(|g| g.category).as_deref(),
-            Some("DDoS")
-        );
-        assert_eq!(
-            t(Some("Malicious"), Some("-")).map(|g| (g.malicious, g.category)),
-            Some((true, None))
-        );
-        let web = truth(Some(b"Web Attack \x96 Brute Force"), None)
-            .ok()
-            .flatten()
-            .and_then(|g| g.category);
+        assert_eq!(t(Some("DDoS"), None).and_then(|g| g.category).as_deref(), Some("DDoS"));
+        assert_eq!(t(Some("Malicious"), Some("-")).map(|g| (g.malicious, g.category)), Some((true, None)));
+        let web = truth(Some(b"Web Attack \x96 Brute Force"), None).ok().flatten().and_then(|g| g.category);
         assert_eq!(web.as_deref(), Some("Web Attack - Brute Force"));
-        assert_eq!(
-            truth(Some(b"   "), None).ok(),
-            Some(None),
-            "an empty label is no ground truth"
-        );
+        assert_eq!(truth(Some(b"   "), None).ok(), Some(None), "an empty label is no ground truth");
         assert_eq!(truth(Some(b"-"), Some(b"-")).ok(), Some(None));
     }
 

@@ -60,8 +60,5 @@ pub fn number(name: &[u8]) -> Option<u8> {
     if name.eq_ignore_ascii_case(b"icmp6") || name.eq_ignore_ascii_case(b"icmpv6") {
         return Some(58);
     }
-    TABLE
-        .iter()
-        .find(|(_, s)| s.as_bytes().eq_ignore_ascii_case(name))
-        .map(|(n, _)| *n)
+    TABLE.iter().find(|(_, s)| s.as_bytes().eq_ignore_ascii_case(name)).map(|(n, _)| *n)
 }

@@ -49,16 +49,7 @@ pub enum Format {
 
 impl Format {
     /// The names accepted by `--input-format`.
-    pub const NAMES: &'static [&'static str] = &[
-        "vpc",
-        "zeek",
-        "zeek-json",
-        "zeek-csv",
-        "unsw",
-        "cic",
-        "csv",
-        "jsonl",
-    ];
+    pub const NAMES: &'static [&'static str] = &["vpc", "zeek", "zeek-json", "zeek-csv", "unsw", "cic", "csv", "jsonl"];
 
     pub fn from_name(name: &str) -> Option<Format> {
         Some(match name {
@@ -144,10 +135,7 @@ pub fn detect(sample: &[u8]) -> Result<Format, FlowError> {
     }
     if memchr::memchr(b',', first).is_some() {
         let lower = String::from_utf8_lossy(first).to_ascii_lowercase();
-        let names: Vec<String> = lower
-            .split(',')
-            .map(|n| n.trim().trim_matches('"').to_string())
-            .collect();
+        let names: Vec<String> = lower.split(',').map(|n| n.trim().trim_matches('"').to_string()).collect();
         let has = |n: &str| names.iter().any(|x| x == n);
         if has("id.orig_h") {
             return Ok(Format::ZeekCsv);
@@ -155,10 +143,7 @@ pub fn detect(sample: &[u8]) -> Result<Format, FlowError> {
         if has("attack_cat") || (has("sbytes") && has("dbytes")) {
             return Ok(Format::Unsw);
         }
-        if has("flow duration")
-            || (has("dst port") && has("flow iat mean"))
-            || has("destination port")
-        {
+        if has("flow duration") || (has("dst port") && has("flow iat mean")) || has("destination port") {
             return Ok(Format::Cic);
         }
         if has("src") && has("dst") && (has("start") || has("bytes") || has("packets")) {
@@ -171,9 +156,7 @@ pub fn detect(sample: &[u8]) -> Result<Format, FlowError> {
             if names.len() > 8 { ", …" } else { "" }
         )));
     }
-    let mut tokens = first
-        .split(|b| *b == b' ' || *b == b'\t')
-        .filter(|t| !t.is_empty());
+    let mut tokens = first.split(|b| *b == b' ' || *b == b'\t').filter(|t| !t.is_empty());
     let t0 = tokens.next().unwrap_or_default();
     let is_version = !t0.is_empty() && t0.len() <= 2 && t0.iter().all(u8::is_ascii_digit);
     let is_cw_time = t0.len() >= 19 && t0[4] == b'-' && t0[10] == b'T';

@@ -72,13 +72,7 @@ impl Timestamp {
         let frac = self.0.rem_euclid(1_000_000);
         let (y, m, d) = crate::time::civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        let _ = write!(
-            out,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            sod / 3600,
-            sod / 60 % 60,
-            sod % 60
-        );
+        let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60);
         if frac != 0 {
             if frac % 1000 == 0 {
                 let _ = write!(out, ".{:03}", frac / 1000);
@@ -111,18 +105,10 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub const NONE: Counts = Counts {
-        fwd: None,
-        bwd: None,
-        total: None,
-    };
+    pub const NONE: Counts = Counts { fwd: None, bwd: None, total: None };
 
     pub fn total(n: u64) -> Self {
-        Counts {
-            fwd: None,
-            bwd: None,
-            total: Some(n),
-        }
+        Counts { fwd: None, bwd: None, total: Some(n) }
     }
 
     /// From whatever parts are known; the total is derived when it is missing
@@ -226,10 +212,7 @@ pub struct CloudContext {
 
 impl CloudContext {
     pub fn get_other(&self, f: crate::vpc::VpcField) -> Option<&str> {
-        self.other
-            .iter()
-            .find(|(k, _)| *k == f)
-            .map(|(_, v)| v.as_str())
+        self.other.iter().find(|(k, _)| *k == f).map(|(_, v)| v.as_str())
     }
 }
 
@@ -264,11 +247,7 @@ impl Extra {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
-        self.names
-            .iter()
-            .flat_map(|n| n.iter())
-            .map(|n| n.as_str())
-            .zip(self.values.iter().copied())
+        self.names.iter().flat_map(|n| n.iter()).map(|n| n.as_str()).zip(self.values.iter().copied())
     }
 }
 
@@ -276,9 +255,10 @@ impl PartialEq for Extra {
     fn eq(&self, other: &Self) -> bool {
         // NaN cells must compare equal for round-trip tests: compare bit patterns.
         self.values.len() == other.values.len()
-            && self.iter().zip(other.iter()).all(|((an, av), (bn, bv))| {
-                an == bn && (av.to_bits() == bv.to_bits() || (av.is_nan() && bv.is_nan()))
-            })
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|((an, av), (bn, bv))| an == bn && (av.to_bits() == bv.to_bits() || (av.is_nan() && bv.is_nan())))
     }
 }
 
@@ -326,10 +306,7 @@ impl FlowRecord {
     /// Sets `end` from `start + duration` when it is missing.
     pub fn derive_end(&mut self) {
         if let (Some(s), None, Some(d)) = (self.start, self.end, self.duration_us) {
-            self.end = i64::try_from(d)
-                .ok()
-                .and_then(|d| s.0.checked_add(d))
-                .and_then(Timestamp::from_micros);
+            self.end = i64::try_from(d).ok().and_then(|d| s.0.checked_add(d)).and_then(Timestamp::from_micros);
         }
     }
 

@@ -165,9 +165,7 @@ impl<'a> RowBuilder<'a> {
                 return Ok(());
             }
             Role::ZeekLabelTriple => {
-                let mut parts = v
-                    .split(|b| b.is_ascii_whitespace())
-                    .filter(|p| !p.is_empty());
+                let mut parts = v.split(|b| b.is_ascii_whitespace()).filter(|p| !p.is_empty());
                 let _tunnel_parents = parts.next();
                 self.label = parts.next();
                 self.category = parts.next();
@@ -177,9 +175,7 @@ impl<'a> RowBuilder<'a> {
                 let x = if is_null(v) {
                     f64::NAN
                 } else {
-                    parse::float(v).ok_or_else(|| {
-                        Reject::field(RejectReason::BadNumber, name, v, "is not a number")
-                    })?
+                    parse::float(v).ok_or_else(|| Reject::field(RejectReason::BadNumber, name, v, "is not a number"))?
                 };
                 self.rec.extra.values[usize::from(i)] = x;
                 return Ok(());
@@ -191,20 +187,14 @@ impl<'a> RowBuilder<'a> {
         }
         let r = &mut self.rec;
         match role {
-            Role::Ignore
-            | Role::Label
-            | Role::Category
-            | Role::ZeekLabelTriple
-            | Role::Extra(_) => {}
+            Role::Ignore | Role::Label | Role::Category | Role::ZeekLabelTriple | Role::Extra(_) => {}
             Role::SrcAddr => r.src = Some(parse::address(name, v)?),
             Role::DstAddr => r.dst = Some(parse::address(name, v)?),
             Role::SrcPort => r.src_port = Some(parse::port(name, v)?),
             Role::DstPort => r.dst_port = Some(parse::port(name, v)?),
             Role::Protocol => r.protocol = Some(parse::protocol(name, v)?),
             Role::ProtocolLenient => {
-                r.protocol = parse::uint(v)
-                    .and_then(|p| u8::try_from(p).ok())
-                    .or_else(|| crate::proto::number(v))
+                r.protocol = parse::uint(v).and_then(|p| u8::try_from(p).ok()).or_else(|| crate::proto::number(v))
             }
             Role::Start(k) => r.start = Some(time(name, v, k)?),
             Role::End(k) => r.end = Some(time(name, v, k)?),
@@ -212,24 +202,23 @@ impl<'a> RowBuilder<'a> {
             Role::Packets(d) => self.packets[dir_index(d)] = Some(parse::number(name, v)?),
             Role::Bytes(d) => self.bytes[dir_index(d)] = Some(parse::number(name, v)?),
             Role::Action => {
-                r.action = Some(Action::parse(v).ok_or_else(|| {
-                    Reject::field(RejectReason::BadValue, name, v, "is not ACCEPT/REJECT")
-                })?)
+                r.action = Some(
+                    Action::parse(v)
+                        .ok_or_else(|| Reject::field(RejectReason::BadValue, name, v, "is not ACCEPT/REJECT"))?,
+                )
             }
             Role::TcpFlags => {
                 r.tcp_flags = Some(
                     parse::uint(v)
                         .and_then(|f| u8::try_from(f).ok())
-                        .ok_or_else(|| {
-                            Reject::field(RejectReason::BadNumber, name, v, "is not a flag mask")
-                        })?,
+                        .ok_or_else(|| Reject::field(RejectReason::BadNumber, name, v, "is not a flag mask"))?,
                 )
             }
             Role::ZeekHistory => self.history = Some(history_flags(v)),
             Role::FlagCount(bit, extra) => {
-                let n = parse::float(v).filter(|n| *n >= 0.0).ok_or_else(|| {
-                    Reject::field(RejectReason::BadNumber, name, v, "is not a count")
-                })?;
+                let n = parse::float(v)
+                    .filter(|n| *n >= 0.0)
+                    .ok_or_else(|| Reject::field(RejectReason::BadNumber, name, v, "is not a count"))?;
                 if n > 0.0 {
                     *self.flag_bits.get_or_insert(0) |= bit;
                 } else {
@@ -240,9 +229,10 @@ impl<'a> RowBuilder<'a> {
             Role::State => r.state = Some(parse::text(v)),
             Role::Service => r.service = Some(parse::text(v)),
             Role::Direction => {
-                r.direction = Some(Direction::parse(v).ok_or_else(|| {
-                    Reject::field(RejectReason::BadValue, name, v, "is not ingress/egress")
-                })?)
+                r.direction = Some(
+                    Direction::parse(v)
+                        .ok_or_else(|| Reject::field(RejectReason::BadValue, name, v, "is not ingress/egress"))?,
+                )
             }
             Role::LocalOrig => self.local_orig = Some(zeek_bool(name, v)?),
             Role::LocalResp => self.local_resp = Some(zeek_bool(name, v)?),
@@ -272,16 +262,11 @@ impl<'a> RowBuilder<'a> {
             };
         }
         if self.label.is_some() || self.category.is_some() {
-            let user_benign = self.label.is_some_and(|l| {
-                self.benign
-                    .iter()
-                    .any(|b| b.as_bytes().eq_ignore_ascii_case(l.trim_ascii()))
-            });
+            let user_benign = self
+                .label
+                .is_some_and(|l| self.benign.iter().any(|b| b.as_bytes().eq_ignore_ascii_case(l.trim_ascii())));
             self.rec.truth = if user_benign {
-                Some(crate::record::GroundTruth {
-                    malicious: false,
-                    category: None,
-                })
+                Some(crate::record::GroundTruth { malicious: false, category: None })
             } else {
                 parse::truth(self.label, self.category)?
             };
@@ -294,10 +279,7 @@ impl<'a> RowBuilder<'a> {
             (Some(_), Some(_), None) => r.derive_duration(),
             (Some(_), None, Some(_)) => r.derive_end(),
             (None, Some(e), Some(d)) => {
-                r.start = i64::try_from(d)
-                    .ok()
-                    .and_then(|d| e.0.checked_sub(d))
-                    .and_then(Timestamp::from_micros)
+                r.start = i64::try_from(d).ok().and_then(|d| e.0.checked_sub(d)).and_then(Timestamp::from_micros)
             }
             _ => {}
         }
@@ -318,12 +300,8 @@ fn duration(name: &str, v: &[u8], unit: DurUnit) -> Result<u64, Reject> {
     let us = match unit {
         // Seconds parsed as integer + fraction: exact to the microsecond.
         DurUnit::Secs => crate::time::parse_epoch_secs(v).map(|t| t.micros()),
-        DurUnit::Millis => parse::float(v)
-            .filter(|f| f.is_finite())
-            .map(|f| (f * 1000.0).round() as i64),
-        DurUnit::Micros => parse::float(v)
-            .filter(|f| f.is_finite())
-            .map(|f| f.round() as i64),
+        DurUnit::Millis => parse::float(v).filter(|f| f.is_finite()).map(|f| (f * 1000.0).round() as i64),
+        DurUnit::Micros => parse::float(v).filter(|f| f.is_finite()).map(|f| f.round() as i64),
     };
     us.filter(|us| *us >= 0).map(|us| us as u64).ok_or_else(bad)
 }

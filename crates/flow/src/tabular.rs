@@ -69,9 +69,7 @@ impl Mapping {
         let mut problems = Vec::new();
         for key in self.columns.keys() {
             if Role::by_key(key).is_none() {
-                problems.push(format!(
-                    "`{key}` is not a flowhound field (see docs/formats.md)"
-                ));
+                problems.push(format!("`{key}` is not a flowhound field (see docs/formats.md)"));
             }
         }
         if !self.benign.is_empty() && !self.columns.contains_key("label") {
@@ -93,10 +91,7 @@ impl Mapping {
     }
 
     fn delimiter(&self) -> u8 {
-        self.delimiter
-            .as_deref()
-            .and_then(|d| d.bytes().next())
-            .unwrap_or(b',')
+        self.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',')
     }
 }
 
@@ -113,10 +108,7 @@ struct Columns {
 /// Normalizes a CSV column name for matching: trimmed, lower case, runs of
 /// spaces as one (CIC-2017 writes ` Flow Duration` with a leading space).
 fn norm(name: &str) -> String {
-    name.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_lowercase()
+    name.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase()
 }
 
 /// What a column is in a given dialect. `Err(())` means "unknown": kept as a
@@ -218,24 +210,18 @@ impl Columns {
                 k += 1;
             }
             extra.push(unique);
-            u16::try_from(extra.len() - 1)
-                .map_err(|_| Reject::new(RejectReason::FieldCount, "too many columns"))
+            u16::try_from(extra.len() - 1).map_err(|_| Reject::new(RejectReason::FieldCount, "too many columns"))
         };
         match dialect {
             Dialect::Mapped(m) => {
-                let wanted: BTreeMap<String, usize> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.trim().to_string(), i))
-                    .collect();
+                let wanted: BTreeMap<String, usize> =
+                    names.iter().enumerate().map(|(i, n)| (n.trim().to_string(), i)).collect();
                 roles = vec![Role::Ignore; names.len()];
                 let mut missing = Vec::new();
                 for (key, col) in &m.columns {
                     match (wanted.get(col.trim()), Role::by_key(key)) {
                         (Some(&i), Some(role)) => roles[i] = role,
-                        (None, _) => {
-                            missing.push(format!("column {col:?} (for {key}) is not in the header"))
-                        }
+                        (None, _) => missing.push(format!("column {col:?} (for {key}) is not in the header")),
                         (_, None) => missing.push(format!("`{key}` is not a flowhound field")),
                     }
                 }
@@ -266,21 +252,13 @@ impl Columns {
         for r in &roles {
             if !matches!(r, Role::Ignore | Role::Extra(_) | Role::FlagCount(..)) {
                 if seen.contains(r) {
-                    return Err(Reject::new(
-                        RejectReason::BadSyntax,
-                        format!("header maps {r:?} twice"),
-                    ));
+                    return Err(Reject::new(RejectReason::BadSyntax, format!("header maps {r:?} twice")));
                 }
                 seen.push(*r);
             }
         }
         let extra = (!extra.is_empty()).then(|| Arc::from(extra));
-        Ok(Columns {
-            names,
-            roles,
-            extra,
-            header,
-        })
+        Ok(Columns { names, roles, extra, header })
     }
 }
 
@@ -301,12 +279,7 @@ impl TabularReader {
             Dialect::Mapped(m) => m.delimiter(),
             _ => b',',
         };
-        TabularReader {
-            dialect,
-            delimiter,
-            columns: None,
-            splitter: Splitter::default(),
-        }
+        TabularReader { dialect, delimiter, columns: None, splitter: Splitter::default() }
     }
 
     pub fn dialect(&self) -> &Dialect {
@@ -342,22 +315,13 @@ impl TabularReader {
                             }
                         }
                     }
-                    _ => {
-                        return Err(Reject::field(
-                            RejectReason::BadSyntax,
-                            "#separator",
-                            sep,
-                            "is not a separator",
-                        ))
-                    }
+                    _ => return Err(Reject::field(RejectReason::BadSyntax, "#separator", sep, "is not a separator")),
                 };
                 Ok(LineKind::Header)
             }
             b"#fields" => {
-                let names: Vec<String> = rest
-                    .split(|b| *b == self.delimiter)
-                    .map(|n| crate::parse::text(n).to_string())
-                    .collect();
+                let names: Vec<String> =
+                    rest.split(|b| *b == self.delimiter).map(|n| crate::parse::text(n).to_string()).collect();
                 let cols = Columns::build(&self.dialect, names, line.to_vec())?;
                 self.columns = Some(Arc::new(cols));
                 Ok(LineKind::Header)
@@ -378,21 +342,12 @@ impl FlowReader for TabularReader {
         }
         let Some(cols) = self.columns.clone() else {
             if self.dialect == Dialect::ZeekTsv {
-                return Err(Reject::new(
-                    RejectReason::NoHeader,
-                    "data line before the #fields header",
-                ));
+                return Err(Reject::new(RejectReason::NoHeader, "data line before the #fields header"));
             }
             // A CSV's first line is its header.
             let n = self.splitter.split(line, self.delimiter, true)?;
-            let names = (0..n)
-                .map(|i| crate::parse::text(self.splitter.field(line, i)).to_string())
-                .collect();
-            self.columns = Some(Arc::new(Columns::build(
-                &self.dialect,
-                names,
-                line.to_vec(),
-            )?));
+            let names = (0..n).map(|i| crate::parse::text(self.splitter.field(line, i)).to_string()).collect();
+            self.columns = Some(Arc::new(Columns::build(&self.dialect, names, line.to_vec())?));
             return Ok(LineKind::Header);
         };
         if line.len() == cols.header.len() && line == cols.header.as_slice() {

@@ -51,10 +51,7 @@ impl Cur<'_> {
     fn num(&mut self, max_digits: usize) -> Option<(i64, usize)> {
         let start = self.i;
         let mut v: i64 = 0;
-        while self.i < self.s.len()
-            && self.s[self.i].is_ascii_digit()
-            && self.i - start < max_digits
-        {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_digit() && self.i - start < max_digits {
             v = v * 10 + i64::from(self.s[self.i] - b'0');
             self.i += 1;
         }
@@ -76,16 +73,7 @@ impl Cur<'_> {
     }
 }
 
-fn assemble(
-    y: i64,
-    mo: i64,
-    d: i64,
-    h: i64,
-    mi: i64,
-    s: i64,
-    us: i64,
-    offset_s: i64,
-) -> Option<Timestamp> {
+fn assemble(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, us: i64, offset_s: i64) -> Option<Timestamp> {
     if !(1..=12).contains(&mo) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
@@ -94,9 +82,7 @@ fn assemble(
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_s;
-    secs.checked_mul(1_000_000)?
-        .checked_add(us)
-        .and_then(Timestamp::from_micros)
+    secs.checked_mul(1_000_000)?.checked_add(us).and_then(Timestamp::from_micros)
 }
 
 /// Fractional digits after a '.', scaled to microseconds (extra digits truncated).
@@ -248,10 +234,7 @@ pub fn parse_epoch_secs(s: &[u8]) -> Option<Timestamp> {
                 return None;
             }
             let us = if whole < 0 { -us } else { us };
-            whole
-                .checked_mul(1_000_000)?
-                .checked_add(us)
-                .and_then(Timestamp::from_micros)
+            whole.checked_mul(1_000_000)?.checked_add(us).and_then(Timestamp::from_micros)
         }
     }
 }

@@ -88,10 +88,7 @@ impl VpcWriter {
                     // Identifiers are written as they came; a space inside one would
                     // break the format, so it is replaced.
                     if let Some(t) = vpc::cloud_text(r, *other) {
-                        out.extend(
-                            t.bytes()
-                                .map(|b| if b == b' ' || b == b'\n' { b'_' } else { b }),
-                        );
+                        out.extend(t.bytes().map(|b| if b == b' ' || b == b'\n' { b'_' } else { b }));
                     }
                 }
             }
@@ -138,28 +135,18 @@ pub struct CsvWriter {
 
 impl CsvWriter {
     pub fn from_sample(sample: &[FlowRecord]) -> Self {
-        let cloud = vpc::EXTENDED
-            .iter()
-            .chain(VpcField::ALL)
-            .copied()
-            .filter(|f| vpc::is_cloud_field(*f))
-            .fold(Vec::new(), |mut acc, f| {
+        let cloud = vpc::EXTENDED.iter().chain(VpcField::ALL).copied().filter(|f| vpc::is_cloud_field(*f)).fold(
+            Vec::new(),
+            |mut acc, f| {
                 if !acc.contains(&f) && sample.iter().any(|r| vpc::cloud_text(r, f).is_some()) {
                     acc.push(f);
                 }
                 acc
-            });
+            },
+        );
         let truth = sample.iter().any(|r| r.truth.is_some());
-        let extra = sample
-            .iter()
-            .find_map(|r| r.extra.names.as_ref())
-            .map(|n| n.to_vec())
-            .unwrap_or_default();
-        CsvWriter {
-            cloud,
-            truth,
-            extra,
-        }
+        let extra = sample.iter().find_map(|r| r.extra.names.as_ref()).map(|n| n.to_vec()).unwrap_or_default();
+        CsvWriter { cloud, truth, extra }
     }
 
     pub fn header(&self, out: &mut Vec<u8>) {
@@ -212,11 +199,7 @@ impl CsvWriter {
         opt(out, r.action.map(|a| a.as_str()));
         sep(out);
         opt(out, r.tcp_flags);
-        for s in [
-            r.state.as_deref(),
-            r.direction.map(|d| d.as_str()),
-            r.service.as_deref(),
-        ] {
+        for s in [r.state.as_deref(), r.direction.map(|d| d.as_str()), r.service.as_deref()] {
             sep(out);
             if let Some(s) = s {
                 csv_field(out, s);

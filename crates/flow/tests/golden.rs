@@ -14,9 +14,7 @@ use flowhound_flow::{detect, FlowReader, FlowRecord, Format, LineKind};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 struct Parsed {
@@ -39,17 +37,10 @@ fn parse(bytes: &[u8], format: Format) -> Parsed {
             Ok(LineKind::NoData) => no_data += 1,
             Ok(LineKind::SkipData) => skip_data += 1,
             Ok(_) => {}
-            Err(r) => rejects
-                .push(json!({"line": i + 1, "reason": r.reason.as_str(), "detail": r.detail})),
+            Err(r) => rejects.push(json!({"line": i + 1, "reason": r.reason.as_str(), "detail": r.detail})),
         }
     }
-    Parsed {
-        format: format.name().to_string(),
-        records,
-        rejects,
-        no_data,
-        skip_data,
-    }
+    Parsed { format: format.name().to_string(), records, rejects, no_data, skip_data }
 }
 
 fn check(name: &str, format: Option<Format>) -> Parsed {
@@ -68,12 +59,10 @@ fn check(name: &str, format: Option<Format>) -> Parsed {
         let text = serde_json::to_string_pretty(&got).expect("json") + "\n";
         std::fs::write(&golden, text).expect("write golden");
     }
-    let want: Value = serde_json::from_slice(&std::fs::read(&golden).unwrap_or_else(|_| {
-        panic!(
-            "missing {}; run with UPDATE_GOLDEN=1 to create it",
-            golden.display()
-        )
-    }))
+    let want: Value = serde_json::from_slice(
+        &std::fs::read(&golden)
+            .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_GOLDEN=1 to create it", golden.display())),
+    )
     .expect("golden is JSON");
     assert_eq!(got, want, "{name} differs from its golden file");
     p
@@ -91,11 +80,7 @@ fn mapping() -> Format {
 fn toml_lite(text: &str) -> Mapping {
     let mut m = Mapping::default();
     let mut in_columns = false;
-    for line in text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         if line == "[columns]" {
             in_columns = true;
             continue;
@@ -108,17 +93,9 @@ fn toml_lite(text: &str) -> Mapping {
         } else if k == "delimiter" {
             m.delimiter = Some(unquote(v));
         } else if k == "extra" {
-            m.extra = v
-                .trim_matches(['[', ']'])
-                .split(',')
-                .map(|s| unquote(s.trim()))
-                .collect();
+            m.extra = v.trim_matches(['[', ']']).split(',').map(|s| unquote(s.trim())).collect();
         } else if k == "benign" {
-            m.benign = v
-                .trim_matches(['[', ']'])
-                .split(',')
-                .map(|s| unquote(s.trim()))
-                .collect();
+            m.benign = v.trim_matches(['[', ']']).split(',').map(|s| unquote(s.trim())).collect();
         }
     }
     m
@@ -137,15 +114,9 @@ fn vpc_custom_v8_all_kinds_of_fields() {
     assert_eq!(p.records.len(), 3);
     let c = p.records[1].cloud.as_deref().expect("cloud context");
     assert_eq!(c.region.as_deref(), Some("us-east-2"));
+    assert_eq!(c.get_other(flowhound_flow::vpc::VpcField::EcsClusterName), Some("prod-cluster"));
     assert_eq!(
-        c.get_other(flowhound_flow::vpc::VpcField::EcsClusterName),
-        Some("prod-cluster")
-    );
-    assert_eq!(
-        p.records[2]
-            .cloud
-            .as_deref()
-            .and_then(|c| c.get_other(flowhound_flow::vpc::VpcField::RejectReason)),
+        p.records[2].cloud.as_deref().and_then(|c| c.get_other(flowhound_flow::vpc::VpcField::RejectReason)),
         Some("BPA")
     );
 }
@@ -163,20 +134,8 @@ fn vpc_broken_lines_are_counted_not_fatal() {
     // Two good lines survive among ten broken ones.
     assert_eq!(p.records.len(), 2);
     assert_eq!(p.rejects.len(), 10);
-    let reasons: Vec<&str> = p
-        .rejects
-        .iter()
-        .filter_map(|r| r["reason"].as_str())
-        .collect();
-    for want in [
-        "bad_address",
-        "bad_port",
-        "bad_number",
-        "bad_time",
-        "bad_protocol",
-        "bad_value",
-        "field_count",
-    ] {
+    let reasons: Vec<&str> = p.rejects.iter().filter_map(|r| r["reason"].as_str()).collect();
+    for want in ["bad_address", "bad_port", "bad_number", "bad_time", "bad_protocol", "bad_value", "field_count"] {
         assert!(reasons.contains(&want), "{want} missing from {reasons:?}");
     }
 }
@@ -185,9 +144,7 @@ fn vpc_broken_lines_are_counted_not_fatal() {
 fn vpc_header_with_unknown_field_is_rejected() {
     let p = check("vpc-bad-header.log", Some(Format::Vpc));
     assert!(p.records.is_empty());
-    assert!(p.rejects[0]["detail"]
-        .as_str()
-        .is_some_and(|d| d.contains("bogus-field")));
+    assert!(p.rejects[0]["detail"].as_str().is_some_and(|d| d.contains("bogus-field")));
 }
 
 #[test]
@@ -217,10 +174,7 @@ fn zeek_json() {
     let p = check("zeek-conn.json", None);
     assert_eq!(p.records.len(), 2);
     assert_eq!(p.rejects.len(), 3);
-    assert_eq!(
-        p.records[1].start.map(|t| t.micros()),
-        Some(1_713_484_805_100_000)
-    );
+    assert_eq!(p.records[1].start.map(|t| t.micros()), Some(1_713_484_805_100_000));
 }
 
 #[test]
@@ -228,23 +182,11 @@ fn iot23_csv_with_crlf() {
     let p = check("iot23.csv", None);
     assert_eq!(p.records.len(), 4);
     assert!(p.rejects.is_empty());
-    let cats: Vec<Option<&str>> = p
-        .records
-        .iter()
-        .map(|r| r.truth.as_ref().and_then(|t| t.category.as_deref()))
-        .collect();
-    assert_eq!(
-        cats,
-        vec![Some("PartOfAHorizontalPortScan"), Some("C&C"), None, None]
-    );
-    assert_eq!(
-        p.records[2].truth.as_ref().map(|t| t.malicious),
-        Some(false)
-    );
-    assert_eq!(
-        p.records[3].truth, None,
-        "an empty label cell is not a verdict"
-    );
+    let cats: Vec<Option<&str>> =
+        p.records.iter().map(|r| r.truth.as_ref().and_then(|t| t.category.as_deref())).collect();
+    assert_eq!(cats, vec![Some("PartOfAHorizontalPortScan"), Some("C&C"), None, None]);
+    assert_eq!(p.records[2].truth.as_ref().map(|t| t.malicious), Some(false));
+    assert_eq!(p.records[3].truth, None, "an empty label cell is not a verdict");
 }
 
 #[test]
@@ -252,10 +194,7 @@ fn iot23_original_labeled_conn_log() {
     let p = check("iot23-original.log", None);
     assert_eq!(p.records.len(), 2);
     assert_eq!(p.records[0].truth.as_ref().map(|t| t.malicious), Some(true));
-    assert_eq!(
-        p.records[1].truth.as_ref().map(|t| t.malicious),
-        Some(false)
-    );
+    assert_eq!(p.records[1].truth.as_ref().map(|t| t.malicious), Some(false));
 }
 
 #[test]
@@ -264,13 +203,7 @@ fn unsw_bom_crlf_and_pseudo_protocols() {
     assert_eq!(p.records.len(), 3);
     assert_eq!(p.rejects.len(), 2);
     assert_eq!(p.records[2].protocol, None, "`unas` has no IANA number");
-    assert_eq!(
-        p.records[1]
-            .truth
-            .as_ref()
-            .and_then(|t| t.category.as_deref()),
-        Some("Exploits")
-    );
+    assert_eq!(p.records[1].truth.as_ref().and_then(|t| t.category.as_deref()), Some("Exploits"));
     assert_eq!(p.records[0].extra.get("rate"), Some(125_000.0003));
 }
 
@@ -288,25 +221,10 @@ fn cic_2017_original_layout() {
     assert_eq!(p.records.len(), 3);
     assert!(p.rejects.is_empty());
     let names = p.records[0].extra.names.as_deref().expect("extras");
-    assert!(
-        names.iter().any(|n| n == "Fwd Header Length")
-            && names.iter().any(|n| n == "Fwd Header Length.1")
-    );
-    assert_eq!(
-        p.records[1]
-            .truth
-            .as_ref()
-            .and_then(|t| t.category.as_deref()),
-        Some("Web Attack - Brute Force")
-    );
-    assert!(p.records[1]
-        .extra
-        .get("Flow Bytes/s")
-        .is_some_and(f64::is_infinite));
-    assert!(p.records[2]
-        .extra
-        .get("Flow Bytes/s")
-        .is_some_and(f64::is_nan));
+    assert!(names.iter().any(|n| n == "Fwd Header Length") && names.iter().any(|n| n == "Fwd Header Length.1"));
+    assert_eq!(p.records[1].truth.as_ref().and_then(|t| t.category.as_deref()), Some("Web Attack - Brute Force"));
+    assert!(p.records[1].extra.get("Flow Bytes/s").is_some_and(f64::is_infinite));
+    assert!(p.records[2].extra.get("Flow Bytes/s").is_some_and(f64::is_nan));
     assert_eq!(p.records[2].start.map(|t| t.secs()), Some(1_499_072_158));
 }
 
@@ -315,23 +233,9 @@ fn csv_through_a_mapping() {
     let p = check("custom.csv", Some(mapping()));
     assert_eq!(p.records.len(), 3);
     assert_eq!(p.rejects.len(), 1);
-    let verdicts: Vec<Option<bool>> = p
-        .records
-        .iter()
-        .map(|r| r.truth.as_ref().map(|t| t.malicious))
-        .collect();
-    assert_eq!(
-        verdicts,
-        vec![Some(false), Some(true), Some(false)],
-        "`fine` (mapping) and `ok` (built in) are benign"
-    );
-    assert_eq!(
-        p.records[1]
-            .truth
-            .as_ref()
-            .and_then(|t| t.category.as_deref()),
-        Some("bruteforce")
-    );
+    let verdicts: Vec<Option<bool>> = p.records.iter().map(|r| r.truth.as_ref().map(|t| t.malicious)).collect();
+    assert_eq!(verdicts, vec![Some(false), Some(true), Some(false)], "`fine` (mapping) and `ok` (built in) are benign");
+    assert_eq!(p.records[1].truth.as_ref().and_then(|t| t.category.as_deref()), Some("bruteforce"));
     assert_eq!(p.records[0].extra.get("rtt_ms"), Some(12.5));
 }
 
@@ -342,10 +246,7 @@ fn mapping_errors_list_every_problem() {
     m.columns.insert("flavour".into(), "y".into());
     m.delimiter = Some(";;".into());
     let err = m.check().expect_err("invalid").to_string();
-    assert!(
-        err.contains("sauce") && err.contains("flavour") && err.contains("delimiter"),
-        "{err}"
-    );
+    assert!(err.contains("sauce") && err.contains("flavour") && err.contains("delimiter"), "{err}");
 }
 
 /// Everything read must survive flowhound's own CSV and JSONL unchanged.
@@ -373,11 +274,7 @@ fn csv_and_jsonl_round_trip_every_fixture() {
         for r in &recs {
             w.write(r, &mut csv);
         }
-        assert_eq!(
-            detect(&csv).ok(),
-            Some(Format::Csv),
-            "{name}: our CSV is detected as ours"
-        );
+        assert_eq!(detect(&csv).ok(), Some(Format::Csv), "{name}: our CSV is detected as ours");
         let back = parse(&csv, Format::Csv);
         assert!(back.rejects.is_empty(), "{name}: {:?}", back.rejects);
         assert_eq!(back.records, recs, "{name} via CSV");
@@ -412,24 +309,8 @@ fn vpc_round_trip() {
             (b.src, b.dst, b.src_port, b.dst_port, b.protocol)
         );
         assert_eq!(
-            (
-                a.bytes,
-                a.packets,
-                a.start,
-                a.end,
-                a.action,
-                a.tcp_flags,
-                a.direction
-            ),
-            (
-                b.bytes,
-                b.packets,
-                b.start,
-                b.end,
-                b.action,
-                b.tcp_flags,
-                b.direction
-            )
+            (a.bytes, a.packets, a.start, a.end, a.action, a.tcp_flags, a.direction),
+            (b.bytes, b.packets, b.start, b.end, b.action, b.tcp_flags, b.direction)
         );
     }
 }
@@ -437,15 +318,8 @@ fn vpc_round_trip() {
 /// Hostile bytes never panic a reader: every fixture, cut and mangled.
 #[test]
 fn no_reader_panics_on_mangled_input() {
-    let names = [
-        "vpc-v2.log",
-        "vpc-v8-custom.log",
-        "zeek-conn.log",
-        "zeek-conn.json",
-        "iot23.csv",
-        "unsw.csv",
-        "cic-2017.csv",
-    ];
+    let names =
+        ["vpc-v2.log", "vpc-v8-custom.log", "zeek-conn.log", "zeek-conn.json", "iot23.csv", "unsw.csv", "cic-2017.csv"];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         seed ^= seed << 13;

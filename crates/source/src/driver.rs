@@ -32,11 +32,7 @@ pub struct ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions {
-            format: None,
-            labels: None,
-            block_size: 4 << 20,
-        }
+        ScanOptions { format: None, labels: None, block_size: 4 << 20 }
     }
 }
 
@@ -110,20 +106,11 @@ where
 {
     let mut report = ScanReport::default();
     for input in inputs {
-        let mut f = FileReport {
-            name: input.name(),
-            ..Default::default()
-        };
+        let mut f = FileReport { name: input.name(), ..Default::default() };
         scan_one(input, opts, events, &map, &mut reduce, &mut f, &mut report);
         if f.error.is_none() && f.records == 0 && f.rejected > 0 {
-            let (line, r) = f
-                .first_reject
-                .clone()
-                .unwrap_or((0, Reject::new(RejectReason::BadSyntax, "?")));
-            f.error = Some(format!(
-                "no line parsed as {}; first problem at line {line}: {r}",
-                f.format.unwrap_or("?")
-            ));
+            let (line, r) = f.first_reject.clone().unwrap_or((0, Reject::new(RejectReason::BadSyntax, "?")));
+            f.error = Some(format!("no line parsed as {}; first problem at line {line}: {r}", f.format.unwrap_or("?")));
         }
         report.records += f.records;
         report.rejected += f.rejected;
@@ -163,12 +150,7 @@ fn fill(rd: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
 /// parsing side never sees half a line. Buffers come back through `spare`:
 /// allocating a fresh multi-MiB block each time costs page faults and zeroing
 /// (measured 7% of an inspect profile).
-fn read_blocks(
-    mut rd: Box<dyn Read + Send>,
-    block_size: usize,
-    tx: SyncSender<Block>,
-    spare: Receiver<Vec<u8>>,
-) {
+fn read_blocks(mut rd: Box<dyn Read + Send>, block_size: usize, tx: SyncSender<Block>, spare: Receiver<Vec<u8>>) {
     let mut carry: Vec<u8> = Vec::new();
     let mut skipping = false;
     loop {
@@ -193,11 +175,7 @@ fn read_blocks(
                 None => {
                     buf.clear();
                     if eof {
-                        let _ = tx.send(Block {
-                            data: buf,
-                            skipped_overlong: true,
-                            error,
-                        });
+                        let _ = tx.send(Block { data: buf, skipped_overlong: true, error });
                         return;
                     }
                     continue;
@@ -220,15 +198,7 @@ fn read_blocks(
                 }
             }
         }
-        if tx
-            .send(Block {
-                data: buf,
-                skipped_overlong,
-                error,
-            })
-            .is_err()
-            || eof
-        {
+        if tx.send(Block { data: buf, skipped_overlong, error }).is_err() || eof {
             return;
         }
     }
@@ -374,10 +344,8 @@ fn scan_one<T, M, R>(
             reported = now;
             if block.skipped_overlong {
                 line_no += 1;
-                let r = Reject::new(
-                    RejectReason::BadSyntax,
-                    format!("line longer than {} MiB skipped", MAX_LINE >> 20),
-                );
+                let r =
+                    Reject::new(RejectReason::BadSyntax, format!("line longer than {} MiB skipped", MAX_LINE >> 20));
                 record_reject(f, report, events, line_no, &r, b"");
             }
             let mut data: &[u8] = &block.data;
@@ -420,13 +388,7 @@ fn scan_one<T, M, R>(
             };
             if !warmed {
                 // Header lines set state: parse sequentially up to the first record.
-                let (p, used) = parse_chunk(
-                    state,
-                    data,
-                    want_lines,
-                    true,
-                    pool.pop().unwrap_or_default(),
-                );
+                let (p, used) = parse_chunk(state, data, want_lines, true, pool.pop().unwrap_or_default());
                 warmed = p.records.len() + p.rejects.len() > 0 || used < data.len();
                 state = p.reader.clone();
                 data = &data[used..];
@@ -436,37 +398,23 @@ fn scan_one<T, M, R>(
             if !data.is_empty() {
                 // 8 pieces per thread: fine enough that the last piece of a block
                 // leaves a core idle only briefly (measured best of 1/2/4/8).
-                let pieces = split_at_lines(
-                    data,
-                    if data.len() < (256 << 10) {
-                        1
-                    } else {
-                        threads * 8
-                    },
-                );
+                let pieces = split_at_lines(data, if data.len() < (256 << 10) { 1 } else { threads * 8 });
                 // Label lookups need each piece's first line up front: count
                 // newlines (memchr, GB/s) only when labels are joined.
                 let mut firsts = vec![line_no + prefix_lines; pieces.len()];
                 if want_lines {
-                    let counts: Vec<u64> =
-                        pieces.par_iter().map(|p| lines(p).count() as u64).collect();
+                    let counts: Vec<u64> = pieces.par_iter().map(|p| lines(p).count() as u64).collect();
                     for i in 1..pieces.len() {
                         firsts[i] = firsts[i - 1] + counts[i - 1];
                     }
                 }
-                let vecs: Vec<Vec<FlowRecord>> = pieces
-                    .iter()
-                    .map(|_| pool.pop().unwrap_or_default())
-                    .collect();
+                let vecs: Vec<Vec<FlowRecord>> = pieces.iter().map(|_| pool.pop().unwrap_or_default()).collect();
                 let mut out: Vec<(Parsed, Option<T>)> = pieces
                     .par_iter()
                     .zip(vecs)
                     .zip(firsts.par_iter())
                     .map(|((piece, v), &first)| {
-                        finish(
-                            parse_chunk(state.clone(), piece, want_lines, false, v).0,
-                            first,
-                        )
+                        finish(parse_chunk(state.clone(), piece, want_lines, false, v).0, first)
                     })
                     .collect();
                 let k = out.len();
@@ -519,12 +467,7 @@ fn record_reject(
     if f.first_reject.is_none() {
         f.first_reject = Some((line, r.clone()));
     }
-    events.reject(&LineReject {
-        file: &f.name,
-        line,
-        reject: r,
-        text,
-    });
+    events.reject(&LineReject { file: &f.name, line, reject: r, text });
 }
 
 #[cfg(test)]

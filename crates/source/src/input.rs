@@ -41,22 +41,13 @@ impl Input {
 
     /// Opens the input, decompressing gzip transparently. `counter` receives
     /// the number of raw (compressed) bytes consumed, for progress.
-    pub(crate) fn open(
-        &self,
-        counter: Arc<AtomicU64>,
-    ) -> Result<Box<dyn Read + Send>, SourceError> {
-        let io_err = |source| SourceError::Io {
-            path: self.name(),
-            source,
-        };
+    pub(crate) fn open(&self, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, SourceError> {
+        let io_err = |source| SourceError::Io { path: self.name(), source };
         let raw: Box<dyn Read + Send> = match self {
             Input::Path(p) => Box::new(File::open(p).map_err(io_err)?),
             Input::Stdin => Box::new(io::stdin()),
         };
-        let raw = Box::new(Counting {
-            inner: raw,
-            n: counter,
-        });
+        let raw = Box::new(Counting { inner: raw, n: counter });
         let mut buf = BufReader::with_capacity(1 << 16, raw);
         let magic = buf.fill_buf().map_err(io_err)?;
         if magic.starts_with(&[0x1f, 0x8b]) {
@@ -88,9 +79,7 @@ fn is_glob(s: &str) -> bool {
 }
 
 fn is_hidden(p: &Path) -> bool {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
+    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }
 
 /// Expands arguments into inputs: `-` is stdin, a directory is every regular
@@ -125,10 +114,7 @@ pub fn resolve(args: &[String]) -> Result<Vec<Input>, SourceError> {
         } else if is_glob(a) {
             match glob::glob(a) {
                 Ok(paths) => {
-                    let mut files: Vec<PathBuf> = paths
-                        .filter_map(Result::ok)
-                        .filter(|p| p.is_file())
-                        .collect();
+                    let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
                     files.sort();
                     if files.is_empty() {
                         problems.push(format!("{a}: pattern matches no files"));

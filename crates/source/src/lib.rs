@@ -18,11 +18,7 @@ pub use input::{resolve, Input, SourceError};
 /// to choose its columns (cloud context, labels, a dataset's extras) before the
 /// real scan starts. Inputs that cannot be read or recognised give nothing here;
 /// the scan itself reports them.
-pub fn sample(
-    inputs: &[Input],
-    opts: &ScanOptions,
-    max_bytes: usize,
-) -> Vec<flowhound_flow::FlowRecord> {
+pub fn sample(inputs: &[Input], opts: &ScanOptions, max_bytes: usize) -> Vec<flowhound_flow::FlowRecord> {
     use flowhound_flow::FlowReader;
     use std::io::Read;
     let mut out = Vec::new();

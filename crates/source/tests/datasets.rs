@@ -11,16 +11,11 @@ use flowhound_source::{resolve, scan, ScanOptions, ScanReport};
 fn datasets() -> Option<PathBuf> {
     let dir = std::env::var_os("FLOWHOUND_DATASETS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"));
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "note: {} not found; skipping dataset tests (set FLOWHOUND_DATASETS)",
-            dir.display()
-        );
+        eprintln!("note: {} not found; skipping dataset tests (set FLOWHOUND_DATASETS)", dir.display());
         None
     }
 }
@@ -37,10 +32,7 @@ struct Counts {
 
 fn count(paths: &[&str]) -> Option<(Counts, ScanReport)> {
     let dir = datasets()?;
-    let args: Vec<String> = paths
-        .iter()
-        .map(|p| dir.join(p).display().to_string())
-        .collect();
+    let args: Vec<String> = paths.iter().map(|p| dir.join(p).display().to_string()).collect();
     let inputs = resolve(&args).expect("dataset files exist");
     let mut c = Counts::default();
     let tally = |recs: &[FlowRecord]| {
@@ -141,36 +133,11 @@ fn iot23_labeled_captures() {
         ("CTU-Honeypot-Capture-4-1-labeled.csv", 452, 0, &[]),
         ("CTU-Honeypot-Capture-5-1-labeled.csv", 1374, 0, &[]),
         ("CTU-Honeypot-Capture-7-1-labeled.csv", 130, 0, &[]),
-        (
-            "CTU-Malware-Capture-20-1-labeled.csv",
-            3193,
-            16,
-            &[("C&C-Torii", 16)],
-        ),
-        (
-            "CTU-Malware-Capture-21-1-labeled.csv",
-            3272,
-            14,
-            &[("C&C-Torii", 14)],
-        ),
-        (
-            "CTU-Malware-Capture-42-1-labeled.csv",
-            4420,
-            6,
-            &[("C&C-FileDownload", 3), ("FileDownload", 3)],
-        ),
-        (
-            "CTU-Malware-Capture-44-1-labeled.csv",
-            211,
-            26,
-            &[("C&C", 14), ("C&C-FileDownload", 11), ("DDoS", 1)],
-        ),
-        (
-            "CTU-Malware-Capture-8-1-labeled.csv",
-            2181,
-            8222,
-            &[("C&C", 8222)],
-        ),
+        ("CTU-Malware-Capture-20-1-labeled.csv", 3193, 16, &[("C&C-Torii", 16)]),
+        ("CTU-Malware-Capture-21-1-labeled.csv", 3272, 14, &[("C&C-Torii", 14)]),
+        ("CTU-Malware-Capture-42-1-labeled.csv", 4420, 6, &[("C&C-FileDownload", 3), ("FileDownload", 3)]),
+        ("CTU-Malware-Capture-44-1-labeled.csv", 211, 26, &[("C&C", 14), ("C&C-FileDownload", 11), ("DDoS", 1)]),
+        ("CTU-Malware-Capture-8-1-labeled.csv", 2181, 8222, &[("C&C", 8222)]),
     ];
     for (file, benign, malicious, categories) in files {
         let Some((c, _)) = count(&[&format!("iot-23/{file}")]) else {

@@ -14,13 +14,7 @@ use flowhound_synth::GenParams;
 
 fn all(inputs: &[Input], opts: &ScanOptions) -> (Vec<FlowRecord>, ScanReport) {
     let mut out = Vec::new();
-    let report = scan(
-        inputs,
-        opts,
-        &mut (),
-        |r: &[FlowRecord]| r.to_vec(),
-        |v| out.extend(v),
-    );
+    let report = scan(inputs, opts, &mut (), |r: &[FlowRecord]| r.to_vec(), |v| out.extend(v));
     (out, report)
 }
 
@@ -32,16 +26,10 @@ fn gz(data: &[u8]) -> Vec<u8> {
 
 fn generated(n: u64) -> (Vec<u8>, Vec<FlowRecord>) {
     let mut recs = Vec::new();
-    flowhound_synth::generate(
-        &GenParams {
-            flows: n,
-            ..Default::default()
-        },
-        |b| {
-            recs.extend_from_slice(b);
-            Ok::<(), ()>(())
-        },
-    )
+    flowhound_synth::generate(&GenParams { flows: n, ..Default::default() }, |b| {
+        recs.extend_from_slice(b);
+        Ok::<(), ()>(())
+    })
     .expect("generate");
     let w = VpcWriter::default();
     let mut text = Vec::new();
@@ -64,20 +52,8 @@ fn parallel_blocks_equal_one_sequential_pass() {
     let (text, _) = generated(30_000);
     let input = write(dir.path(), "flows.log", &text);
     // One huge block (parsed as few pieces) vs tiny blocks (many blocks, many pieces).
-    let (a, ra) = all(
-        std::slice::from_ref(&input),
-        &ScanOptions {
-            block_size: 64 << 20,
-            ..Default::default()
-        },
-    );
-    let (b, rb) = all(
-        std::slice::from_ref(&input),
-        &ScanOptions {
-            block_size: 4096,
-            ..Default::default()
-        },
-    );
+    let (a, ra) = all(std::slice::from_ref(&input), &ScanOptions { block_size: 64 << 20, ..Default::default() });
+    let (b, rb) = all(std::slice::from_ref(&input), &ScanOptions { block_size: 4096, ..Default::default() });
     assert_eq!(ra.records, 30_000);
     assert_eq!(a.len(), b.len());
     assert!(a == b, "records differ between block sizes");
@@ -111,11 +87,7 @@ fn truncated_gzip_keeps_what_was_good_and_says_so() {
     let input = write(dir.path(), "cut.log.gz", &z[..z.len() * 2 / 3]);
     let (recs, report) = all(&[input], &ScanOptions::default());
     let f = &report.files[0];
-    assert!(
-        f.error.as_deref().is_some_and(|e| e.contains("read error")),
-        "{:?}",
-        f.error
-    );
+    assert!(f.error.as_deref().is_some_and(|e| e.contains("read error")), "{:?}", f.error);
     // Most of the file is recovered; at most the one cut line is rejected.
     assert!(recs.len() > 10_000 && recs.len() < 20_000, "{}", recs.len());
     assert!(report.rejected <= 1);
@@ -131,13 +103,7 @@ fn overlong_line_is_skipped_and_counted() {
     data.extend(std::iter::repeat_n(b'x', 2 * flowhound_source_max_line()));
     data.extend_from_slice(b"\n2 10.0.0.3 10.0.0.4\n");
     let input = write(dir.path(), "long.log", &data);
-    let (recs, report) = all(
-        &[input],
-        &ScanOptions {
-            block_size: 1 << 20,
-            ..Default::default()
-        },
-    );
+    let (recs, report) = all(&[input], &ScanOptions { block_size: 1 << 20, ..Default::default() });
     assert_eq!(recs.len(), 2);
     assert_eq!(report.rejected, 1);
     assert_eq!(
@@ -160,33 +126,17 @@ fn concatenated_zeek_logs_switch_layout_mid_stream() {
     let b = "#separator \\x09\n#fields\tid.resp_h\tid.orig_h\tts\tproto\n";
     let mut data = String::from(a);
     for i in 0..3000 {
-        data.push_str(&format!(
-            "{}.5\t10.0.0.1\t{}\t10.0.0.2\t80\ttcp\n",
-            1_700_000_000 + i,
-            1024 + i
-        ));
+        data.push_str(&format!("{}.5\t10.0.0.1\t{}\t10.0.0.2\t80\ttcp\n", 1_700_000_000 + i, 1024 + i));
     }
     data.push_str(b);
     for i in 0..3000 {
-        data.push_str(&format!(
-            "10.9.9.9\t10.0.0.7\t{}.25\tudp\n",
-            1_700_010_000 + i
-        ));
+        data.push_str(&format!("10.9.9.9\t10.0.0.7\t{}.25\tudp\n", 1_700_010_000 + i));
     }
     let dir = tempfile::tempdir().expect("tmp");
     let input = write(dir.path(), "cat.log", data.as_bytes());
-    let (recs, report) = all(
-        &[input],
-        &ScanOptions {
-            block_size: 16 << 10,
-            ..Default::default()
-        },
-    );
+    let (recs, report) = all(&[input], &ScanOptions { block_size: 16 << 10, ..Default::default() });
     assert_eq!((report.records, report.rejected), (6000, 0));
-    assert_eq!(
-        recs[5999].dst.map(|a| a.to_string()).as_deref(),
-        Some("10.9.9.9")
-    );
+    assert_eq!(recs[5999].dst.map(|a| a.to_string()).as_deref(), Some("10.9.9.9"));
     assert_eq!(recs[5999].protocol, Some(17));
 }
 
@@ -201,20 +151,11 @@ fn labels_join_by_line_number_across_blocks() {
         }
     }
     let input = write(dir.path(), "flows.log", &text);
-    let opts = ScanOptions {
-        labels: Some(labels.into()),
-        block_size: 32 << 10,
-        ..Default::default()
-    };
+    let opts = ScanOptions { labels: Some(labels.into()), block_size: 32 << 10, ..Default::default() };
     let (back, _) = all(&[input], &opts);
     let truths = |v: &[FlowRecord]| v.iter().map(|r| r.truth.clone()).collect::<Vec<_>>();
     assert_eq!(truths(&back), truths(&recs));
-    assert!(
-        back.iter()
-            .filter(|r| r.truth.as_ref().is_some_and(|t| t.malicious))
-            .count()
-            == 1000
-    );
+    assert!(back.iter().filter(|r| r.truth.as_ref().is_some_and(|t| t.malicious)).count() == 1000);
 }
 
 #[test]
@@ -235,16 +176,7 @@ fn reject_line_numbers_are_exact_across_blocks() {
         }
     }
     let mut ev = Lines(Vec::new());
-    scan(
-        &[input],
-        &ScanOptions {
-            block_size: 8 << 10,
-            ..Default::default()
-        },
-        &mut ev,
-        |_| (),
-        |_| (),
-    );
+    scan(&[input], &ScanOptions { block_size: 8 << 10, ..Default::default() }, &mut ev, |_| (), |_| ());
     assert_eq!(ev.0, vec![500, 4_321, 9_999]);
 }
 
@@ -261,17 +193,10 @@ fn nothing_parsable_is_a_file_error_naming_the_first_problem() {
 fn unknown_format_is_a_file_error_and_other_files_still_count() {
     let dir = tempfile::tempdir().expect("tmp");
     let junk = write(dir.path(), "a.bin", b"\x00\x01\x02 hello\n");
-    let good = write(
-        dir.path(),
-        "b.log",
-        b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 40 1 2 ACCEPT OK\n",
-    );
+    let good = write(dir.path(), "b.log", b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 40 1 2 ACCEPT OK\n");
     let (recs, report) = all(&[junk, good], &ScanOptions::default());
     assert_eq!(recs.len(), 1);
-    assert!(report.files[0]
-        .error
-        .as_deref()
-        .is_some_and(|e| e.contains("--input-format")));
+    assert!(report.files[0].error.as_deref().is_some_and(|e| e.contains("--input-format")));
     assert!(report.files[1].error.is_none());
 }
 
@@ -284,15 +209,10 @@ fn resolve_expands_directories_and_globs_and_lists_every_missing_input() {
     }
     let d = dir.path().display().to_string();
     let got = resolve(&[d.clone()]).expect("dir");
-    let names: Vec<String> = got
-        .iter()
-        .map(|i| i.name().rsplit('/').next().unwrap_or_default().to_string())
-        .collect();
+    let names: Vec<String> = got.iter().map(|i| i.name().rsplit('/').next().unwrap_or_default().to_string()).collect();
     assert_eq!(names, vec!["a.log", "b.log", "c.log"]);
     let got = resolve(&[format!("{d}/*.log")]).expect("glob");
     assert_eq!(got.len(), 2);
-    let err = resolve(&[format!("{d}/nope1"), format!("{d}/nope*"), "-".into()])
-        .expect_err("missing")
-        .to_string();
+    let err = resolve(&[format!("{d}/nope1"), format!("{d}/nope*"), "-".into()]).expect_err("missing").to_string();
     assert!(err.contains("nope1") && err.contains("nope*"), "{err}");
 }

@@ -64,10 +64,7 @@ impl GenParams {
             p.push("--flows must be at most 1e9".to_string());
         }
         if !(0.0..1.0).contains(&self.anomaly_ratio) || self.anomaly_ratio.is_nan() {
-            p.push(format!(
-                "--anomaly-ratio {} must be in [0, 1)",
-                self.anomaly_ratio
-            ));
+            p.push(format!("--anomaly-ratio {} must be in [0, 1)", self.anomaly_ratio));
         }
         if self.hours == 0 || self.hours > 24 * 366 {
             p.push(format!("--hours {} must be 1..=8784", self.hours));
@@ -96,10 +93,7 @@ fn diurnal(hour: f64) -> f64 {
 
 /// Generates the traffic in time order, handing batches (one per minute) to
 /// `sink`. Every record carries `truth`; writers decide where it goes.
-pub fn generate<E>(
-    params: &GenParams,
-    mut sink: impl FnMut(&[FlowRecord]) -> Result<(), E>,
-) -> Result<GenSummary, E> {
+pub fn generate<E>(params: &GenParams, mut sink: impl FnMut(&[FlowRecord]) -> Result<(), E>) -> Result<GenSummary, E> {
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     let world = World::new(&mut rng);
     let minutes = u64::from(params.hours) * 60;
@@ -112,12 +106,7 @@ pub fn generate<E>(
     attacks.sort_by_key(|r| r.start);
     let mut by_scenario: Vec<(Scenario, u64)> = Scenario::ALL.iter().map(|s| (*s, 0)).collect();
     for r in &attacks {
-        if let Some(i) = r
-            .truth
-            .as_ref()
-            .and_then(|t| t.category.as_deref())
-            .and_then(Scenario::index_of)
-        {
+        if let Some(i) = r.truth.as_ref().and_then(|t| t.category.as_deref()).and_then(Scenario::index_of) {
             by_scenario[i].1 += 1;
         }
     }
@@ -135,10 +124,7 @@ pub fn generate<E>(
     let mut assigned = 0u64;
     let mut ai = 0;
     let mut batch: Vec<FlowRecord> = Vec::new();
-    let mut summary = GenSummary {
-        by_scenario,
-        ..Default::default()
-    };
+    let mut summary = GenSummary { by_scenario, ..Default::default() };
     for (m, w) in weights.iter().enumerate() {
         acc += w;
         let upto = if m as u64 + 1 == minutes {
@@ -171,8 +157,5 @@ pub fn generate<E>(
 }
 
 pub(crate) fn benign() -> Option<GroundTruth> {
-    Some(GroundTruth {
-        malicious: false,
-        category: None,
-    })
+    Some(GroundTruth { malicious: false, category: None })
 }

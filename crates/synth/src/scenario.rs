@@ -62,10 +62,7 @@ impl Scenario {
     }
 
     fn truth(self) -> Option<GroundTruth> {
-        Some(GroundTruth {
-            malicious: true,
-            category: Some(CompactString::from(self.name())),
-        })
+        Some(GroundTruth { malicious: true, category: Some(CompactString::from(self.name())) })
     }
 }
 
@@ -79,13 +76,7 @@ fn unseen_ip(rng: &mut ChaCha8Rng) -> Ipv4Addr {
 /// Plans and generates attack records: the budget is shared equally by the
 /// scenario types (so a small budget still holds every class), and each type
 /// runs instances at seeded times until its share is used.
-pub(crate) fn plan(
-    world: &World,
-    rng: &mut ChaCha8Rng,
-    budget: u64,
-    t0: i64,
-    minutes: u64,
-) -> Vec<FlowRecord> {
+pub(crate) fn plan(world: &World, rng: &mut ChaCha8Rng, budget: u64, t0: i64, minutes: u64) -> Vec<FlowRecord> {
     let mut out = Vec::with_capacity(budget as usize);
     let mut order = Scenario::ALL;
     order.shuffle(rng);
@@ -107,20 +98,9 @@ pub(crate) fn plan(
     out
 }
 
-fn instance(
-    w: &World,
-    rng: &mut ChaCha8Rng,
-    s: Scenario,
-    t: i64,
-    out: &mut Vec<FlowRecord>,
-    limit: usize,
-) {
+fn instance(w: &World, rng: &mut ChaCha8Rng, s: Scenario, t: i64, out: &mut Vec<FlowRecord>, limit: usize) {
     let truth = s.truth();
-    let attacker_ext = if rng.gen_bool(0.5) {
-        unseen_ip(rng)
-    } else {
-        public_ip(rng)
-    };
+    let attacker_ext = if rng.gen_bool(0.5) { unseen_ip(rng) } else { public_ip(rng) };
     match s {
         Scenario::PortScanVertical => {
             let target = pick_any(w, rng);
@@ -143,15 +123,12 @@ fn instance(
             // sweeping the public tier; either way one port, many hosts.
             let inside = rng.gen_bool(0.5);
             let src_host = w.pick(rng, Role::Worker);
-            let port = *[22u16, 445, 3389, 23, 5900, 6379]
-                .choose(rng)
-                .unwrap_or(&22);
+            let port = *[22u16, 445, 3389, 23, 5900, 6379].choose(rng).unwrap_or(&22);
             let rounds = rng.gen_range(4..=12);
             let mut i = 0i64;
             for _ in 0..rounds {
                 for h in w.hosts.iter() {
-                    if !inside && !matches!(h.role, Role::Web | Role::Bastion) && rng.gen_bool(0.5)
-                    {
+                    if !inside && !matches!(h.role, Role::Web | Role::Bastion) && rng.gen_bool(0.5) {
                         continue;
                     }
                     let mut c = Conn::new(t + i / 8, rng.gen_range(32768..=60999));
@@ -184,9 +161,7 @@ fn instance(
         Scenario::Ddos => {
             let target = w.pick(rng, Role::Web);
             let udp = rng.gen_bool(0.5);
-            let sources: Vec<Ipv4Addr> = (0..rng.gen_range(200..=800))
-                .map(|_| public_ip(rng))
-                .collect();
+            let sources: Vec<Ipv4Addr> = (0..rng.gen_range(200..=800)).map(|_| public_ip(rng)).collect();
             let secs = rng.gen_range(120..=300);
             let per = rng.gen_range(3..=10);
             let n = (sources.len() * per) as i64;
@@ -196,10 +171,7 @@ fn instance(
                 c.client = src;
                 if udp {
                     c.proto = 17;
-                    c.server(
-                        target,
-                        *[53u16, 123, 1900, 11211].choose(rng).unwrap_or(&53),
-                    );
+                    c.server(target, *[53u16, 123, 1900, 11211].choose(rng).unwrap_or(&53));
                     c.vol((rng.gen_range(50..2000), 0), (0, 0));
                     c.req.1 = c.req.0 * rng.gen_range(400..1400);
                     c.action = Some(Action::Reject);
@@ -224,10 +196,7 @@ fn instance(
                 c.sport = port;
                 c.proto = if port == 53 { 17 } else { 6 };
                 let bytes = rng.gen_range(20_000_000..=400_000_000u64);
-                c.vol(
-                    (bytes / 1400, bytes),
-                    (bytes / 1400 / 20, bytes / 1400 / 20 * 52),
-                );
+                c.vol((bytes / 1400, bytes), (bytes / 1400 / 20, bytes / 1400 / 20 * 52));
                 c.dur = 59;
                 c.emit(out, limit, truth.clone());
                 tt += rng.gen_range(30..120);
@@ -237,9 +206,7 @@ fn instance(
             let src = w.pick_mix(rng, 0.5, Role::Worker, Role::App);
             let n = rng.gen_range(500..=2000);
             let secs = rng.gen_range(60..=180);
-            let dsts: Vec<Ipv4Addr> = (0..rng.gen_range(50..300))
-                .map(|_| public_ip(rng))
-                .collect();
+            let dsts: Vec<Ipv4Addr> = (0..rng.gen_range(50..300)).map(|_| public_ip(rng)).collect();
             for i in 0..n {
                 let mut c = Conn::new(t + (i * secs / n), rng.gen_range(32768..=60999));
                 c.from(src);
@@ -255,11 +222,8 @@ fn instance(
         }
         Scenario::UnknownIp => {
             let src = unseen_ip(rng);
-            let (target, port) = if rng.gen_bool(0.5) {
-                (w.pick(rng, Role::Bastion), 22)
-            } else {
-                (w.pick(rng, Role::Web), 443)
-            };
+            let (target, port) =
+                if rng.gen_bool(0.5) { (w.pick(rng, Role::Bastion), 22) } else { (w.pick(rng, Role::Web), 443) };
             let n = rng.gen_range(5..=30);
             for i in 0..n {
                 let mut c = Conn::new(t + i * rng.gen_range(20..200), rng.gen_range(1024..=65535));
@@ -283,10 +247,7 @@ fn instance(
                         let mut c = Conn::new(t + i, rng.gen_range(32768..=60999));
                         c.from(src);
                         c.proto = 17;
-                        c.server(
-                            target,
-                            *[22u16, 5432, 6379, 3306, 443].choose(rng).unwrap_or(&22),
-                        );
+                        c.server(target, *[22u16, 5432, 6379, 3306, 443].choose(rng).unwrap_or(&22));
                         c.vol((rng.gen_range(1..20), rng.gen_range(100..5000)), (0, 0));
                         c.emit(out, limit, truth.clone());
                     }
@@ -315,10 +276,7 @@ fn instance(
                         c.proto = *[47u8, 41, 132].choose(rng).unwrap_or(&47);
                         c.sport = 0;
                         c.cport = 0;
-                        c.vol(
-                            (rng.gen_range(10..500), rng.gen_range(1_000..400_000)),
-                            (0, 0),
-                        );
+                        c.vol((rng.gen_range(10..500), rng.gen_range(1_000..400_000)), (0, 0));
                         c.emit(out, limit, truth.clone());
                     }
                 }
@@ -334,12 +292,7 @@ fn pick_any<'w>(w: &'w World, rng: &mut ChaCha8Rng) -> &'w Host {
 impl Conn<'_> {
     /// A probe: the request, and for an open port the target's reply (SYN-ACK;
     /// the scanner never completes the handshake).
-    pub(crate) fn emit_probe(
-        &mut self,
-        out: &mut Vec<FlowRecord>,
-        limit: usize,
-        truth: Option<GroundTruth>,
-    ) {
+    pub(crate) fn emit_probe(&mut self, out: &mut Vec<FlowRecord>, limit: usize, truth: Option<GroundTruth>) {
         self.dur = 0;
         if self.action == Some(Action::Reject) {
             self.resp = (0, 0);

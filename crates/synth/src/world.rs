@@ -72,11 +72,10 @@ pub(crate) fn public_ip(rng: &mut ChaCha8Rng) -> Ipv4Addr {
     loop {
         let a: u8 = rng.gen_range(1..=223);
         let b: u8 = rng.gen();
-        let reserved = matches!(
-            (a, b),
-            (10, _) | (127, _) | (169, 254) | (172, 16..=31) | (192, 168) | (100, 64..=127)
-        ) || matches!((a, b), (185, 220) | (45, 155) | (193, 32))
-            || a == 0;
+        let reserved =
+            matches!((a, b), (10, _) | (127, _) | (169, 254) | (172, 16..=31) | (192, 168) | (100, 64..=127))
+                || matches!((a, b), (185, 220) | (45, 155) | (193, 32))
+                || a == 0;
         if !reserved {
             return Ipv4Addr::new(a, b, rng.gen(), rng.gen_range(1..=254));
         }
@@ -100,15 +99,9 @@ impl World {
             for _ in 0..count {
                 let last = next_in_subnet[usize::from(subnet)];
                 next_in_subnet[usize::from(subnet)] += rng.gen_range(1..=7);
-                let az = if hosts.len() % 2 == 0 {
-                    "use1-az1"
-                } else {
-                    "use1-az2"
-                };
+                let az = if hosts.len() % 2 == 0 { "use1-az1" } else { "use1-az2" };
                 let hex = |rng: &mut ChaCha8Rng| -> CompactString {
-                    (0..17)
-                        .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))
-                        .collect()
+                    (0..17).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect()
                 };
                 let cloud = CloudContext {
                     version: Some(5),
@@ -122,11 +115,7 @@ impl World {
                     traffic_type: Some("IPv4".into()),
                     ..Default::default()
                 };
-                hosts.push(Host {
-                    ip: Ipv4Addr::new(10, 0, subnet, last),
-                    role,
-                    cloud: Arc::new(cloud),
-                });
+                hosts.push(Host { ip: Ipv4Addr::new(10, 0, subnet, last), role, cloud: Arc::new(cloud) });
             }
         }
         let mut clients: Vec<Ipv4Addr> = (0..4000).map(|_| public_ip(rng)).collect();
@@ -177,13 +166,7 @@ impl World {
     }
 
     /// One minute of normal traffic: `n` records.
-    pub(crate) fn normal_minute(
-        &self,
-        rng: &mut ChaCha8Rng,
-        minute: i64,
-        n: usize,
-        out: &mut Vec<FlowRecord>,
-    ) {
+    pub(crate) fn normal_minute(&self, rng: &mut ChaCha8Rng, minute: i64, n: usize, out: &mut Vec<FlowRecord>) {
         let target = out.len() + n;
         while out.len() < target {
             let t = minute + rng.gen_range(0..60);
@@ -197,34 +180,22 @@ impl World {
                     c.client = self.client_ip(rng);
                     c.cport = rng.gen_range(1024..=65535);
                     c.server(web, port);
-                    c.vol(
-                        self.volume(rng, &self.size_req, 1.0),
-                        self.volume(rng, &self.size_resp, 2.0),
-                    );
+                    c.vol(self.volume(rng, &self.size_req, 1.0), self.volume(rng, &self.size_resp, 2.0));
                 }
                 30..=44 => {
                     c.from(self.pick(rng, Role::Web));
                     c.server(self.pick(rng, Role::App), 8080);
-                    c.vol(
-                        self.volume(rng, &self.size_req, 1.0),
-                        self.volume(rng, &self.size_resp, 1.5),
-                    );
+                    c.vol(self.volume(rng, &self.size_req, 1.0), self.volume(rng, &self.size_resp, 1.5));
                 }
                 45..=56 => {
                     c.from(self.pick(rng, Role::App));
                     c.server(self.pick(rng, Role::Db), 5432);
-                    c.vol(
-                        self.volume(rng, &self.size_req, 1.0),
-                        self.volume(rng, &self.size_resp, 3.0),
-                    );
+                    c.vol(self.volume(rng, &self.size_req, 1.0), self.volume(rng, &self.size_resp, 3.0));
                 }
                 57..=64 => {
                     c.from(self.pick_mix(rng, 0.8, Role::App, Role::Worker));
                     c.server(self.pick(rng, Role::Cache), 6379);
-                    c.vol(
-                        self.volume(rng, &self.size_req, 0.5),
-                        self.volume(rng, &self.size_resp, 0.5),
-                    );
+                    c.vol(self.volume(rng, &self.size_req, 0.5), self.volume(rng, &self.size_resp, 0.5));
                 }
                 65..=76 => {
                     let h = &self.hosts[rng.gen_range(0..self.hosts.len())];
@@ -238,39 +209,27 @@ impl World {
                     c.from(self.pick_mix(rng, 0.6, Role::App, Role::Worker));
                     c.server = self.apis[rng.gen_range(0..self.apis.len())];
                     c.sport = 443;
-                    c.vol(
-                        self.volume(rng, &self.size_req, 1.0),
-                        self.volume(rng, &self.size_resp, 2.0),
-                    );
+                    c.vol(self.volume(rng, &self.size_req, 1.0), self.volume(rng, &self.size_resp, 2.0));
                 }
                 87..=88 => {
                     let h = &self.hosts[rng.gen_range(0..self.hosts.len())];
                     c.from(h);
                     c.server = self.mirrors[rng.gen_range(0..self.mirrors.len())];
                     c.sport = if rng.gen_bool(0.5) { 80 } else { 443 };
-                    c.vol(
-                        self.volume(rng, &self.size_req, 2.0),
-                        self.volume(rng, &self.size_resp, 40.0),
-                    );
+                    c.vol(self.volume(rng, &self.size_req, 2.0), self.volume(rng, &self.size_resp, 40.0));
                 }
                 89 => {
                     let b = self.pick(rng, Role::Bastion);
                     c.client = self.admins[rng.gen_range(0..self.admins.len())];
                     c.cport = rng.gen_range(1024..=65535);
                     c.server(b, 22);
-                    c.vol(
-                        self.volume(rng, &self.size_req, 3.0),
-                        self.volume(rng, &self.size_resp, 3.0),
-                    );
+                    c.vol(self.volume(rng, &self.size_req, 3.0), self.volume(rng, &self.size_resp, 3.0));
                 }
                 90 => {
                     c.from(self.pick(rng, Role::Bastion));
                     let h = &self.hosts[rng.gen_range(0..self.hosts.len())];
                     c.server(h, 22);
-                    c.vol(
-                        self.volume(rng, &self.size_req, 3.0),
-                        self.volume(rng, &self.size_resp, 3.0),
-                    );
+                    c.vol(self.volume(rng, &self.size_req, 3.0), self.volume(rng, &self.size_resp, 3.0));
                 }
                 91..=95 => {
                     c.from(self.pick(rng, Role::Monitor));
@@ -363,13 +322,8 @@ impl<'w> Conn<'w> {
         self.eni = Some(h);
         self.eni_is_server = true;
         let open = self.proto != 6 || h.role.open_tcp().contains(&port);
-        let internal_ok =
-            is_internal(self.client) || matches!(port, 80 | 443) || h.role == Role::Bastion;
-        self.action = Some(if open && internal_ok {
-            Action::Accept
-        } else {
-            Action::Reject
-        });
+        let internal_ok = is_internal(self.client) || matches!(port, 80 | 443) || h.role == Role::Bastion;
+        self.action = Some(if open && internal_ok { Action::Accept } else { Action::Reject });
     }
 
     pub(crate) fn vol(&mut self, req: (u64, u64), resp: (u64, u64)) {
@@ -415,40 +369,18 @@ impl<'w> Conn<'w> {
         }
         let accepted = self.action != Some(Action::Reject);
         let short = self.dur < 50;
-        let req_flags = self
-            .flags
-            .unwrap_or(if short { tcp::SYN | tcp::FIN } else { tcp::SYN });
+        let req_flags = self.flags.unwrap_or(if short { tcp::SYN | tcp::FIN } else { tcp::SYN });
         let (req_dir, resp_dir) = if self.eni_is_server {
             (Direction::Ingress, Direction::Egress)
         } else {
             (Direction::Egress, Direction::Ingress)
         };
-        let mut r = self.record(
-            self.client,
-            self.cport,
-            self.server,
-            self.sport,
-            self.req,
-            req_flags,
-            req_dir,
-        );
+        let mut r = self.record(self.client, self.cport, self.server, self.sport, self.req, req_flags, req_dir);
         r.truth = truth.clone();
         out.push(r);
         if accepted && self.resp.0 > 0 && out.len() < limit {
-            let resp_flags = if short {
-                tcp::SYN | tcp::ACK | tcp::FIN
-            } else {
-                tcp::SYN | tcp::ACK
-            };
-            let mut r = self.record(
-                self.server,
-                self.sport,
-                self.client,
-                self.cport,
-                self.resp,
-                resp_flags,
-                resp_dir,
-            );
+            let resp_flags = if short { tcp::SYN | tcp::ACK | tcp::FIN } else { tcp::SYN | tcp::ACK };
+            let mut r = self.record(self.server, self.sport, self.client, self.cport, self.resp, resp_flags, resp_dir);
             r.truth = truth;
             out.push(r);
         }

@@ -105,9 +105,7 @@ pub fn run(a: Args) -> CliResult {
             "converted {} records ({} rejected lines) to {}",
             report.records,
             report.rejected,
-            a.output
-                .as_ref()
-                .map_or("<stdout>".into(), |p| p.display().to_string())
+            a.output.as_ref().map_or("<stdout>".into(), |p| p.display().to_string())
         );
     }
     events.finish(&report)

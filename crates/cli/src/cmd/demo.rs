@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use flowhound_flow::labels::LabelTable;
 use flowhound_flow::net::Networks;
-use flowhound_flow::summary::Summary;
 use flowhound_source::{Input, ScanOptions};
 
 use super::convert::OutFormat;
@@ -32,10 +31,7 @@ pub fn run(a: Args) -> CliResult {
     let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).runtime(format!("creating {}", dir.display()))?;
     let log = dir.join("flows.log");
-    println!(
-        "flowhound demo: generating {} VPC flow records with injected attacks",
-        a.flows
-    );
+    println!("flowhound demo: generating {} VPC flow records with injected attacks", a.flows);
     let g = generate::Args {
         output: log.clone(),
         flows: a.flows,
@@ -49,42 +45,15 @@ pub fn run(a: Args) -> CliResult {
     };
     let made = generate::generate(&g)?;
     let labels_path = generate::default_labels_path(&log);
-    println!(
-        "  {} ({} records, {} malicious)",
-        log.display(),
-        made.records,
-        made.malicious
-    );
+    println!("  {} ({} records, {} malicious)", log.display(), made.records, made.malicious);
     println!("  {} (ground truth by line)\n", labels_path.display());
 
-    let labels = LabelTable::parse(&std::fs::read(&labels_path).runtime("reading labels")?)
-        .runtime("labels")?;
-    let opts = ScanOptions {
-        labels: Some(labels.into()),
-        ..Default::default()
-    };
-    let nets = Networks::default();
-    let mut total = Summary::default();
+    let labels = LabelTable::parse(&std::fs::read(&labels_path).runtime("reading labels")?).runtime("labels")?;
+    let opts = ScanOptions { labels: Some(labels.into()), ..Default::default() };
     let inputs = [Input::Path(log.clone())];
-    let report = flowhound_source::scan(
-        &inputs,
-        &opts,
-        &mut (),
-        |recs| {
-            let mut s = Summary::default();
-            for r in recs {
-                s.add(r, &nets);
-            }
-            s
-        },
-        |s| total.merge(s),
-    );
+    let (total, report) = super::inspect::summarize(&inputs, &opts, &mut (), &Networks::default());
     print!("{}", super::inspect::table(&total, &report, 5));
-    println!(
-        "\nNext: `flowhound inspect {}` or `flowhound convert {} --to jsonl`",
-        log.display(),
-        log.display()
-    );
+    println!("\nNext: `flowhound inspect {}` or `flowhound convert {} --to jsonl`", log.display(), log.display());
     if a.dir.is_none() {
         println!("(files are removed on exit; keep them with --dir DIR)");
     }

@@ -106,27 +106,16 @@ pub fn generate(a: &Args) -> CliResult<GenSummary> {
         (None, _) => None,
     };
     let mut out = Output::create(Some(&a.output)).usage()?;
-    let mut labels = labels_path
-        .as_deref()
-        .map(|p| Output::create(Some(p)))
-        .transpose()
-        .usage()?;
+    let mut labels = labels_path.as_deref().map(|p| Output::create(Some(p))).transpose().usage()?;
     // Output columns must not depend on what the first minute happens to hold:
     // a sample record with every field the generator sets fixes them.
     let writer = {
         let mut sample = Vec::new();
-        let _ = flowhound_synth::generate(
-            &GenParams {
-                flows: 50,
-                anomaly_ratio: 0.0,
-                hours: 1,
-                ..params.clone()
-            },
-            |b| {
+        let _ =
+            flowhound_synth::generate(&GenParams { flows: 50, anomaly_ratio: 0.0, hours: 1, ..params.clone() }, |b| {
                 sample.extend_from_slice(b);
                 Ok::<(), ()>(())
-            },
-        );
+            });
         Writer::new(a.format, &sample)
     };
     let mut head = Vec::new();
@@ -136,45 +125,40 @@ pub fn generate(a: &Args) -> CliResult<GenSummary> {
         l.write_all(format!("{}\n", LabelTable::HEADER).as_bytes())?;
     }
     // Data lines start after the header line.
-    let mut line: u64 = if matches!(a.format, OutFormat::Jsonl) {
-        0
-    } else {
-        1
-    };
+    let mut line: u64 = if matches!(a.format, OutFormat::Jsonl) { 0 } else { 1 };
     // Serialize a few minutes at a time on all cores.
     let mut pending: Vec<flowhound_flow::FlowRecord> = Vec::new();
-    let mut flush =
-        |pending: &mut Vec<flowhound_flow::FlowRecord>, line: &mut u64| -> anyhow::Result<()> {
-            let bufs: Vec<Vec<u8>> = pending
-                .par_chunks(4096)
-                .map(|c| {
-                    let mut b = Vec::with_capacity(c.len() * 180);
-                    writer.write(c, &mut b);
-                    b
-                })
-                .collect();
-            for b in &bufs {
-                out.write_all(b)?;
+    let mut flush = |pending: &mut Vec<flowhound_flow::FlowRecord>, line: &mut u64| -> anyhow::Result<()> {
+        let bufs: Vec<Vec<u8>> = pending
+            .par_chunks(4096)
+            .map(|c| {
+                let mut b = Vec::with_capacity(c.len() * 180);
+                writer.write(c, &mut b);
+                b
+            })
+            .collect();
+        for b in &bufs {
+            out.write_all(b)?;
+        }
+        if let Some(l) = &mut labels {
+            let mut text = String::with_capacity(pending.len() * 12);
+            for r in pending.iter() {
+                *line += 1;
+                let t = r.truth.as_ref();
+                let _ = std::fmt::Write::write_fmt(
+                    &mut text,
+                    format_args!(
+                        "{line},{},{}\n",
+                        t.is_some_and(|t| t.malicious),
+                        t.and_then(|t| t.category.as_deref()).unwrap_or("")
+                    ),
+                );
             }
-            if let Some(l) = &mut labels {
-                let mut text = String::with_capacity(pending.len() * 12);
-                for r in pending.iter() {
-                    *line += 1;
-                    let t = r.truth.as_ref();
-                    let _ = std::fmt::Write::write_fmt(
-                        &mut text,
-                        format_args!(
-                            "{line},{},{}\n",
-                            t.is_some_and(|t| t.malicious),
-                            t.and_then(|t| t.category.as_deref()).unwrap_or("")
-                        ),
-                    );
-                }
-                l.write_all(text.as_bytes())?;
-            }
-            pending.clear();
-            Ok(())
-        };
+            l.write_all(text.as_bytes())?;
+        }
+        pending.clear();
+        Ok(())
+    };
     let summary = flowhound_synth::generate(&params, |batch| {
         pending.extend_from_slice(batch);
         if pending.len() >= 64 << 10 {

@@ -73,8 +73,7 @@ impl InputArgs {
                     if k.trim() == "extra" {
                         map.extra.push(v.trim().to_string());
                     } else {
-                        map.columns
-                            .insert(k.trim().to_string(), v.trim().to_string());
+                        map.columns.insert(k.trim().to_string(), v.trim().to_string());
                     }
                 }
                 _ => problems.push(format!("--map {m:?}: expected FIELD=COLUMN")),
@@ -89,25 +88,16 @@ impl InputArgs {
         }
         if let Some(name) = &self.input_format {
             if format.is_some() {
-                problems.push(
-                    "--input-format and --map/--map-file both say how to read the input; give one"
-                        .into(),
-                );
+                problems.push("--input-format and --map/--map-file both say how to read the input; give one".into());
             }
             match Format::from_name(name) {
                 Some(f) => format = Some(f),
-                None => problems.push(format!(
-                    "--input-format {name:?}: expected one of {}",
-                    Format::NAMES.join(", ")
-                )),
+                None => problems.push(format!("--input-format {name:?}: expected one of {}", Format::NAMES.join(", "))),
             }
         }
         let mut labels = None;
         if let Some(p) = &self.labels {
-            match std::fs::read(p)
-                .map_err(anyhow::Error::from)
-                .and_then(|b| Ok(LabelTable::parse(&b)?))
-            {
+            match std::fs::read(p).map_err(anyhow::Error::from).and_then(|b| Ok(LabelTable::parse(&b)?)) {
                 Ok(t) => labels = Some(Arc::new(t)),
                 Err(e) => problems.push(format!("--labels {}: {e:#}", p.display())),
             }
@@ -122,41 +112,22 @@ impl InputArgs {
                 inputs.len()
             )));
         }
-        Ok((
-            inputs,
-            ScanOptions {
-                format,
-                labels,
-                ..Default::default()
-            },
-        ))
+        Ok((inputs, ScanOptions { format, labels, ..Default::default() }))
     }
 
     /// Progress and reject reporting for a scan of `inputs`.
     pub fn events(&self, inputs: &[Input]) -> CliResult<Events> {
-        let rejects = self
-            .rejects
-            .as_deref()
-            .map(|p| Output::create(Some(p)))
-            .transpose()
-            .usage()?;
+        let rejects = self.rejects.as_deref().map(|p| Output::create(Some(p))).transpose().usage()?;
         let total: u64 = inputs.iter().map(Input::size).sum();
         let bar = (!self.quiet && std::io::stderr().is_terminal()).then(|| {
             let pb = ProgressBar::new(total.max(1));
             pb.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar} {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar} {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             pb
         });
-        Ok(Events {
-            bar,
-            rejects,
-            write_error: None,
-            quiet: self.quiet,
-        })
+        Ok(Events { bar, rejects, write_error: None, quiet: self.quiet })
     }
 }
 
@@ -218,10 +189,8 @@ impl Events {
         let failed: Vec<&FileReport> = report.failed_files().collect();
         if !failed.is_empty() {
             if self.quiet {
-                let names: Vec<String> = failed
-                    .iter()
-                    .map(|f| format!("{}: {}", f.name, f.error.as_deref().unwrap_or("")))
-                    .collect();
+                let names: Vec<String> =
+                    failed.iter().map(|f| format!("{}: {}", f.name, f.error.as_deref().unwrap_or(""))).collect();
                 return Err(CliError::input(anyhow::anyhow!(names.join("\n  "))));
             }
             return Err(CliError::input_reported());
