@@ -19,6 +19,26 @@ pub enum OutFormat {
     Jsonl,
 }
 
+/// Which fields VPC output carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum VpcLayout {
+    /// The 14 fields of the default format (version 2).
+    V2,
+    /// v2 plus vpc-id, subnet-id, instance-id, tcp-flags, type, region, az-id,
+    /// flow-direction (a version 5 custom format).
+    #[default]
+    Extended,
+}
+
+impl VpcLayout {
+    pub fn fields(self) -> Vec<flowhound_flow::vpc::VpcField> {
+        match self {
+            VpcLayout::V2 => flowhound_flow::vpc::DEFAULT_V2.to_vec(),
+            VpcLayout::Extended => flowhound_flow::vpc::EXTENDED.to_vec(),
+        }
+    }
+}
+
 /// Write records of any supported input as VPC flow logs, CSV or JSON lines.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -34,6 +54,10 @@ pub struct Args {
     /// Output file (`.gz` compresses); stdout when absent or `-`.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Fields of VPC output.
+    #[arg(long, value_enum, default_value_t = VpcLayout::Extended)]
+    pub vpc_layout: VpcLayout,
 }
 
 /// Serializes records in one of the output formats.
@@ -44,9 +68,9 @@ pub enum Writer {
 }
 
 impl Writer {
-    pub fn new(to: OutFormat, sample: &[FlowRecord]) -> Self {
+    pub fn new(to: OutFormat, layout: VpcLayout, sample: &[FlowRecord]) -> Self {
         match to {
-            OutFormat::Vpc => Writer::Vpc(VpcWriter::default()),
+            OutFormat::Vpc => Writer::Vpc(VpcWriter::new(layout.fields())),
             OutFormat::Csv => Writer::Csv(CsvWriter::from_sample(sample)),
             OutFormat::Jsonl => Writer::Jsonl,
         }
@@ -74,7 +98,7 @@ impl Writer {
 pub fn run(a: Args) -> CliResult {
     let (inputs, opts) = a.input.prepare()?;
     let sample = flowhound_source::sample(&inputs, &opts, 256 << 10);
-    let writer = Writer::new(a.to, &sample);
+    let writer = Writer::new(a.to, a.vpc_layout, &sample);
     let mut out = Output::create(a.output.as_deref()).usage()?;
     let mut head = Vec::new();
     writer.header(&mut head);

@@ -38,6 +38,7 @@ pub fn run(a: Args) -> CliResult {
         anomaly_ratio: 0.05,
         seed: a.seed,
         format: OutFormat::Vpc,
+        vpc_layout: Default::default(),
         labels: None,
         start: "2026-11-02T00:00:00Z".into(),
         hours: 24,

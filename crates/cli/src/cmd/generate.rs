@@ -7,7 +7,7 @@ use flowhound_flow::Timestamp;
 use flowhound_synth::{GenParams, GenSummary};
 use rayon::prelude::*;
 
-use super::convert::{OutFormat, Writer};
+use super::convert::{OutFormat, VpcLayout, Writer};
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
 
@@ -37,6 +37,10 @@ pub struct Args {
 
     #[arg(long, value_enum, default_value_t = OutFormat::Vpc)]
     pub format: OutFormat,
+
+    /// Fields of VPC output: the default v2 format or an extended custom one.
+    #[arg(long, value_enum, default_value_t = VpcLayout::Extended)]
+    pub vpc_layout: VpcLayout,
 
     /// Where labels go (line,malicious,category). Default for VPC output:
     /// OUTPUT.labels.csv, so the log itself stays valid VPC format. CSV and
@@ -116,7 +120,7 @@ pub fn generate(a: &Args) -> CliResult<GenSummary> {
                 sample.extend_from_slice(b);
                 Ok::<(), ()>(())
             });
-        Writer::new(a.format, &sample)
+        Writer::new(a.format, a.vpc_layout, &sample)
     };
     let mut head = Vec::new();
     writer.header(&mut head);
