@@ -11,7 +11,7 @@ use flate2::write::GzEncoder;
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
     File(BufWriter<tempfile::NamedTempFile>),
-    Gz(GzEncoder<BufWriter<tempfile::NamedTempFile>>),
+    Gz(Box<GzEncoder<BufWriter<tempfile::NamedTempFile>>>),
 }
 
 pub struct Output {
@@ -44,7 +44,7 @@ impl Output {
         let tmp = builder.tempfile_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
         let buf = BufWriter::with_capacity(1 << 20, tmp);
         let sink = if path.extension().is_some_and(|e| e == "gz") {
-            Sink::Gz(GzEncoder::new(buf, flate2::Compression::fast()))
+            Sink::Gz(Box::new(GzEncoder::new(buf, flate2::Compression::fast())))
         } else {
             Sink::File(buf)
         };

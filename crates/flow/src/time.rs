@@ -73,7 +73,8 @@ impl Cur<'_> {
     }
 }
 
-fn assemble(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, us: i64, offset_s: i64) -> Option<Timestamp> {
+/// A calendar date and a clock time (`(h, m, s, µs)`) at an offset from UTC, as a timestamp.
+fn assemble((y, mo, d): (i64, i64, i64), (h, mi, s, us): (i64, i64, i64, i64), offset_s: i64) -> Option<Timestamp> {
     if !(1..=12).contains(&mo) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
@@ -182,7 +183,7 @@ pub fn parse_datetime(s: &[u8]) -> Option<Timestamp> {
             }
             let (d, _) = c.num(2)?;
             if c.done() {
-                return assemble(a, mo, d, 0, 0, 0, 0, 0);
+                return assemble((a, mo, d), (0, 0, 0, 0), 0);
             }
             if !(c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
                 return None;
@@ -192,7 +193,7 @@ pub fn parse_datetime(s: &[u8]) -> Option<Timestamp> {
             if !c.done() {
                 return None;
             }
-            assemble(a, mo, d, h, mi, sec, us, off)
+            assemble((a, mo, d), (h, mi, sec, us), off)
         }
         b'/' if an <= 2 => {
             c.i += 1;
@@ -204,14 +205,14 @@ pub fn parse_datetime(s: &[u8]) -> Option<Timestamp> {
             let y = if yn == 2 { 2000 + y } else { y };
             let (d, mo) = if b > 12 && a <= 12 { (b, a) } else { (a, b) };
             if c.done() {
-                return assemble(y, mo, d, 0, 0, 0, 0, 0);
+                return assemble((y, mo, d), (0, 0, 0, 0), 0);
             }
             if !c.eat(b' ') {
                 return None;
             }
             let (h, mi, sec, us) = clock(&mut c)?;
             c.done().then_some(())?;
-            assemble(y, mo, d, h, mi, sec, us, 0)
+            assemble((y, mo, d), (h, mi, sec, us), 0)
         }
         _ => None,
     }

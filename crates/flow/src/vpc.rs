@@ -313,7 +313,10 @@ impl FlowReader for VpcReader {
         // Built in place at the end of `out` (moving a finished ~300-byte record
         // in measured ~260 instructions per line); popped again on a reject.
         out.push(FlowRecord::default());
-        let r = self.record(line, &toks.at[..toks.n], out);
+        let r = match out.last_mut() {
+            Some(rec) => self.record(line, &toks.at[..toks.n], rec),
+            None => Ok(LineKind::Blank),
+        };
         if !matches!(r, Ok(LineKind::Record)) {
             out.pop();
         }
@@ -322,7 +325,7 @@ impl FlowReader for VpcReader {
 }
 
 impl VpcReader {
-    fn record(&mut self, line: &[u8], toks: &[(u32, u32)], out: &mut Vec<FlowRecord>) -> Result<LineKind, Reject> {
+    fn record(&mut self, line: &[u8], toks: &[(u32, u32)], rec: &mut FlowRecord) -> Result<LineKind, Reject> {
         let tok = |i: usize| -> &[u8] { &line[toks[i].0 as usize..toks[i].1 as usize] };
         if toks.is_empty() {
             return Ok(LineKind::Blank);
@@ -347,7 +350,6 @@ impl VpcReader {
             ));
         }
         let tok = |i: usize| -> &[u8] { &line[toks[i].0 as usize..toks[i].1 as usize] };
-        let Some(rec) = out.last_mut() else { return Ok(LineKind::Blank) };
         let (mut packets, mut bytes) = (None, None);
         let mut n_cloud = 0;
         self.key.clear();

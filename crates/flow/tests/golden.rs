@@ -204,7 +204,7 @@ fn unsw_bom_crlf_and_pseudo_protocols() {
     assert_eq!(p.rejects.len(), 2);
     assert_eq!(p.records[2].protocol, None, "`unas` has no IANA number");
     assert_eq!(p.records[1].truth.as_ref().and_then(|t| t.category.as_deref()), Some("Exploits"));
-    assert_eq!(p.records[0].extra.get("rate"), Some(125_000.0003));
+    assert_eq!(p.records[0].extra.get("rate"), Some(125_000.000_3));
 }
 
 #[test]

@@ -129,7 +129,9 @@ fn cic_ids2017_improved_sample() {
 
 #[test]
 fn iot23_labeled_captures() {
-    let files: [(&str, u64, u64, &[(&str, u64)]); 8] = [
+    /// (file, benign, malicious, categories)
+    type Expect<'a> = (&'a str, u64, u64, &'a [(&'a str, u64)]);
+    let files: [Expect; 8] = [
         ("CTU-Honeypot-Capture-4-1-labeled.csv", 452, 0, &[]),
         ("CTU-Honeypot-Capture-5-1-labeled.csv", 1374, 0, &[]),
         ("CTU-Honeypot-Capture-7-1-labeled.csv", 130, 0, &[]),

@@ -208,7 +208,7 @@ fn resolve_expands_directories_and_globs_and_lists_every_missing_input() {
         std::fs::write(dir.path().join(n), b"x").expect("write");
     }
     let d = dir.path().display().to_string();
-    let got = resolve(&[d.clone()]).expect("dir");
+    let got = resolve(std::slice::from_ref(&d)).expect("dir");
     let names: Vec<String> = got.iter().map(|i| i.name().rsplit('/').next().unwrap_or_default().to_string()).collect();
     assert_eq!(names, vec!["a.log", "b.log", "c.log"]);
     let got = resolve(&[format!("{d}/*.log")]).expect("glob");

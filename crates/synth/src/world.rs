@@ -154,7 +154,7 @@ impl World {
 
     /// A heavy-tailed packet count with a typical size per packet.
     fn volume(&self, rng: &mut ChaCha8Rng, per_pkt: &LogNormal<f64>, scale: f64) -> (u64, u64) {
-        let pkts = (self.pkts.sample(rng) * scale).min(200_000.0).max(1.0) as u64;
+        let pkts = (self.pkts.sample(rng) * scale).clamp(1.0, 200_000.0) as u64;
         let size = per_pkt.sample(rng).clamp(40.0, 1500.0) as u64;
         (pkts, pkts * size)
     }
@@ -331,12 +331,11 @@ impl<'w> Conn<'w> {
         self.resp = resp;
     }
 
+    /// One direction's record: `(src, port) → (dst, port)` carrying `v` = (packets, bytes).
     fn record(
         &self,
-        src: Ipv4Addr,
-        sport: u16,
-        dst: Ipv4Addr,
-        dport: u16,
+        (src, sport): (Ipv4Addr, u16),
+        (dst, dport): (Ipv4Addr, u16),
         v: (u64, u64),
         flags: u8,
         dir: Direction,
@@ -375,12 +374,13 @@ impl<'w> Conn<'w> {
         } else {
             (Direction::Egress, Direction::Ingress)
         };
-        let mut r = self.record(self.client, self.cport, self.server, self.sport, self.req, req_flags, req_dir);
+        let mut r = self.record((self.client, self.cport), (self.server, self.sport), self.req, req_flags, req_dir);
         r.truth = truth.clone();
         out.push(r);
         if accepted && self.resp.0 > 0 && out.len() < limit {
             let resp_flags = if short { tcp::SYN | tcp::ACK | tcp::FIN } else { tcp::SYN | tcp::ACK };
-            let mut r = self.record(self.server, self.sport, self.client, self.cport, self.resp, resp_flags, resp_dir);
+            let mut r =
+                self.record((self.server, self.sport), (self.client, self.cport), self.resp, resp_flags, resp_dir);
             r.truth = truth;
             out.push(r);
         }

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use flowhound_flow::labels::LabelTable;
-use flowhound_flow::Timestamp;
+use std::fmt::Write as _;
+
+use flowhound_flow::{FlowRecord, Timestamp};
 use flowhound_synth::{GenParams, GenSummary};
 use rayon::prelude::*;
 
@@ -58,6 +60,41 @@ pub struct Args {
 
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Writes `pending` records (serialized in parallel) and their labels, then
+/// empties it. `line` is the last line number written so far.
+fn flush(
+    writer: &Writer,
+    out: &mut Output,
+    labels: Option<&mut Output>,
+    pending: &mut Vec<FlowRecord>,
+    line: &mut u64,
+) -> anyhow::Result<()> {
+    let bufs: Vec<Vec<u8>> = pending
+        .par_chunks(4096)
+        .map(|c| {
+            let mut b = Vec::with_capacity(c.len() * 180);
+            writer.write(c, &mut b);
+            b
+        })
+        .collect();
+    for b in &bufs {
+        out.write_all(b)?;
+    }
+    if let Some(l) = labels {
+        let mut text = String::with_capacity(pending.len() * 12);
+        for r in pending.iter() {
+            *line += 1;
+            let t = r.truth.as_ref();
+            let malicious = t.is_some_and(|t| t.malicious);
+            let category = t.and_then(|t| t.category.as_deref()).unwrap_or("");
+            let _ = writeln!(text, "{line},{malicious},{category}");
+        }
+        l.write_all(text.as_bytes())?;
+    }
+    pending.clear();
+    Ok(())
 }
 
 pub fn default_labels_path(output: &Path) -> PathBuf {
@@ -131,47 +168,15 @@ pub fn generate(a: &Args) -> CliResult<GenSummary> {
     // Data lines start after the header line.
     let mut line: u64 = if matches!(a.format, OutFormat::Jsonl) { 0 } else { 1 };
     // Serialize a few minutes at a time on all cores.
-    let mut pending: Vec<flowhound_flow::FlowRecord> = Vec::new();
-    let mut flush = |pending: &mut Vec<flowhound_flow::FlowRecord>, line: &mut u64| -> anyhow::Result<()> {
-        let bufs: Vec<Vec<u8>> = pending
-            .par_chunks(4096)
-            .map(|c| {
-                let mut b = Vec::with_capacity(c.len() * 180);
-                writer.write(c, &mut b);
-                b
-            })
-            .collect();
-        for b in &bufs {
-            out.write_all(b)?;
-        }
-        if let Some(l) = &mut labels {
-            let mut text = String::with_capacity(pending.len() * 12);
-            for r in pending.iter() {
-                *line += 1;
-                let t = r.truth.as_ref();
-                let _ = std::fmt::Write::write_fmt(
-                    &mut text,
-                    format_args!(
-                        "{line},{},{}\n",
-                        t.is_some_and(|t| t.malicious),
-                        t.and_then(|t| t.category.as_deref()).unwrap_or("")
-                    ),
-                );
-            }
-            l.write_all(text.as_bytes())?;
-        }
-        pending.clear();
-        Ok(())
-    };
+    let mut pending: Vec<FlowRecord> = Vec::new();
     let summary = flowhound_synth::generate(&params, |batch| {
         pending.extend_from_slice(batch);
         if pending.len() >= 64 << 10 {
-            flush(&mut pending, &mut line)?;
+            flush(&writer, &mut out, labels.as_mut(), &mut pending, &mut line)?;
         }
         Ok::<(), anyhow::Error>(())
     })?;
-    flush(&mut pending, &mut line)?;
-    drop(flush);
+    flush(&writer, &mut out, labels.as_mut(), &mut pending, &mut line)?;
     out.finish()?;
     if let Some(l) = labels {
         l.finish()?;
