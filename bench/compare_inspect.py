@@ -8,8 +8,9 @@ generated 1M-line VPC flow log, in one run, and prints the ratios.
 
 pandas and pyarrow are timed in-process (their import and interpreter start are
 not counted); flowhound is timed as a whole process, start-up and JSON output
-included. Each tool runs once to warm the page cache, then --runs times; the
-median is reported.
+included. Each tool runs once to warm the page cache; then the tools take
+turns, --runs rounds, so that load changing over time on a shared machine
+hits all of them alike. Medians are reported, with the min–max range.
 """
 import argparse
 import os
@@ -22,20 +23,23 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def median_time(fn, runs):
-    fn()  # warm-up: page cache, lazy imports
-    times = []
+def interleaved(fns, runs):
+    """Median, min and max seconds of each function, run in turns."""
+    for fn in fns:
+        fn()  # warm-up: page cache, lazy imports
+    times = [[] for _ in fns]
     for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t)
+    return [(statistics.median(t), min(t), max(t)) for t in times]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--flows", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "flowhound"))
     ap.add_argument("--data", default=os.path.join(ROOT, "bench", "data"))
     args = ap.parse_args()
@@ -63,14 +67,13 @@ def main():
         def arrow():
             assert pc.read_csv(path, parse_options=pc.ParseOptions(delimiter=" ")).num_rows == args.flows
 
-        t_fh = median_time(fh, args.runs)
-        t_pd = median_time(pandas, args.runs)
-        t_pa = median_time(arrow, args.runs)
-        results.append((layout, size, t_fh, t_pd, t_pa))
+        results.append((layout, size, interleaved([fh, pandas, arrow], args.runs)))
 
-    print(f"\n{'file':<22} {'MB':>6} {'flowhound':>10} {'pandas':>8} {'pyarrow':>8} {'vs pandas':>10} {'vs pyarrow':>11}")
-    for layout, size, t_fh, t_pd, t_pa in results:
-        print(f"{args.flows} lines {layout:<8} {size:6.0f} {t_fh:9.3f}s {t_pd:7.3f}s {t_pa:7.3f}s {t_pd / t_fh:9.2f}x {t_pa / t_fh:10.2f}x")
+    print(f"\nmedian of {args.runs} interleaved runs (min–max)")
+    print(f"{'file':<22} {'MB':>5}  {'flowhound inspect':>19}  {'pandas read_csv':>19}  {'pyarrow read_csv':>19}  {'vs pandas':>9}  {'vs pyarrow':>10}")
+    for layout, size, ((fh, fh0, fh1), (pd_, pd0, pd1), (pa, pa0, pa1)) in results:
+        cell = lambda m, lo, hi: f"{m:.3f}s ({lo:.2f}–{hi:.2f})"
+        print(f"{args.flows} lines {layout:<8} {size:5.0f}  {cell(fh, fh0, fh1):>19}  {cell(pd_, pd0, pd1):>19}  {cell(pa, pa0, pa1):>19}  {pd_ / fh:8.2f}x  {pa / fh:9.2f}x")
 
 
 if __name__ == "__main__":

@@ -344,3 +344,15 @@ fn no_reader_panics_on_mangled_input() {
         }
     }
 }
+
+#[test]
+fn unsw_full_records_with_header() {
+    let p = check("unsw-full.csv", None);
+    assert_eq!(p.format, "unsw");
+    assert_eq!(p.records.len(), 2);
+    let r = &p.records[1];
+    assert_eq!((r.src_port, r.dst_port, r.protocol), (Some(21223), Some(32780), Some(17)));
+    assert_eq!(r.start.map(|t| t.secs()), Some(1_421_927_416));
+    assert_eq!(r.truth.as_ref().and_then(|t| t.category.as_deref()), Some("Exploits"));
+    assert_eq!(p.records[0].truth.as_ref().map(|t| (t.malicious, t.category.is_none())), Some((false, true)));
+}
