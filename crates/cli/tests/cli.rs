@@ -77,6 +77,26 @@ fn inspect_table_and_labels() {
     }
 }
 
+/// Concatenated logs (a header line mid-stream) are summarized once, not twice.
+#[test]
+fn inspect_concatenated_logs_counts_each_record_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let one = dir.path().join("one.log");
+    let o = run(&["generate", "-o", one.to_str().unwrap_or_default(), "--flows", "30000", "-q"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = std::fs::read(&one).expect("read");
+    let three = dir.path().join("three.log");
+    std::fs::write(&three, [text.as_slice(), text.as_slice(), text.as_slice()].concat()).expect("write");
+    let v = json(&run(&["inspect", "--json", three.to_str().unwrap_or_default()]));
+    assert_eq!(v["records"], 90_000);
+    assert_eq!(v["files"][0]["records"], 90_000);
+    let flows: u64 = v["top_dst_ports"].as_array().into_iter().flatten().filter_map(|p| p["flows"].as_u64()).sum();
+    let single = json(&run(&["inspect", "--json", one.to_str().unwrap_or_default()]));
+    let flows1: u64 =
+        single["top_dst_ports"].as_array().into_iter().flatten().filter_map(|p| p["flows"].as_u64()).sum();
+    assert_eq!(flows, 3 * flows1);
+}
+
 #[test]
 fn exit_codes() {
     // Usage: unknown flag, bad format name, bad mapping.

@@ -90,8 +90,9 @@ impl ScanReport {
     }
 }
 
-/// Scans `inputs` in order. `map` runs on each chunk of records in parallel;
-/// its results reach `reduce` in input order.
+/// Scans `inputs` in order. `map` runs on each chunk of records in parallel,
+/// exactly once per chunk (so it may accumulate into per-thread state); its
+/// results reach `reduce` in input order.
 pub fn scan<T, M, R>(
     inputs: &[Input],
     opts: &ScanOptions,
@@ -370,66 +371,47 @@ fn scan_one<T, M, R>(
             }
             let labels = opts.labels.as_deref();
             let want_lines = labels.is_some();
-            // Each piece is parsed and mapped in one task, while its records are
-            // still in cache; rejects and counters are folded in order after.
-            let mut done: Vec<(Parsed, Option<T>)> = Vec::new();
+            // Phase 1: parse. Phase 2 (`map`) only starts once the block's parse
+            // is final: a header met mid-block forces a redo, and `map` must see
+            // each record exactly once (inspect's per-thread sums count them).
+            let mut parsed: Vec<Parsed> = Vec::new();
             let mut state = reader.take().unwrap_or_else(|| Format::Vpc.reader());
-            let finish = |mut p: Parsed, first_line: u64| -> (Parsed, Option<T>) {
-                if let Some(labels) = labels {
-                    for (rec, &l) in p.records.iter_mut().zip(&p.rec_lines) {
-                        if let Some(t) = labels.get(first_line + u64::from(l) + 1) {
-                            rec.truth = Some(t.clone());
-                        }
-                    }
-                }
-                let t = map(&p.records);
-                p.records.clear();
-                (p, Some(t))
-            };
             if !warmed {
                 // Header lines set state: parse sequentially up to the first record.
                 let (p, used) = parse_chunk(state, data, want_lines, true, pool.pop().unwrap_or_default());
                 warmed = p.records.len() + p.rejects.len() > 0 || used < data.len();
                 state = p.reader.clone();
                 data = &data[used..];
-                done.push(finish(p, line_no));
+                parsed.push(p);
             }
-            let prefix_lines: u64 = done.iter().map(|(p, _)| u64::from(p.lines)).sum();
             if !data.is_empty() {
                 // 8 pieces per thread: fine enough that the last piece of a block
                 // leaves a core idle only briefly (measured best of 1/2/4/8).
                 let pieces = split_at_lines(data, if data.len() < (256 << 10) { 1 } else { threads * 8 });
-                // Label lookups need each piece's first line up front: count
-                // newlines (memchr, GB/s) only when labels are joined.
-                let mut firsts = vec![line_no + prefix_lines; pieces.len()];
-                if want_lines {
-                    let counts: Vec<u64> = pieces.par_iter().map(|p| lines(p).count() as u64).collect();
-                    for i in 1..pieces.len() {
-                        firsts[i] = firsts[i - 1] + counts[i - 1];
-                    }
-                }
                 let vecs: Vec<Vec<FlowRecord>> = pieces.iter().map(|_| pool.pop().unwrap_or_default()).collect();
-                let mut out: Vec<(Parsed, Option<T>)> = pieces
+                let mut out: Vec<Parsed> = pieces
                     .par_iter()
                     .zip(vecs)
-                    .zip(firsts.par_iter())
-                    .map(|((piece, v), &first)| {
-                        finish(parse_chunk(state.clone(), piece, want_lines, false, v).0, first)
-                    })
+                    .map(|(piece, v)| parse_chunk(state.clone(), piece, want_lines, false, v).0)
                     .collect();
                 let k = out.len();
-                if out[..k.saturating_sub(1)].iter().any(|(p, _)| p.saw_header) {
+                if out[..k.saturating_sub(1)].iter().any(|p| p.saw_header) {
                     // A header mid-block (concatenated files) changes how later
                     // lines read: redo this block in order. Rare, so simple.
-                    let p = parse_chunk(state.clone(), data, want_lines, false, Vec::new()).0;
-                    out = vec![finish(p, line_no + prefix_lines)];
+                    pool.extend(out.drain(..).map(|mut p| {
+                        p.records.clear();
+                        p.records
+                    }));
+                    out.push(parse_chunk(state.clone(), data, want_lines, false, pool.pop().unwrap_or_default()).0);
                 }
-                state = out.last().map(|(p, _)| p.reader.clone()).unwrap_or(state);
-                done.extend(out);
+                state = out.last().map(|p| p.reader.clone()).unwrap_or(state);
+                parsed.extend(out);
             }
             reader = Some(state);
-            // In order: line numbers, rejects, counters, results.
-            for (mut p, t) in done {
+            // In order: first lines, rejects, counters.
+            let mut firsts = Vec::with_capacity(parsed.len());
+            for p in &parsed {
+                firsts.push(line_no);
                 for (i, r, text) in &p.rejects {
                     record_reject(f, report, events, line_no + u64::from(*i) + 1, r, text);
                 }
@@ -437,12 +419,28 @@ fn scan_one<T, M, R>(
                 f.no_data += p.no_data;
                 f.skip_data += p.skip_data;
                 f.records += p.n_records;
-                if let Some(t) = t {
-                    reduce(t);
-                }
-                p.records.clear();
-                pool.push(std::mem::take(&mut p.records));
             }
+            // Phase 2: labels and `map`, in parallel; results reduced in order.
+            let results: Vec<T> = parsed
+                .par_iter_mut()
+                .zip(firsts.par_iter())
+                .map(|(p, &first)| {
+                    if let Some(labels) = labels {
+                        for (rec, &l) in p.records.iter_mut().zip(&p.rec_lines) {
+                            if let Some(t) = labels.get(first + u64::from(l) + 1) {
+                                rec.truth = Some(t.clone());
+                            }
+                        }
+                    }
+                    let t = map(&p.records);
+                    p.records.clear();
+                    t
+                })
+                .collect();
+            for t in results {
+                reduce(t);
+            }
+            pool.extend(parsed.into_iter().map(|p| p.records));
             f.lines = line_no;
             if let Some(e) = block.error {
                 f.error = Some(format!("read error after line {line_no}: {e}"));

@@ -216,3 +216,28 @@ fn resolve_expands_directories_and_globs_and_lists_every_missing_input() {
     let err = resolve(&[format!("{d}/nope1"), format!("{d}/nope*"), "-".into()]).expect_err("missing").to_string();
     assert!(err.contains("nope1") && err.contains("nope*"), "{err}");
 }
+
+/// `map` may keep per-thread sums (inspect does): it must see every record
+/// exactly once, even when a header mid-block makes the driver redo a block.
+#[test]
+fn map_sees_each_record_once_with_headers_mid_block() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().expect("tmp");
+    let (text, _) = generated(8_000);
+    let three = [text.as_slice(), text.as_slice(), text.as_slice()].concat();
+    let input = write(dir.path(), "cat.log", &three);
+    for block in [16 << 10, 1 << 20, 64 << 20] {
+        let seen = AtomicU64::new(0);
+        let report = scan(
+            std::slice::from_ref(&input),
+            &ScanOptions { block_size: block, ..Default::default() },
+            &mut (),
+            |r: &[FlowRecord]| {
+                seen.fetch_add(r.len() as u64, Ordering::Relaxed);
+            },
+            |()| {},
+        );
+        assert_eq!(report.records, 24_000, "block {block}");
+        assert_eq!(seen.load(Ordering::Relaxed), 24_000, "block {block}: map saw records twice");
+    }
+}

@@ -73,7 +73,10 @@ fn scenarios_have_their_defining_shape() {
     assert!(big >= 10, "{big} flows over 20 MB");
     let normal_max = normal.iter().filter_map(|r| r.bytes.total).max().unwrap_or(0);
     assert!(ex.iter().filter_map(|r| r.bytes.total).max().unwrap_or(0) > normal_max);
-    assert!(ex.iter().filter(|r| r.bytes.total.unwrap_or(0) >= 20_000_000).all(|r| r.dst.is_some_and(|d| !normal_addrs.contains(&d))));
+    assert!(ex
+        .iter()
+        .filter(|r| r.bytes.total.unwrap_or(0) >= 20_000_000)
+        .all(|r| r.dst.is_some_and(|d| !normal_addrs.contains(&d))));
 
     // Connection burst: one internal host, many flows in little time.
     let b = of(&recs, Scenario::ConnectionBurst);
@@ -86,7 +89,8 @@ fn scenarios_have_their_defining_shape() {
     // Unknown IP: accepted traffic from addresses absent from all normal traffic.
     let u = of(&recs, Scenario::UnknownIp);
     assert!(u.iter().any(|r| r.action == Some(Action::Accept)));
-    let outsiders: HashSet<IpAddr> = u.iter().flat_map(|r| [r.src, r.dst]).flatten().filter(|a| !is_private(a)).collect();
+    let outsiders: HashSet<IpAddr> =
+        u.iter().flat_map(|r| [r.src, r.dst]).flatten().filter(|a| !is_private(a)).collect();
     assert!(!outsiders.is_empty() && outsiders.iter().all(|a| !normal_addrs.contains(a)));
 
     // Abnormal protocol: UDP to TCP services, ICMP, or protocols normal traffic never uses.

@@ -13,6 +13,9 @@ use crate::exit::{Classify, CliResult};
 /// Run flowhound end to end on generated traffic: generate a labeled VPC flow
 /// log, then inspect it. (Training, detection and explanations join as they land.)
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flowhound demo\n  flowhound demo --flows 200000 --dir demo-out   # keep the files"
+)]
 pub struct Args {
     /// Flow records to generate.
     #[arg(long, default_value_t = 50_000)]
