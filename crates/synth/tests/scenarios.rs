@@ -17,7 +17,7 @@ fn gen(flows: u64, ratio: f64, seed: u64) -> Vec<FlowRecord> {
     out
 }
 
-fn of<'a>(recs: &'a [FlowRecord], s: Scenario) -> Vec<&'a FlowRecord> {
+fn of(recs: &[FlowRecord], s: Scenario) -> Vec<&FlowRecord> {
     recs.iter().filter(|r| r.truth.as_ref().and_then(|t| t.category.as_deref()) == Some(s.name())).collect()
 }
 
