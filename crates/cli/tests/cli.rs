@@ -136,14 +136,14 @@ fn rejects_file_names_file_line_and_reason() {
         run(&["inspect", "--json", broken.to_str().unwrap_or_default(), "--rejects", rej.to_str().unwrap_or_default()]);
     assert_eq!(o.status.code(), Some(0));
     let v = json(&o);
-    assert_eq!(v["rejected"], 10);
+    assert_eq!(v["rejected"], 11);
     assert_eq!(v["rejects_by_reason"]["bad_address"], 2);
     let lines: Vec<Value> = std::fs::read_to_string(&rej)
         .expect("rejects written")
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
-    assert_eq!(lines.len(), 10);
+    assert_eq!(lines.len(), 11);
     assert_eq!(lines[0]["line"], 3);
     assert_eq!(lines[0]["reason"], "bad_address");
     assert!(lines[0]["file"].as_str().is_some_and(|f| f.ends_with("vpc-broken.log")));

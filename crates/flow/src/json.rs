@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use crate::error::{Reject, RejectReason};
 use crate::reader::{FlowReader, LineKind};
 use crate::record::FlowRecord;
-use crate::row::{Dir, DurUnit, Role, RowBuilder, TimeKind};
+use crate::row::{Role, RowBuilder, TimeKind};
+use crate::tabular::ZeekColumn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonDialect {
@@ -34,28 +35,12 @@ impl JsonReader {
     fn role(&self, key: &str) -> Option<Role> {
         match self.dialect {
             JsonDialect::Flowhound => Role::by_key(key),
-            JsonDialect::Zeek => Some(match key {
+            JsonDialect::Zeek => match crate::tabular::zeek_role(key) {
                 // Zeek writes `ts` as epoch seconds or, with JSON::TS_ISO8601, as text.
-                "ts" => Role::Start(TimeKind::Any),
-                "id.orig_h" => Role::SrcAddr,
-                "id.resp_h" => Role::DstAddr,
-                "id.orig_p" => Role::SrcPort,
-                "id.resp_p" => Role::DstPort,
-                "proto" => Role::Protocol,
-                "service" => Role::Service,
-                "duration" => Role::Duration(DurUnit::Secs),
-                "conn_state" => Role::State,
-                "local_orig" => Role::LocalOrig,
-                "local_resp" => Role::LocalResp,
-                "history" => Role::ZeekHistory,
-                "orig_pkts" => Role::Packets(Dir::Fwd),
-                "resp_pkts" => Role::Packets(Dir::Bwd),
-                "orig_ip_bytes" => Role::Bytes(Dir::Fwd),
-                "resp_ip_bytes" => Role::Bytes(Dir::Bwd),
-                "label" => Role::Label,
-                "detailed-label" | "detailed_label" => Role::Category,
-                _ => return None,
-            }),
+                ZeekColumn::Role(Role::Start(_)) => Some(Role::Start(TimeKind::Any)),
+                ZeekColumn::Role(r) => Some(r),
+                ZeekColumn::PayloadBytes | ZeekColumn::Unknown => None,
+            },
         }
     }
 }

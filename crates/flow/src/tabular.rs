@@ -111,36 +111,52 @@ fn norm(name: &str) -> String {
     name.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase()
 }
 
-/// What a column is in a given dialect. `Err(())` means "unknown": kept as a
-/// numeric extra in dataset dialects, ignored in Zeek's.
+/// A Zeek conn.log field, whatever the log's encoding (TSV, CSV, JSON).
+pub(crate) enum ZeekColumn {
+    Role(Role),
+    /// `orig_bytes`, `resp_bytes`, `missed_bytes`: payload counts, kept as extras
+    /// where the encoding allows (the IP-level counts are the record's bytes).
+    PayloadBytes,
+    Unknown,
+}
+
+pub(crate) fn zeek_role(name: &str) -> ZeekColumn {
+    ZeekColumn::Role(match name {
+        "ts" => Role::Start(TimeKind::EpochSecs),
+        "id.orig_h" => Role::SrcAddr,
+        "id.resp_h" => Role::DstAddr,
+        "id.orig_p" => Role::SrcPort,
+        "id.resp_p" => Role::DstPort,
+        "proto" => Role::Protocol,
+        "service" => Role::Service,
+        "duration" => Role::Duration(DurUnit::Secs),
+        "conn_state" => Role::State,
+        "local_orig" => Role::LocalOrig,
+        "local_resp" => Role::LocalResp,
+        "history" => Role::ZeekHistory,
+        "orig_pkts" => Role::Packets(Dir::Fwd),
+        "resp_pkts" => Role::Packets(Dir::Bwd),
+        // IP-level bytes, comparable with VPC's.
+        "orig_ip_bytes" => Role::Bytes(Dir::Fwd),
+        "resp_ip_bytes" => Role::Bytes(Dir::Bwd),
+        "label" => Role::Label,
+        "detailed-label" | "detailed_label" => Role::Category,
+        "tunnel_parents label detailed-label" => Role::ZeekLabelTriple,
+        "orig_bytes" | "resp_bytes" | "missed_bytes" => return ZeekColumn::PayloadBytes,
+        _ => return ZeekColumn::Unknown,
+    })
+}
+
+/// What a column is in a given dialect; `None` means a numeric extra.
 fn builtin_role(d: &Dialect, name: &str) -> Option<Role> {
     let n = norm(name);
     let n = n.as_str();
     match d {
-        Dialect::ZeekTsv | Dialect::ZeekCsv => Some(match n {
-            "ts" => Role::Start(TimeKind::EpochSecs),
-            "id.orig_h" => Role::SrcAddr,
-            "id.resp_h" => Role::DstAddr,
-            "id.orig_p" => Role::SrcPort,
-            "id.resp_p" => Role::DstPort,
-            "proto" => Role::Protocol,
-            "service" => Role::Service,
-            "duration" => Role::Duration(DurUnit::Secs),
-            "conn_state" => Role::State,
-            "local_orig" => Role::LocalOrig,
-            "local_resp" => Role::LocalResp,
-            "history" => Role::ZeekHistory,
-            "orig_pkts" => Role::Packets(Dir::Fwd),
-            "resp_pkts" => Role::Packets(Dir::Bwd),
-            // IP-level bytes, comparable with VPC's; payload bytes stay as extras.
-            "orig_ip_bytes" => Role::Bytes(Dir::Fwd),
-            "resp_ip_bytes" => Role::Bytes(Dir::Bwd),
-            "label" => Role::Label,
-            "detailed-label" | "detailed_label" => Role::Category,
-            "tunnel_parents label detailed-label" => Role::ZeekLabelTriple,
-            "orig_bytes" | "resp_bytes" | "missed_bytes" => return None,
-            _ => Role::Ignore,
-        }),
+        Dialect::ZeekTsv | Dialect::ZeekCsv => match zeek_role(n) {
+            ZeekColumn::Role(r) => Some(r),
+            ZeekColumn::PayloadBytes => None,
+            ZeekColumn::Unknown => Some(Role::Ignore),
+        },
         Dialect::Unsw => Some(match n {
             "id" => Role::Ignore,
             "srcip" => Role::SrcAddr,

@@ -90,23 +90,9 @@ pub const DEFAULT_V2: &[VpcField] = &[
     VpcField::LogStatus,
 ];
 
-/// The layout `convert --to vpc` and `generate` write: the v2 fields plus the
-/// context a security analysis uses (VPC/subnet, TCP flags, region, direction).
-pub const EXTENDED: &[VpcField] = &[
-    VpcField::Version,
-    VpcField::AccountId,
-    VpcField::InterfaceId,
-    VpcField::SrcAddr,
-    VpcField::DstAddr,
-    VpcField::SrcPort,
-    VpcField::DstPort,
-    VpcField::Protocol,
-    VpcField::Packets,
-    VpcField::Bytes,
-    VpcField::Start,
-    VpcField::End,
-    VpcField::Action,
-    VpcField::LogStatus,
+/// What the extended layout adds to the v2 fields: the context a security
+/// analysis uses (VPC/subnet, TCP flags, region, direction).
+const EXTENDED_ADDS: &[VpcField] = &[
     VpcField::VpcId,
     VpcField::SubnetId,
     VpcField::InstanceId,
@@ -116,6 +102,12 @@ pub const EXTENDED: &[VpcField] = &[
     VpcField::AzId,
     VpcField::FlowDirection,
 ];
+
+/// The layout `convert --to vpc` and `generate` write by default: the v2
+/// fields, then [`EXTENDED_ADDS`] (a version 5 custom format).
+pub fn extended() -> Vec<VpcField> {
+    [DEFAULT_V2, EXTENDED_ADDS].concat()
+}
 
 impl VpcField {
     /// The flow log version that introduced the field.
@@ -425,6 +417,11 @@ impl VpcReader {
                     c
                 }
             });
+        }
+        if let (Some(start), Some(end)) = (rec.start, rec.end) {
+            if end < start {
+                return Err(Reject::new(RejectReason::BadTime, "end is before start"));
+            }
         }
         rec.packets = Counts::from_parts(None, None, packets);
         rec.bytes = Counts::from_parts(None, None, bytes);

@@ -41,7 +41,7 @@ pub struct VpcWriter {
 
 impl Default for VpcWriter {
     fn default() -> Self {
-        Self::new(vpc::EXTENDED.to_vec())
+        Self::new(vpc::extended())
     }
 }
 
@@ -135,15 +135,16 @@ pub struct CsvWriter {
 
 impl CsvWriter {
     pub fn from_sample(sample: &[FlowRecord]) -> Self {
-        let cloud = vpc::EXTENDED.iter().chain(VpcField::ALL).copied().filter(|f| vpc::is_cloud_field(*f)).fold(
-            Vec::new(),
-            |mut acc, f| {
+        let cloud = vpc::extended()
+            .into_iter()
+            .chain(VpcField::ALL.iter().copied())
+            .filter(|f| vpc::is_cloud_field(*f))
+            .fold(Vec::new(), |mut acc, f| {
                 if !acc.contains(&f) && sample.iter().any(|r| vpc::cloud_text(r, f).is_some()) {
                     acc.push(f);
                 }
                 acc
-            },
-        );
+            });
         let truth = sample.iter().any(|r| r.truth.is_some());
         let extra = sample.iter().find_map(|r| r.extra.names.as_ref()).map(|n| n.to_vec()).unwrap_or_default();
         CsvWriter { cloud, truth, extra }

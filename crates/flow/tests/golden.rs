@@ -131,10 +131,11 @@ fn vpc_cloudwatch_export() {
 #[test]
 fn vpc_broken_lines_are_counted_not_fatal() {
     let p = check("vpc-broken.log", None);
-    // Two good lines survive among ten broken ones.
+    // Two good lines survive among eleven broken ones.
     assert_eq!(p.records.len(), 2);
-    assert_eq!(p.rejects.len(), 10);
+    assert_eq!(p.rejects.len(), 11);
     let reasons: Vec<&str> = p.rejects.iter().filter_map(|r| r["reason"].as_str()).collect();
+    assert!(p.rejects.iter().any(|r| r["detail"] == "end is before start"), "found by fuzzing");
     for want in ["bad_address", "bad_port", "bad_number", "bad_time", "bad_protocol", "bad_value", "field_count"] {
         assert!(reasons.contains(&want), "{want} missing from {reasons:?}");
     }

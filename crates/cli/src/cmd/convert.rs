@@ -34,7 +34,7 @@ impl VpcLayout {
     pub fn fields(self) -> Vec<flowhound_flow::vpc::VpcField> {
         match self {
             VpcLayout::V2 => flowhound_flow::vpc::DEFAULT_V2.to_vec(),
-            VpcLayout::Extended => flowhound_flow::vpc::EXTENDED.to_vec(),
+            VpcLayout::Extended => flowhound_flow::vpc::extended(),
         }
     }
 }
