@@ -8,40 +8,36 @@
 //! ```
 
 use compact_str::CompactString;
+use rustc_hash::FxHashMap;
 
 use crate::error::FlowError;
 use crate::record::GroundTruth;
 
-/// Labels by 1-based line number of the log they describe.
+/// Labels by 1-based line number of the log they describe. A map, not a vector
+/// indexed by line: the file is input, and one line claiming to describe line
+/// 4,444,444,444 must not allocate for all the lines before it (found by fuzzing).
 #[derive(Debug, Clone, Default)]
 pub struct LabelTable {
-    by_line: Vec<Option<GroundTruth>>,
-    count: usize,
+    by_line: FxHashMap<u64, GroundTruth>,
 }
 
 impl LabelTable {
     pub const HEADER: &'static str = "line,malicious,category";
 
     pub fn get(&self, line: u64) -> Option<&GroundTruth> {
-        usize::try_from(line).ok().and_then(|l| self.by_line.get(l)).and_then(Option::as_ref)
+        self.by_line.get(&line)
     }
 
     pub fn len(&self) -> usize {
-        self.count
+        self.by_line.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.by_line.is_empty()
     }
 
     pub fn insert(&mut self, line: u64, truth: GroundTruth) {
-        let l = usize::try_from(line).unwrap_or(usize::MAX);
-        if l >= self.by_line.len() {
-            self.by_line.resize(l + 1, None);
-        }
-        if self.by_line[l].replace(truth).is_none() {
-            self.count += 1;
-        }
+        self.by_line.insert(line, truth);
     }
 
     /// Parses a labels file, listing every bad line (up to 20) rather than the first.
@@ -55,7 +51,7 @@ impl LabelTable {
             }
             let mut f = line.splitn(3, |b| *b == b',');
             let (n, m, c) = (f.next(), f.next(), f.next());
-            let n = n.and_then(crate::parse::uint).filter(|n| *n > 0 && *n < (1 << 40));
+            let n = n.and_then(crate::parse::uint).filter(|n| *n > 0);
             let m = match m {
                 Some(b"true") | Some(b"1") => Some(true),
                 Some(b"false") | Some(b"0") => Some(false),
@@ -82,5 +78,32 @@ impl LabelTable {
         } else {
             Err(FlowError::Mapping(problems))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_lookup() {
+        let t = LabelTable::parse(b"line,malicious,category\n2,false,\n3,true,port_scan_vertical\n").expect("valid");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get(3).and_then(|g| g.category.as_deref()), Some("port_scan_vertical"));
+        assert_eq!(t.get(2).map(|g| g.malicious), Some(false));
+        assert!(t.get(4).is_none());
+    }
+
+    #[test]
+    fn huge_line_numbers_cost_nothing() {
+        let t = LabelTable::parse(b"18446744073709551615,true,x\n4444444444,0,\n").expect("valid");
+        assert_eq!(t.len(), 2);
+        assert!(t.get(u64::MAX).is_some_and(|g| g.malicious));
+    }
+
+    #[test]
+    fn bad_lines_are_all_listed() {
+        let e = LabelTable::parse(b"1,maybe,\nx,true,\n3,true,ok\n").expect_err("invalid").to_string();
+        assert!(e.contains("line 1") && e.contains("line 2") && !e.contains("line 3"), "{e}");
     }
 }
