@@ -1,0 +1,279 @@
+//! flowhound-features: flow records in, feature rows out.
+//!
+//! [`Extractor`] writes one row of `f32` per flow: the flow's own features
+//! ([`flow`]), context over event-time windows per source and destination
+//! ([`context`]), and whether an external address was ever seen in training.
+//! [`Pipeline`] is the fitted preprocessing (imputation, log1p, scaling,
+//! one-hot) that turns rows into model input. Every feature is defined in
+//! `docs/features.md`.
+//!
+//! The same extractor serves batch (`features`, `train`, `detect`) and, later,
+//! streaming: it is fed one flow at a time, in order, and keeps only bounded
+//! state.
+
+pub mod context;
+pub mod flow;
+pub mod pipeline;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use flowhound_flow::net::Networks;
+use flowhound_flow::{Action, FlowRecord};
+use ipnet::IpNet;
+use rustc_hash::FxHashSet;
+
+pub use context::{Context, Key, Windows};
+pub use pipeline::{Pipeline, PipelineParams, Scaling};
+pub use schema::{Feature, Kind, Schema};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error("invalid feature settings: {}", .0.join("; "))]
+    Params(Vec<String>),
+    #[error("{values} values do not make rows of {width} features")]
+    Shape { width: usize, values: usize },
+    #[error("no valid training rows")]
+    Empty,
+    #[error("preprocessing was saved by format version {found}; this flowhound reads version {expected}: retrain")]
+    Version { found: u64, expected: u32 },
+    #[error("preprocessing was fitted on other features (missing here: {}; unknown here: {}): retrain or use the matching flowhound", list(.missing), list(.unexpected))]
+    Mismatch { missing: Vec<String>, unexpected: Vec<String> },
+    #[error("preprocessing file is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Feature settings, validated by [`ExtractorParams::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractorParams {
+    /// Context window lengths in seconds: 60 s for floods and bursts, 1 h for
+    /// slow scans (the Internet scanner in the zeek-conn data touches ~3 ports
+    /// a minute but ~40 an hour).
+    pub windows: Vec<u32>,
+    /// The longer window a source's current rate is compared with.
+    pub baseline_secs: u32,
+    /// Address ranges counted as internal besides RFC 1918/6598 and ULA.
+    pub internal: Vec<IpNet>,
+    /// Dataset columns (CIC, UNSW extras) to add as features, by name.
+    pub extras: Vec<String>,
+}
+
+impl Default for ExtractorParams {
+    fn default() -> Self {
+        ExtractorParams { windows: vec![60, 3600], baseline_secs: 900, internal: Vec::new(), extras: Vec::new() }
+    }
+}
+
+/// Longest window accepted: a week.
+const MAX_WINDOW: u32 = 7 * 86_400;
+
+impl ExtractorParams {
+    /// Lists every problem, not the first.
+    pub fn check(&self) -> Result<(), FeatureError> {
+        let mut p = Vec::new();
+        if self.windows.is_empty() {
+            p.push("at least one window is needed".to_string());
+        }
+        for w in &self.windows {
+            if *w == 0 || *w > MAX_WINDOW {
+                p.push(format!("window {w}s must be 1s..=7d"));
+            }
+        }
+        let mut sorted = self.windows.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != self.windows.len() {
+            p.push("windows are listed twice".to_string());
+        }
+        if let Some(short) = sorted.first() {
+            if self.baseline_secs <= *short || self.baseline_secs > MAX_WINDOW {
+                p.push(format!(
+                    "burst baseline {}s must be longer than the shortest window ({short}s) and at most 7d",
+                    self.baseline_secs
+                ));
+            }
+        }
+        let mut seen = FxHashSet::default();
+        for e in &self.extras {
+            if e.trim().is_empty() || !seen.insert(e.as_str()) {
+                p.push(format!("extra {e:?} is empty or listed twice"));
+            }
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(FeatureError::Params(p))
+        }
+    }
+
+    /// The schema an extractor with these settings writes.
+    pub fn schema(&self) -> Schema {
+        let mut w = self.windows.clone();
+        w.sort_unstable();
+        let mut features = flow::features(&self.extras);
+        features.extend(Context::features(&Windows { secs: w, baseline_secs: self.baseline_secs }));
+        features.push(Feature::new("external_unseen", Kind::Binary));
+        Schema { features }
+    }
+
+    /// Validates and builds an extractor. `known` is the set of external
+    /// addresses seen in training (`None` while training: it is being built).
+    pub fn build(&self, known: Option<KnownExternal>) -> Result<Extractor, FeatureError> {
+        self.check()?;
+        let mut secs = self.windows.clone();
+        secs.sort_unstable();
+        let windows = Windows { secs, baseline_secs: self.baseline_secs };
+        let learning = known.is_none();
+        Ok(Extractor {
+            schema: self.schema(),
+            nets: Networks::new(&self.internal),
+            extras: self.extras.clone(),
+            context_width: Context::features(&windows).len(),
+            context: Context::new(windows),
+            known: known.unwrap_or_default(),
+            learning,
+            names: BTreeMap::new(),
+        })
+    }
+}
+
+/// External addresses seen in training: "never seen" is the unknown-IP signal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownExternal {
+    addrs: FxHashSet<IpAddr>,
+}
+
+/// Addresses remembered at most; beyond this, new ones are not added (the set
+/// is saved with the model, so it must stay a reasonable size).
+const KNOWN_MAX: usize = 2_000_000;
+
+impl KnownExternal {
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    pub fn contains(&self, a: &IpAddr) -> bool {
+        self.addrs.contains(a)
+    }
+
+    pub fn insert(&mut self, a: IpAddr) {
+        if self.addrs.len() < KNOWN_MAX {
+            self.addrs.insert(a);
+        }
+    }
+
+    /// Sorted, for a stable saved form.
+    pub fn to_sorted(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.addrs.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn from_addrs(v: impl IntoIterator<Item = IpAddr>) -> Self {
+        KnownExternal { addrs: v.into_iter().collect() }
+    }
+}
+
+/// Turns flows, in order, into feature rows. See `docs/features.md`.
+#[derive(Debug)]
+pub struct Extractor {
+    schema: Schema,
+    nets: Networks,
+    extras: Vec<String>,
+    context: Context,
+    context_width: usize,
+    known: KnownExternal,
+    learning: bool,
+    /// Readable names of the category codes written so far (`state`, `service`),
+    /// for one-hot column names.
+    names: BTreeMap<u32, String>,
+}
+
+impl Extractor {
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Hosts holding window state now (bounded by activity, not by time).
+    pub fn active_hosts(&self) -> usize {
+        self.context.active_hosts()
+    }
+
+    /// External addresses seen so far (while training) or in training.
+    pub fn known_external(&self) -> &KnownExternal {
+        &self.known
+    }
+
+    /// Names for category codes, for [`Pipeline::fit`].
+    pub fn category_names(&self) -> &BTreeMap<u32, String> {
+        &self.names
+    }
+
+    /// Appends the row of `r` (the schema's width) to `out`.
+    pub fn extract(&mut self, r: &FlowRecord, out: &mut Vec<f32>) {
+        let before = out.len();
+        flow::extract(r, &self.nets, &self.extras, out);
+        for s in [r.state.as_deref(), r.service.as_deref()].into_iter().flatten() {
+            if self.names.len() < 4096 {
+                self.names.entry(flow::category_code(s) as u32).or_insert_with(|| s.to_string());
+            }
+        }
+        for p in [1u8, 6, 17, 58] {
+            let name = flowhound_flow::record::protocol_name(p).unwrap_or_default();
+            self.names.entry(u32::from(p)).or_insert_with(|| name.to_string());
+        }
+        match (r.start, r.src, r.dst) {
+            (Some(t), Some(src), Some(dst)) => {
+                let key = Key {
+                    t: t.micros(),
+                    src,
+                    dst,
+                    dst_port: r.dst_port,
+                    bytes: r.bytes.total.unwrap_or(0),
+                    packets: r.packets.total.unwrap_or(0),
+                    rejected: r.action == Some(Action::Reject),
+                };
+                self.context.update(&key, out);
+            }
+            // UNSW-NB15 has no addresses or times: no context to speak of.
+            _ => out.extend(std::iter::repeat_n(f32::NAN, self.context_width)),
+        }
+        out.push(self.unseen(r));
+        debug_assert_eq!(out.len() - before, self.schema.len());
+    }
+
+    /// 1 when an external endpoint was never seen in training (while training:
+    /// never seen before in the training stream), 0 otherwise.
+    fn unseen(&mut self, r: &FlowRecord) -> f32 {
+        if r.src.is_none() && r.dst.is_none() {
+            return f32::NAN;
+        }
+        let mut unseen = false;
+        for a in [r.src, r.dst].into_iter().flatten() {
+            if !self.nets.is_internal(a) {
+                unseen |= !self.known.contains(&a);
+                if self.learning {
+                    self.known.insert(a);
+                }
+            }
+        }
+        if unseen {
+            1.0
+        } else {
+            0.0
+        }
+    }
+}

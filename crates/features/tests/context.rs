@@ -1,0 +1,149 @@
+//! Each context feature pinned on small hand-made flow sequences.
+
+use std::net::IpAddr;
+
+use flowhound_features::{Context, Key, Windows};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+struct Ctx {
+    c: Context,
+    names: Vec<String>,
+    last: Vec<f32>,
+}
+
+impl Ctx {
+    fn new() -> Self {
+        let w = Windows { secs: vec![60, 3600], baseline_secs: 900 };
+        let names = Context::features(&w).into_iter().map(|f| f.name).collect();
+        Ctx { c: Context::new(w), names, last: Vec::new() }
+    }
+
+    fn flow(&mut self, t_secs: f64, src: &str, dst: &str, port: u16, bytes: u64, rejected: bool) {
+        let k = Key {
+            t: (t_secs * 1e6) as i64,
+            src: ip(src),
+            dst: ip(dst),
+            dst_port: Some(port),
+            bytes,
+            packets: 1,
+            rejected,
+        };
+        self.last.clear();
+        self.c.update(&k, &mut self.last);
+    }
+
+    fn get(&self, name: &str) -> f32 {
+        let i = self.names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no feature {name}"));
+        self.last[i]
+    }
+}
+
+#[test]
+fn fifty_ports_in_ten_seconds() {
+    let mut c = Ctx::new();
+    for p in 0..50 {
+        c.flow(1000.0 + f64::from(p) * 0.2, "10.0.3.7", "10.0.1.9", 1000 + p, 60, true);
+    }
+    assert_eq!(c.get("src_distinct_dst_ports_60s"), 50.0);
+    assert_eq!(c.get("src_distinct_dst_60s"), 1.0);
+    assert_eq!(c.get("src_flows_60s"), 50.0);
+    assert_eq!(c.get("src_reject_share_60s"), 1.0);
+    assert_eq!(c.get("dst_flows_60s"), 50.0);
+    assert_eq!(c.get("dst_distinct_src_60s"), 1.0);
+    assert_eq!(c.get("src_new_dst_60s"), 1.0, "one new destination, however many ports");
+}
+
+#[test]
+fn windows_forget_what_is_older_than_them() {
+    let mut c = Ctx::new();
+    for i in 0..10 {
+        c.flow(f64::from(i), "10.0.0.1", &format!("10.0.1.{i}"), 443, 100, false);
+    }
+    assert_eq!(c.get("src_flows_60s"), 10.0);
+    // 65 s later: the minute has forgotten the first ten, the hour has not.
+    c.flow(70.0, "10.0.0.1", "10.0.1.99", 443, 100, false);
+    assert_eq!(c.get("src_flows_60s"), 1.0);
+    assert_eq!(c.get("src_flows_1h"), 11.0);
+    assert_eq!(c.get("src_distinct_dst_1h"), 11.0);
+    assert_eq!(c.get("src_bytes_out_1h"), 1100.0);
+    // Exactly the window length ago is out: windows are (t - W, t].
+    c.flow(130.0, "10.0.0.1", "10.0.1.99", 443, 100, false);
+    assert_eq!(c.get("src_flows_60s"), 1.0);
+}
+
+#[test]
+fn many_sources_on_one_destination() {
+    let mut c = Ctx::new();
+    for i in 0..300u32 {
+        let src = format!("198.51.{}.{}", i / 250, i % 250 + 1);
+        c.flow(500.0 + f64::from(i) * 0.1, &src, "10.0.1.5", 443, 60, false);
+    }
+    assert_eq!(c.get("dst_distinct_src_60s"), 300.0);
+    assert_eq!(c.get("dst_packets_60s"), 300.0);
+    assert_eq!(c.get("dst_bytes_in_60s"), 18_000.0);
+    assert_eq!(c.get("src_flows_60s"), 1.0, "each source sent one flow");
+}
+
+#[test]
+fn burst_ratio_is_one_when_steady_and_high_when_sudden() {
+    let mut c = Ctx::new();
+    // One flow every 6 s for 20 minutes: steady.
+    for i in 0..200 {
+        c.flow(f64::from(i) * 6.0, "10.0.0.2", "10.0.0.3", 5432, 10, false);
+    }
+    let steady = c.get("src_burst_60s_15m");
+    assert!((steady - 1.0).abs() < 0.1, "{steady}");
+    // Then 300 flows in 30 s.
+    for i in 0..300 {
+        c.flow(1200.0 + f64::from(i) * 0.1, "10.0.0.2", "10.0.0.3", 5432, 10, false);
+    }
+    let burst = c.get("src_burst_60s_15m");
+    assert!(burst > 3.0, "{burst}");
+}
+
+#[test]
+fn new_destinations_are_new_only_once() {
+    let mut c = Ctx::new();
+    for i in 0..5 {
+        c.flow(f64::from(i), "10.0.0.4", "8.8.8.8", 53, 10, false);
+    }
+    assert_eq!(c.get("src_new_dst_60s"), 1.0);
+    c.flow(6.0, "10.0.0.4", "1.1.1.1", 53, 10, false);
+    assert_eq!(c.get("src_new_dst_60s"), 2.0);
+}
+
+#[test]
+fn out_of_order_records_count_at_their_hosts_newest_time() {
+    let mut c = Ctx::new();
+    c.flow(100.0, "10.0.0.5", "10.0.0.6", 80, 1, false);
+    c.flow(20.0, "10.0.0.5", "10.0.0.7", 80, 1, false);
+    assert_eq!(c.get("src_flows_60s"), 2.0, "the late record is not lost");
+}
+
+#[test]
+fn quiet_hosts_are_evicted() {
+    let w = Windows { secs: vec![60, 3600], baseline_secs: 900 };
+    let mut ctx = Context::new(w);
+    let mut out = Vec::new();
+    let key = |t: f64, src: String| Key {
+        t: (t * 1e6) as i64,
+        src: src.parse().expect("ip"),
+        dst: ip("10.9.9.9"),
+        dst_port: Some(80),
+        bytes: 1,
+        packets: 1,
+        rejected: false,
+    };
+    for i in 0..1000 {
+        ctx.update(&key(f64::from(i), format!("10.1.{}.{}", i / 250, i % 250 + 1)), &mut out);
+    }
+    assert_eq!(ctx.active_hosts(), 1001);
+    // Hours later, one host keeps talking for longer than a sweep interval.
+    for i in 0..70_000 {
+        ctx.update(&key(10_000.0 + f64::from(i) * 0.01, "10.2.0.1".into()), &mut out);
+    }
+    assert!(ctx.active_hosts() <= 3, "{} hosts kept", ctx.active_hosts());
+}
