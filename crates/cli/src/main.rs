@@ -29,6 +29,7 @@ struct Cli {
 enum Command {
     Inspect(cmd::inspect::Args),
     Convert(cmd::convert::Args),
+    Features(cmd::features::Args),
     Generate(cmd::generate::Args),
     Demo(cmd::demo::Args),
 }
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Convert(a) => cmd::convert::run(a),
+        Command::Features(a) => cmd::features::run(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };

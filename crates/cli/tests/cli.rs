@@ -280,3 +280,45 @@ fn demo_runs_end_to_end() {
     assert!(t.contains("Records      5,000"), "{t}");
     assert!(t.contains("malicious 250"), "{t}");
 }
+
+#[test]
+fn features_rows_name_every_feature_once() {
+    let zeek = fixtures().join("zeek-conn.log").display().to_string();
+    let o = run(&["features", &zeek, "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let t = text(&o.stdout);
+    let mut lines = t.lines();
+    let head: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    assert_eq!(&head[..6], &["time", "src", "dst", "src_port", "dst_port", "protocol"]);
+    let mut unique = head.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), head.len(), "no column named twice");
+    for want in
+        ["src_distinct_dst_ports_1h", "dst_distinct_src_60s", "src_burst_60s_15m", "external_unseen", "malicious"]
+    {
+        assert!(head.contains(&want), "{want} missing");
+    }
+    let lines: Vec<&str> = lines.collect();
+    assert_eq!(lines.len(), 4);
+    // The third flow's service is `ssl,http`: quoted, as CSV wants.
+    assert!(lines[2].contains(",\"ssl,http\","), "{}", lines[2]);
+    let rows: Vec<Vec<String>> =
+        lines.iter().map(|l| l.replace("\"ssl,http\"", "ssl+http").split(',').map(str::to_string).collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == head.len()));
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap_or(usize::MAX);
+    assert_eq!(rows[0][col("state")], "REJ", "categories print as text");
+    assert_eq!(rows[0][col("rejected")], "", "Zeek has no ACCEPT/REJECT: absent, not 0");
+    assert_eq!(rows[2][col("bytes")], "60580");
+
+    let o = run(&["features", &zeek, "-q", "--format", "jsonl", "--windows", "10s,10m", "--baseline", "1h"]);
+    let first: Value = serde_json::from_str(text(&o.stdout).lines().next().unwrap_or_default()).expect("json");
+    assert_eq!(first["src_flows_10s"], 1);
+    assert_eq!(first["duration_s"], 0.000064);
+    assert!(first.get("src_flows_60s").is_none());
+
+    let o = run(&["features", &zeek, "--windows", "0s,abc", "--baseline", "2q"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(e.contains("abc") && e.contains("2q"), "{e}");
+}

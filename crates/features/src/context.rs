@@ -9,14 +9,15 @@
 //! active hosts: a host quiet for longer than every window is dropped.
 //!
 //! Windows include the current flow: the tenth SYN to a tenth port gives
-//! `src_distinct_dst_ports = 10`. Times are event times from the records; a
+//! `src_distinct_dst_ports = 10`. A destination is "new" for a source when the
+//! source has not contacted it within the longest window. Times are event times from the records; a
 //! record older than its host's newest (out-of-order input, e.g. Zeek logs
 //! written at connection end) is counted at that newest time.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::schema::{window_suffix, Feature, Kind};
 
@@ -44,7 +45,14 @@ struct Event {
     new_peer: bool,
 }
 
-#[derive(Debug, Default, Clone)]
+/// Most windows an extractor can have: map values hold one count per window.
+pub const MAX_WINDOWS: usize = 4;
+
+/// Occurrences of one peer (or port) in each window.
+type PerWindow = [u32; MAX_WINDOWS];
+
+/// Running totals of one window.
+#[derive(Debug, Default, Clone, Copy)]
 struct Window {
     /// Absolute index of the first event inside this window.
     cursor: u64,
@@ -53,97 +61,99 @@ struct Window {
     bytes: u64,
     packets: u64,
     new_peers: u64,
-    peers: FxHashMap<IpAddr, u32>,
-    ports: FxHashMap<u16, u32>,
+    distinct_peers: u64,
+    distinct_ports: u64,
 }
 
-impl Window {
-    fn add(&mut self, e: &Event) {
-        self.flows += 1;
-        self.rejected += u64::from(e.rejected);
-        self.bytes += e.bytes;
-        self.packets += e.packets;
-        self.new_peers += u64::from(e.new_peer);
-        *self.peers.entry(e.peer).or_default() += 1;
-        if let Some(p) = e.port {
-            *self.ports.entry(p).or_default() += 1;
-        }
-    }
-
-    fn remove(&mut self, e: &Event) {
-        self.flows -= 1;
-        self.rejected -= u64::from(e.rejected);
-        self.bytes -= e.bytes;
-        self.packets -= e.packets;
-        self.new_peers -= u64::from(e.new_peer);
-        dec(&mut self.peers, e.peer);
-        if let Some(p) = e.port {
-            dec(&mut self.ports, p);
-        }
-    }
-}
-
-fn dec<K: std::hash::Hash + Eq>(m: &mut FxHashMap<K, u32>, k: K) {
-    if let Some(c) = m.get_mut(&k) {
-        *c -= 1;
-        if *c == 0 {
-            m.remove(&k);
-        }
-    }
-}
-
-/// Most peers remembered per source for "new destination": beyond this the
-/// memory is cleared and starts again (a scanner would otherwise grow it forever).
-const HISTORY_MAX: usize = 4096;
-
+/// One host's state. Windows are nested (sorted by length), so one map of
+/// peers and one of ports serve all of them: each entry counts the peer's
+/// events per window, and a window's distinct count moves when its count goes
+/// 0 → 1 or 1 → 0. One map operation per event instead of one per window
+/// (measured: the context is memory-bound, and map probes are its misses).
 #[derive(Debug, Default)]
 struct Host {
     events: VecDeque<Event>,
     /// Absolute index of `events[0]`.
     base: u64,
-    windows: Vec<Window>,
+    windows: [Window; MAX_WINDOWS],
+    peers: FxHashMap<IpAddr, PerWindow>,
+    ports: FxHashMap<u16, PerWindow>,
     /// Events counted over the burst baseline (only flows, via a cursor).
     baseline_cursor: u64,
     baseline_flows: u64,
     last_t: i64,
-    history: FxHashSet<IpAddr>,
 }
 
 impl Host {
-    fn new(n: usize) -> Self {
-        Host { windows: vec![Window::default(); n], ..Default::default() }
-    }
-
-    fn event(&self, abs: u64) -> &Event {
-        &self.events[(abs - self.base) as usize]
-    }
-
-    /// Expires, adds `e`, and trims the queue.
+    /// Expires what left each window, adds `e`, and trims the queue.
     fn push(&mut self, e: Event, lens_us: &[i64], baseline_us: i64) {
         let end = self.base + self.events.len() as u64;
+        let n = lens_us.len();
         for (k, len) in lens_us.iter().enumerate() {
-            while self.windows[k].cursor < end && self.event(self.windows[k].cursor).t <= e.t - len {
-                let old = *self.event(self.windows[k].cursor);
-                self.windows[k].remove(&old);
-                self.windows[k].cursor += 1;
+            while self.windows[k].cursor < end {
+                let old = self.events[(self.windows[k].cursor - self.base) as usize];
+                if old.t > e.t - len {
+                    break;
+                }
+                let w = &mut self.windows[k];
+                w.cursor += 1;
+                w.flows -= 1;
+                w.rejected -= u64::from(old.rejected);
+                w.bytes -= old.bytes;
+                w.packets -= old.packets;
+                w.new_peers -= u64::from(old.new_peer);
+                // The longest window is the last to let an event go: then the
+                // entry has no counts left and is removed.
+                w.distinct_peers -= u64::from(forget(&mut self.peers, old.peer, k, k + 1 == n));
+                if let Some(p) = old.port {
+                    w.distinct_ports -= u64::from(forget(&mut self.ports, p, k, k + 1 == n));
+                }
             }
         }
-        while self.baseline_cursor < end && self.event(self.baseline_cursor).t <= e.t - baseline_us {
+        while self.baseline_cursor < end
+            && self.events[(self.baseline_cursor - self.base) as usize].t <= e.t - baseline_us
+        {
             self.baseline_flows -= 1;
             self.baseline_cursor += 1;
         }
-        let keep_from = self.windows.iter().map(|w| w.cursor).chain([self.baseline_cursor]).min().unwrap_or(end);
+        let keep_from = self.windows[..n].iter().map(|w| w.cursor).chain([self.baseline_cursor]).min().unwrap_or(end);
         while self.base < keep_from {
             self.events.pop_front();
             self.base += 1;
         }
-        for w in &mut self.windows {
-            w.add(&e);
+        let peer = self.peers.entry(e.peer).or_default();
+        let port = e.port.map(|p| self.ports.entry(p).or_default());
+        for (k, w) in self.windows[..n].iter_mut().enumerate() {
+            w.flows += 1;
+            w.rejected += u64::from(e.rejected);
+            w.bytes += e.bytes;
+            w.packets += e.packets;
+            w.new_peers += u64::from(e.new_peer);
+            w.distinct_peers += u64::from(peer[k] == 0);
+            peer[k] += 1;
+        }
+        if let Some(port) = port {
+            for (k, w) in self.windows[..n].iter_mut().enumerate() {
+                w.distinct_ports += u64::from(port[k] == 0);
+                port[k] += 1;
+            }
         }
         self.baseline_flows += 1;
         self.events.push_back(e);
         self.last_t = e.t;
     }
+}
+
+/// Counts one occurrence of `key` out of window `k`; true when that was its
+/// last one there (the window's distinct count drops).
+fn forget<K: std::hash::Hash + Eq>(m: &mut FxHashMap<K, PerWindow>, key: K, k: usize, longest: bool) -> bool {
+    let Some(c) = m.get_mut(&key) else { return false };
+    c[k] -= 1;
+    let gone = c[k] == 0;
+    if gone && longest {
+        m.remove(&key);
+    }
+    gone
 }
 
 /// Validated window settings.
@@ -223,15 +233,11 @@ impl Context {
             self.sweep();
         }
         let n = self.lens_us.len();
-        let src = self.src.entry(k.src).or_insert_with(|| Host::new(n));
+        let src = self.src.entry(k.src).or_default();
         let t = k.t.max(src.last_t);
-        let new_peer = !src.history.contains(&k.dst);
-        if new_peer {
-            if src.history.len() >= HISTORY_MAX {
-                src.history.clear();
-            }
-            src.history.insert(k.dst);
-        }
+        // "New" means not contacted within the longest window: the peer map
+        // already holds exactly those, so memory stays bounded by activity.
+        let new_peer = !src.peers.contains_key(&k.dst);
         let e = Event {
             t,
             peer: k.dst,
@@ -242,7 +248,14 @@ impl Context {
             new_peer,
         };
         src.push(e, &self.lens_us, self.baseline_us);
-        let dst = self.dst.entry(k.dst).or_insert_with(|| Host::new(n));
+        let src_w = src.windows;
+        // Current rate over the shortest window vs the rate over the baseline:
+        // 1 for a steady host, up to baseline/window for a host that just woke.
+        let short = src.windows[0].flows as f64 / f64::from(self.w.secs[0]);
+        let base = src.baseline_flows as f64 / f64::from(self.w.baseline_secs);
+        let burst = (short / base) as f32;
+
+        let dst = self.dst.entry(k.dst).or_default();
         let t = k.t.max(dst.last_t);
         let e = Event {
             t,
@@ -255,25 +268,20 @@ impl Context {
         };
         dst.push(e, &self.lens_us, self.baseline_us);
 
-        let (src, dst) = (&self.src[&k.src], &self.dst[&k.dst]);
-        for (sw, dw) in src.windows.iter().zip(&dst.windows) {
+        for (sw, dw) in src_w[..n].iter().zip(&dst.windows[..n]) {
             out.push(sw.flows as f32);
-            out.push(sw.peers.len() as f32);
-            out.push(sw.ports.len() as f32);
+            out.push(sw.distinct_peers as f32);
+            out.push(sw.distinct_ports as f32);
             out.push(sw.rejected as f32 / sw.flows as f32);
             out.push(sw.bytes as f32);
             out.push(sw.new_peers as f32);
             out.push(dw.flows as f32);
-            out.push(dw.peers.len() as f32);
+            out.push(dw.distinct_peers as f32);
             out.push(dw.packets as f32);
             out.push(dw.bytes as f32);
             out.push(dw.rejected as f32 / dw.flows as f32);
         }
-        // Current rate over the shortest window vs the rate over the baseline:
-        // 1 for a steady host, up to baseline/window for a host that just woke.
-        let short = src.windows[0].flows as f64 / f64::from(self.w.secs[0]);
-        let base = src.baseline_flows as f64 / f64::from(self.w.baseline_secs);
-        out.push((short / base) as f32);
+        out.push(burst);
     }
 
     /// Drops hosts whose newest event is older than every window.

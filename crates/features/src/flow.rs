@@ -20,12 +20,12 @@ pub fn features(extras: &[String]) -> Vec<Feature> {
         Feature::new("bytes_per_s", Count),
         Feature::new("packets_per_s", Count),
         Feature::new("bytes_per_packet", Count),
-        Feature::new("dst_port", Numeric),
+        Feature::new("dport", Numeric),
         Feature::new("dst_port_well_known", Binary),
         Feature::new("dst_port_registered", Binary),
         Feature::new("dst_port_ephemeral", Binary),
         Feature::new("src_port_well_known", Binary),
-        Feature::new("protocol", Categorical),
+        Feature::new("proto", Categorical),
         Feature::new("rejected", Binary),
         Feature::new("flag_syn", Binary),
         Feature::new("flag_ack", Binary),
@@ -108,9 +108,9 @@ pub fn extract(r: &FlowRecord, nets: &Networks, extras: &[String], out: &mut Vec
     match r.start {
         Some(t) => {
             let hour = t.secs().rem_euclid(86_400) as f64 / 3600.0;
-            let angle = hour / 24.0 * std::f64::consts::TAU;
-            out.push(angle.sin() as f32);
-            out.push(angle.cos() as f32);
+            let (sin, cos) = (hour / 24.0 * std::f64::consts::TAU).sin_cos();
+            out.push(sin as f32);
+            out.push(cos as f32);
         }
         None => out.extend([f32::NAN, f32::NAN]),
     }

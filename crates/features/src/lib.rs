@@ -80,8 +80,8 @@ impl ExtractorParams {
     /// Lists every problem, not the first.
     pub fn check(&self) -> Result<(), FeatureError> {
         let mut p = Vec::new();
-        if self.windows.is_empty() {
-            p.push("at least one window is needed".to_string());
+        if self.windows.is_empty() || self.windows.len() > context::MAX_WINDOWS {
+            p.push(format!("give 1 to {} windows, not {}", context::MAX_WINDOWS, self.windows.len()));
         }
         for w in &self.windows {
             if *w == 0 || *w > MAX_WINDOW {
@@ -133,6 +133,10 @@ impl ExtractorParams {
         secs.sort_unstable();
         let windows = Windows { secs, baseline_secs: self.baseline_secs };
         let learning = known.is_none();
+        let names = [1u8, 6, 17, 58]
+            .into_iter()
+            .filter_map(|p| flowhound_flow::record::protocol_name(p).map(|n| (u32::from(p), n.to_string())))
+            .collect();
         Ok(Extractor {
             schema: self.schema(),
             nets: Networks::new(&self.internal),
@@ -141,7 +145,8 @@ impl ExtractorParams {
             context: Context::new(windows),
             known: known.unwrap_or_default(),
             learning,
-            names: BTreeMap::new(),
+            names,
+            last_codes: [u32::MAX; 2],
         })
     }
 }
@@ -200,6 +205,8 @@ pub struct Extractor {
     /// Readable names of the category codes written so far (`state`, `service`),
     /// for one-hot column names.
     names: BTreeMap<u32, String>,
+    /// The last code of each text category, to skip the name lookup on runs.
+    last_codes: [u32; 2],
 }
 
 impl Extractor {
@@ -226,14 +233,13 @@ impl Extractor {
     pub fn extract(&mut self, r: &FlowRecord, out: &mut Vec<f32>) {
         let before = out.len();
         flow::extract(r, &self.nets, &self.extras, out);
-        for s in [r.state.as_deref(), r.service.as_deref()].into_iter().flatten() {
-            if self.names.len() < 4096 {
-                self.names.entry(flow::category_code(s) as u32).or_insert_with(|| s.to_string());
+        for (i, s) in [r.state.as_deref(), r.service.as_deref()].into_iter().enumerate() {
+            let Some(s) = s else { continue };
+            let code = flow::category_code(s) as u32;
+            if code != self.last_codes[i] && self.names.len() < 4096 {
+                self.names.entry(code).or_insert_with(|| s.to_string());
             }
-        }
-        for p in [1u8, 6, 17, 58] {
-            let name = flowhound_flow::record::protocol_name(p).unwrap_or_default();
-            self.names.entry(u32::from(p)).or_insert_with(|| name.to_string());
+            self.last_codes[i] = code;
         }
         match (r.start, r.src, r.dst) {
             (Some(t), Some(src), Some(dst)) => {

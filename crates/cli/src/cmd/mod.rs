@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod demo;
+pub mod features;
 pub mod generate;
 pub mod inspect;
 

@@ -1,0 +1,245 @@
+//! `flowhound features`: one row of features per flow.
+
+use std::path::PathBuf;
+
+use flowhound_features::schema::parse_window;
+use flowhound_features::{ExtractorParams, Kind};
+use flowhound_flow::FlowRecord;
+use ipnet::IpNet;
+
+use super::InputArgs;
+use crate::exit::{Classify, CliError, CliResult};
+use crate::output::Output;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RowFormat {
+    Csv,
+    Jsonl,
+}
+
+/// Write one row per flow: its key fields, every feature by name (see
+/// docs/features.md), and the ground truth when the input has it.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flowhound features flows.log -o features.csv\n  flowhound features conn.log --windows 60s,10m,1h --format jsonl | jq .src_distinct_dst_ports_1h\n  flowhound features CIC.csv --extra 'Flow IAT Mean' --extra 'Fwd Packet Length Max'"
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Output file (`.gz` compresses); stdout when absent or `-`.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[arg(long, value_enum, default_value_t = RowFormat::Csv)]
+    pub format: RowFormat,
+
+    /// Context windows, comma-separated (`60s,1h`; units s, m, h, d).
+    #[arg(long, default_value = "60s,1h", value_name = "LIST")]
+    pub windows: String,
+
+    /// The longer window a source's current rate is compared with.
+    #[arg(long, default_value = "15m", value_name = "WINDOW")]
+    pub baseline: String,
+
+    /// Dataset columns (CIC, UNSW) to add as features, by name; repeatable.
+    #[arg(long = "extra", value_name = "NAME")]
+    pub extras: Vec<String>,
+
+    /// Address ranges to count as internal, besides RFC 1918, RFC 6598 and ULA.
+    #[arg(long, value_name = "CIDR", num_args = 1..)]
+    pub internal: Vec<IpNet>,
+}
+
+/// Builds extractor settings from the flags, listing every problem.
+pub fn params(windows: &str, baseline: &str, extras: &[String], internal: &[IpNet]) -> CliResult<ExtractorParams> {
+    let mut problems = Vec::new();
+    let mut secs = Vec::new();
+    for w in windows.split(',').filter(|w| !w.trim().is_empty()) {
+        match parse_window(w) {
+            Some(s) => secs.push(s),
+            None => problems.push(format!("--windows: {w:?} is not a duration like 60s, 15m, 1h")),
+        }
+    }
+    let baseline_secs = parse_window(baseline).unwrap_or_else(|| {
+        problems.push(format!("--baseline: {baseline:?} is not a duration like 15m"));
+        0
+    });
+    let p = ExtractorParams { windows: secs, baseline_secs, internal: internal.to_vec(), extras: extras.to_vec() };
+    if let Err(flowhound_features::FeatureError::Params(more)) = p.check() {
+        if problems.is_empty() {
+            problems.extend(more);
+        }
+    }
+    if problems.is_empty() {
+        Ok(p)
+    } else {
+        Err(CliError::usage(anyhow::anyhow!(problems.join("; "))))
+    }
+}
+
+fn num(out: &mut Vec<u8>, v: f32) {
+    if v.is_nan() {
+        return;
+    }
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+    } else {
+        out.extend_from_slice(ryu::Buffer::new().format(v).as_bytes());
+    }
+}
+
+const KEYS: [&str; 6] = ["time", "src", "dst", "src_port", "dst_port", "protocol"];
+
+pub fn run(a: Args) -> CliResult {
+    let params = params(&a.windows, &a.baseline, &a.extras, &a.internal)?;
+    let (inputs, opts) = a.input.prepare()?;
+    let mut x = params.build(None).usage()?;
+    let names: Vec<String> = x.schema().names().map(str::to_string).collect();
+    // Categories print as their text (`REJ`, `dns`), not their codes.
+    let text_cols: Vec<bool> =
+        x.schema().features.iter().map(|f| f.kind == Kind::Categorical && f.name != "proto").collect();
+    let mut out = Output::create(a.output.as_deref()).usage()?;
+    if a.format == RowFormat::Csv {
+        let mut head: Vec<String> = KEYS.iter().map(|s| s.to_string()).collect();
+        head.extend(names.iter().cloned());
+        head.extend(["malicious".to_string(), "category".to_string()]);
+        out.write_all((head.join(",") + "\n").as_bytes())?;
+    }
+    let mut events = a.input.events(&inputs)?;
+    let mut error = None;
+    let mut row = Vec::with_capacity(names.len());
+    let mut buf = Vec::new();
+    let report = flowhound_source::scan(
+        &inputs,
+        &opts,
+        &mut events,
+        // Context features need flows in order, one at a time: parse in
+        // parallel, extract in the ordered reduce.
+        |recs: &[FlowRecord]| recs.to_vec(),
+        |recs| {
+            buf.clear();
+            for r in &recs {
+                row.clear();
+                x.extract(r, &mut row);
+                let cells = Cells { row: &row, text: &text_cols, names: x.category_names() };
+                match a.format {
+                    RowFormat::Csv => write_csv(r, &cells, &mut buf),
+                    RowFormat::Jsonl => write_json(r, &names, &cells, &mut buf),
+                }
+            }
+            if error.is_none() {
+                error = out.write_all(&buf).err();
+            }
+        },
+    );
+    if let Some(e) = error {
+        return Err(e.into());
+    }
+    out.finish()?;
+    if !a.input.quiet {
+        eprintln!(
+            "{} rows of {} features ({} rejected lines); {} hosts held window state at the end",
+            report.records,
+            names.len(),
+            report.rejected,
+            x.active_hosts()
+        );
+    }
+    events.finish(&report)
+}
+
+/// A row's values and how to print them.
+struct Cells<'a> {
+    row: &'a [f32],
+    /// Categorical columns printed as text.
+    text: &'a [bool],
+    names: &'a std::collections::BTreeMap<u32, String>,
+}
+
+impl Cells<'_> {
+    fn text(&self, i: usize) -> Option<&str> {
+        let v = self.row[i];
+        (self.text[i] && !v.is_nan()).then(|| self.names.get(&(v as u32)).map(String::as_str)).flatten()
+    }
+}
+
+fn csv_text(out: &mut Vec<u8>, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+fn write_csv(r: &FlowRecord, c: &Cells<'_>, out: &mut Vec<u8>) {
+    use std::io::Write;
+    if let Some(t) = r.start {
+        out.extend_from_slice(t.to_rfc3339().as_bytes());
+    }
+    for v in [r.src.map(|a| a.to_string()), r.dst.map(|a| a.to_string())] {
+        out.push(b',');
+        if let Some(v) = v {
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+    for v in [r.src_port.map(u64::from), r.dst_port.map(u64::from), r.protocol.map(u64::from)] {
+        out.push(b',');
+        if let Some(v) = v {
+            let _ = write!(out, "{v}");
+        }
+    }
+    for (i, v) in c.row.iter().enumerate() {
+        out.push(b',');
+        match c.text(i) {
+            Some(t) => csv_text(out, t),
+            None => num(out, *v),
+        }
+    }
+    out.push(b',');
+    if let Some(t) = &r.truth {
+        out.extend_from_slice(if t.malicious { b"true" } else { b"false" });
+    }
+    out.push(b',');
+    if let Some(cat) = r.truth.as_ref().and_then(|t| t.category.as_deref()) {
+        csv_text(out, cat);
+    }
+    out.push(b'\n');
+}
+
+/// An f32 as a JSON number without f64-widening noise (0.000064, not
+/// 0.00006399999983841553) and integers without `.0`.
+fn jnum(v: f32) -> serde_json::Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        serde_json::Value::from(v as i64)
+    } else {
+        let shortest: f64 = format!("{v}").parse().unwrap_or(f64::from(v));
+        serde_json::Number::from_f64(shortest).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
+fn write_json(r: &FlowRecord, names: &[String], c: &Cells<'_>, out: &mut Vec<u8>) {
+    let mut m = serde_json::Map::new();
+    m.insert("time".into(), r.start.map(|t| t.to_rfc3339()).into());
+    m.insert("src".into(), r.src.map(|a| a.to_string()).into());
+    m.insert("dst".into(), r.dst.map(|a| a.to_string()).into());
+    m.insert("src_port".into(), r.src_port.into());
+    m.insert("dst_port".into(), r.dst_port.into());
+    m.insert("protocol".into(), r.protocol.into());
+    for (i, (n, v)) in names.iter().zip(c.row).enumerate() {
+        let v = match c.text(i) {
+            Some(t) => serde_json::Value::from(t),
+            None if v.is_nan() => serde_json::Value::Null,
+            None => jnum(*v),
+        };
+        m.insert(n.clone(), v);
+    }
+    if let Some(t) = &r.truth {
+        m.insert("malicious".into(), t.malicious.into());
+        m.insert("category".into(), t.category.as_deref().into());
+    }
+    let _ = serde_json::to_writer(&mut *out, &m);
+    out.push(b'\n');
+}
