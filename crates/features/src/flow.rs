@@ -64,6 +64,21 @@ pub fn category_code(s: &str) -> f32 {
     (h & 0x00ff_ffff) as f32
 }
 
+/// Hour of day on the unit circle, to the minute, from a table: two trig
+/// calls per flow measured 3% of extraction.
+fn hour_angle(secs: i64) -> (f32, f32) {
+    static TABLE: std::sync::OnceLock<Vec<(f32, f32)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..1440)
+            .map(|m| {
+                let (s, c) = (f64::from(m) / 1440.0 * std::f64::consts::TAU).sin_cos();
+                (s as f32, c as f32)
+            })
+            .collect()
+    });
+    table[(secs.rem_euclid(86_400) / 60) as usize]
+}
+
 /// Appends the per-flow features of `r` to `out`.
 pub fn extract(r: &FlowRecord, nets: &Networks, extras: &[String], out: &mut Vec<f32>) {
     let secs = r.duration_us.map(|d| d as f64 / 1e6);
@@ -107,10 +122,9 @@ pub fn extract(r: &FlowRecord, nets: &Networks, extras: &[String], out: &mut Vec
     out.push(bit(r.dst.map(|a| nets.is_internal(a))));
     match r.start {
         Some(t) => {
-            let hour = t.secs().rem_euclid(86_400) as f64 / 3600.0;
-            let (sin, cos) = (hour / 24.0 * std::f64::consts::TAU).sin_cos();
-            out.push(sin as f32);
-            out.push(cos as f32);
+            let (sin, cos) = hour_angle(t.secs());
+            out.push(sin);
+            out.push(cos);
         }
         None => out.extend([f32::NAN, f32::NAN]),
     }

@@ -69,9 +69,28 @@ fn windows_forget_what_is_older_than_them() {
     assert_eq!(c.get("src_flows_1h"), 11.0);
     assert_eq!(c.get("src_distinct_dst_1h"), 11.0);
     assert_eq!(c.get("src_bytes_out_1h"), 1100.0);
-    // Exactly the window length ago is out: windows are (t - W, t].
+    // Exactly the window length ago is out.
     c.flow(130.0, "10.0.0.1", "10.0.1.99", 443, 100, false);
     assert_eq!(c.get("src_flows_60s"), 1.0);
+}
+
+/// Windows are 12 buckets: history between 11/12 W and W is kept. Whatever
+/// the phase, a flow 54 s old is inside the 60 s window and one 60 s old is not.
+#[test]
+fn window_edges_are_bucket_granular_within_a_twelfth() {
+    for phase in [0.0, 1.3, 2.5, 4.99] {
+        let mut c = Ctx::new();
+        c.flow(1000.0 + phase, "10.0.0.9", "10.0.1.1", 80, 1, false);
+        c.flow(1054.0 + phase, "10.0.0.9", "10.0.1.2", 80, 1, false);
+        assert_eq!(c.get("src_flows_60s"), 2.0, "phase {phase}");
+        assert_eq!(c.get("src_distinct_dst_60s"), 2.0, "phase {phase}");
+        let mut c = Ctx::new();
+        c.flow(1000.0 + phase, "10.0.0.9", "10.0.1.1", 80, 1, false);
+        c.flow(1060.0 + phase, "10.0.0.9", "10.0.1.2", 80, 1, false);
+        assert_eq!(c.get("src_flows_60s"), 1.0, "phase {phase}");
+        assert_eq!(c.get("src_distinct_dst_60s"), 1.0, "phase {phase}");
+        assert_eq!(c.get("src_flows_1h"), 2.0);
+    }
 }
 
 #[test]
