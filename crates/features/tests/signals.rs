@@ -11,15 +11,7 @@ use flowhound_source::{resolve, scan, ScanOptions};
 use flowhound_synth::{GenParams, Scenario};
 
 fn datasets() -> Option<PathBuf> {
-    let dir = std::env::var_os("FLOWHOUND_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("note: {} not found; skipping (set FLOWHOUND_DATASETS)", dir.display());
-        None
-    }
+    flowhound_source::datasets_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// Rows of every record, in time order, with the default settings.

@@ -465,19 +465,8 @@ pub fn set_cloud(rec: &mut FlowRecord, field: VpcField, v: &[u8]) -> Result<(), 
         VpcField::Type => c.traffic_type = s(),
         VpcField::Region => c.region = s(),
         VpcField::AzId => c.az_id = s(),
-        VpcField::SrcAddr
-        | VpcField::DstAddr
-        | VpcField::SrcPort
-        | VpcField::DstPort
-        | VpcField::Protocol
-        | VpcField::Packets
-        | VpcField::Bytes
-        | VpcField::Start
-        | VpcField::End
-        | VpcField::Action
-        | VpcField::LogStatus
-        | VpcField::TcpFlags
-        | VpcField::FlowDirection => {}
+        // Flow fields proper are set by the callers.
+        f if !is_cloud_field(f) => {}
         other => {
             let v = parse::text(v);
             // Kept in field order, so equal contexts compare equal however

@@ -14,6 +14,22 @@ mod input;
 pub use driver::{scan, FileReport, LineReject, ScanEvents, ScanOptions, ScanReport, MAX_LINE};
 pub use input::{resolve, Input, SourceError};
 
+/// The shared datasets folder: `$FLOWHOUND_DATASETS`, else `shared/datasets`
+/// beside the repository (`repo` is the repository root). `None`, with a note
+/// on stderr, when it is absent: tests and evaluations that need real data
+/// skip instead of failing on a fresh clone.
+pub fn datasets_dir(repo: &std::path::Path) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("FLOWHOUND_DATASETS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo.join("../shared/datasets"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("note: {} not found; skipping what needs real datasets (set FLOWHOUND_DATASETS)", dir.display());
+        None
+    }
+}
+
 /// Up to `max_bytes` of the start of each input, parsed: enough for a writer
 /// to choose its columns (cloud context, labels, a dataset's extras) before the
 /// real scan starts. Inputs that cannot be read or recognised give nothing here;

@@ -9,15 +9,7 @@ use flowhound_flow::FlowRecord;
 use flowhound_source::{resolve, scan, ScanOptions, ScanReport};
 
 fn datasets() -> Option<PathBuf> {
-    let dir = std::env::var_os("FLOWHOUND_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("note: {} not found; skipping dataset tests (set FLOWHOUND_DATASETS)", dir.display());
-        None
-    }
+    flowhound_source::datasets_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 #[derive(Debug, Default, PartialEq)]
