@@ -179,17 +179,6 @@ impl KnownExternal {
             self.addrs.insert(a);
         }
     }
-
-    /// Sorted, for a stable saved form.
-    pub fn to_sorted(&self) -> Vec<IpAddr> {
-        let mut v: Vec<IpAddr> = self.addrs.iter().copied().collect();
-        v.sort_unstable();
-        v
-    }
-
-    pub fn from_addrs(v: impl IntoIterator<Item = IpAddr>) -> Self {
-        KnownExternal { addrs: v.into_iter().collect() }
-    }
 }
 
 /// Turns flows, in order, into feature rows. See `docs/features.md`.

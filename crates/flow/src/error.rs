@@ -52,10 +52,6 @@ impl RejectReason {
             RejectReason::NoHeader => "no_header",
         }
     }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
 }
 
 impl fmt::Display for RejectReason {
@@ -98,8 +94,6 @@ pub fn show(value: &[u8]) -> String {
 /// Errors that are not about a single line: a header or mapping that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
-    #[error("header: {0}")]
-    Header(String),
     #[error("column mapping: {}", .0.join("; "))]
     Mapping(Vec<String>),
     #[error("cannot tell the input format: {0}")]

@@ -55,10 +55,6 @@ impl Timestamp {
         self.0.div_euclid(1_000_000)
     }
 
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e6
-    }
-
     /// RFC 3339 in UTC: `2019-08-26T19:47:55Z`, with a fraction only when there is one.
     pub fn to_rfc3339(self) -> String {
         let mut s = String::with_capacity(27);
@@ -105,8 +101,6 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub const NONE: Counts = Counts { fwd: None, bwd: None, total: None };
-
     pub fn total(n: u64) -> Self {
         Counts { fwd: None, bwd: None, total: Some(n) }
     }

@@ -302,11 +302,6 @@ impl TabularReader {
         &self.dialect
     }
 
-    /// Column names of the header in force.
-    pub fn column_names(&self) -> Option<&[String]> {
-        self.columns.as_deref().map(|c| c.names.as_slice())
-    }
-
     fn zeek_directive(&mut self, line: &[u8]) -> Result<LineKind, Reject> {
         let (key, rest) = match memchr::memchr2(b' ', b'\t', line) {
             Some(i) => (&line[..i], &line[i + 1..]),
