@@ -55,7 +55,7 @@ def main():
         path = os.path.join(args.data, f"flows-{args.flows}-{layout}.log")
         if not os.path.exists(path):
             subprocess.run([args.bin, "generate", "-o", path, "--flows", str(args.flows), "--vpc-layout", layout,
-                            "--labels", os.devnull, "-q"], check=True)
+                            "--labels", path + ".labels.csv", "-q"], check=True)
         size = os.path.getsize(path) / 1e6
 
         def fh():

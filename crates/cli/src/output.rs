@@ -1,5 +1,9 @@
-//! Output destinations: stdout or a file written atomically (temp file in the
-//! same directory, renamed on success), gzip-compressed when the name ends in `.gz`.
+//! Output destinations: stdout, or a file written atomically (temp file in the
+//! same directory, renamed on success), gzip-compressed when the name ends in
+//! `.gz`. Only regular files are replaced that way: a device, FIFO or socket
+//! (`/dev/null`, a named pipe) is written into directly, and a symlink's target
+//! is replaced, not the link. Renaming over `/dev/null` once turned it into a
+//! regular file on the development machine and broke every build after it.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -10,6 +14,8 @@ use flate2::write::GzEncoder;
 
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
+    /// An existing non-regular file: written in place, never renamed over.
+    Special(BufWriter<File>),
     File(BufWriter<tempfile::NamedTempFile>),
     Gz(Box<GzEncoder<BufWriter<tempfile::NamedTempFile>>>),
 }
@@ -31,6 +37,26 @@ impl Output {
                 closed: false,
             });
         };
+        // `metadata` follows symlinks: what matters is what the path leads to.
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.is_dir() {
+                anyhow::bail!("{} is a directory", path.display());
+            }
+            if !meta.is_file() {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                return Ok(Output {
+                    sink: Sink::Special(BufWriter::with_capacity(1 << 20, f)),
+                    path: Some(path.to_path_buf()),
+                    closed: false,
+                });
+            }
+        }
+        // Replace a symlink's target, keeping the link.
+        let resolved = std::fs::canonicalize(path).ok().filter(|_| path.is_symlink());
+        let path = resolved.as_deref().unwrap_or(path);
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let mut builder = tempfile::Builder::new();
         builder.prefix(".flowhound-");
@@ -57,6 +83,7 @@ impl Output {
         }
         let r = match &mut self.sink {
             Sink::Stdout(w) => w.write_all(data),
+            Sink::Special(w) => w.write_all(data),
             Sink::File(w) => w.write_all(data),
             Sink::Gz(w) => w.write_all(data),
         };
@@ -83,6 +110,7 @@ impl Output {
                     r => r.context("writing <stdout>"),
                 };
             }
+            Sink::Special(mut w) => return w.flush().with_context(|| format!("writing {name}")),
             Sink::File(w) => w.into_inner().map_err(|e| e.into_error()),
             Sink::Gz(w) => w.finish().and_then(|b| b.into_inner().map_err(|e| e.into_error())),
         }

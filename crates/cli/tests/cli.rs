@@ -322,3 +322,55 @@ fn features_rows_name_every_feature_once() {
     let e = text(&o.stderr);
     assert!(e.contains("abc") && e.contains("2q"), "{e}");
 }
+
+/// Output to something that is not a regular file is written into, never
+/// replaced: renaming a temp file over `/dev/null` once made it a regular file.
+/// Tested on a named pipe (the same kind of thing, without risking the
+/// machine's `/dev/null` if this ever regressed).
+#[test]
+fn output_to_a_fifo_or_a_symlink_keeps_them() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let fifo = dir.path().join("labels.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("note: mkfifo unavailable; skipping the FIFO half");
+    } else {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(&fifo).expect("read fifo"))
+        };
+        let log = dir.path().join("g.log");
+        let o = run(&[
+            "generate",
+            "-o",
+            log.to_str().unwrap_or_default(),
+            "--flows",
+            "300",
+            "--labels",
+            fifo.to_str().unwrap_or_default(),
+            "-q",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        // Checked before joining: had the FIFO been replaced, the reader would
+        // wait on the old one forever.
+        assert!(std::fs::symlink_metadata(&fifo).expect("still there").file_type().is_fifo(), "the FIFO was replaced");
+        let got = reader.join().expect("reader");
+        assert!(got.starts_with(b"line,malicious,category\n"));
+        assert_eq!(got.iter().filter(|b| **b == b'\n').count(), 301);
+    }
+    // A symlink: its target gets the output, the link stays a link.
+    let target = dir.path().join("real.jsonl");
+    std::fs::write(&target, b"old").expect("write");
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let zeek = fixtures().join("zeek-conn.log").display().to_string();
+    let o = run(&["convert", &zeek, "--to", "jsonl", "-o", link.to_str().unwrap_or_default(), "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(std::fs::symlink_metadata(&link).expect("link").file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).expect("target").lines().count(), 4);
+    // A directory is an error, not a rename.
+    let o = run(&["convert", &zeek, "--to", "jsonl", "-o", dir.path().to_str().unwrap_or_default(), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("is a directory"));
+}
