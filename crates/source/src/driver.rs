@@ -30,6 +30,17 @@ pub struct ScanOptions {
     pub block_size: usize,
 }
 
+impl ScanOptions {
+    /// The format to read `start` (the first bytes of an input) with: the one
+    /// forced by the options, or the one detected from its first 64 KiB.
+    pub fn format_of(&self, start: &[u8]) -> Result<Format, flowhound_flow::FlowError> {
+        match &self.format {
+            Some(f) => Ok(f.clone()),
+            None => flowhound_flow::detect(&start[..start.len().min(64 << 10)]),
+        }
+    }
+}
+
 impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions { format: None, labels: None, block_size: 4 << 20 }
@@ -356,15 +367,12 @@ fn scan_one<T, M, R>(
                     line_no += lines(data).count() as u64;
                     continue;
                 }
-                let format = match &opts.format {
-                    Some(fmt) => fmt.clone(),
-                    None => match flowhound_flow::detect(&data[..data.len().min(64 << 10)]) {
-                        Ok(fmt) => fmt,
-                        Err(e) => {
-                            f.error = Some(e.to_string());
-                            return; // dropping rx stops the reader thread
-                        }
-                    },
+                let format = match opts.format_of(data) {
+                    Ok(fmt) => fmt,
+                    Err(e) => {
+                        f.error = Some(e.to_string());
+                        return; // dropping rx stops the reader thread
+                    }
                 };
                 f.format = Some(format.name());
                 reader = Some(format.reader());

@@ -52,13 +52,7 @@ pub fn sample(inputs: &[Input], opts: &ScanOptions, max_bytes: usize) -> Vec<flo
             }
         }
         let data = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf);
-        let format = match &opts.format {
-            Some(f) => f.clone(),
-            None => match flowhound_flow::detect(data) {
-                Ok(f) => f,
-                Err(_) => continue,
-            },
-        };
+        let Ok(format) = opts.format_of(data) else { continue };
         let mut reader = format.reader();
         for line in data.split(|b| *b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
