@@ -179,6 +179,21 @@ impl KnownExternal {
             self.addrs.insert(a);
         }
     }
+
+    /// The addresses in ascending order (for saving: stable bytes).
+    pub fn sorted(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.addrs.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl FromIterator<IpAddr> for KnownExternal {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(it: I) -> Self {
+        let mut k = KnownExternal::default();
+        it.into_iter().for_each(|a| k.insert(a));
+        k
+    }
 }
 
 /// Turns flows, in order, into feature rows. See `docs/features.md`.

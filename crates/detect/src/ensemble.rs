@@ -1,0 +1,271 @@
+//! The ensemble: every model scores every row; a model *flags* a row above
+//! its calibrated threshold; `votes` = models flagging; the row is an anomaly
+//! when votes ≥ `min_votes`.
+//!
+//! The vote rule for n models (any subset can be trained):
+//! - `min_votes` defaults to ⌈n / 2⌉ (at least 1): 2 of 4, 2 of 3, 1 of 2, 1 of 1;
+//! - severity: `high` when every model flags (n ≥ 2), `low` at exactly
+//!   `min_votes` (when below n), `medium` in between — so with four models
+//!   2 / 3 / 4 votes are low / medium / high; a single model's flag is `medium`;
+//! - confidence = votes / n;
+//! - score = mean of the models' calibrated scores ([`crate::calibrate`]),
+//!   a continuous ranking for ROC/PR curves, higher = more anomalous.
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::calibrate::Calibration;
+use crate::{DetectError, Detector, Kind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    None,
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::None => "none",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        [Severity::None, Severity::Low, Severity::Medium, Severity::High].into_iter().find(|v| v.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnsembleParams {
+    /// Expected share of anomalies in training: each model's threshold is its
+    /// training score at quantile 1 − contamination.
+    pub contamination: f64,
+    /// Votes needed for an anomaly; `None` = ⌈n / 2⌉.
+    pub min_votes: Option<usize>,
+}
+
+impl Default for EnsembleParams {
+    fn default() -> Self {
+        EnsembleParams { contamination: 0.05, min_votes: None }
+    }
+}
+
+impl EnsembleParams {
+    pub fn check(&self, models: usize) -> Result<(), DetectError> {
+        let mut p = Vec::new();
+        if !(self.contamination > 0.0 && self.contamination < 0.5) {
+            p.push(format!("contamination {} must be in (0, 0.5)", self.contamination));
+        }
+        if let Some(v) = self.min_votes {
+            if v == 0 || v > models {
+                p.push(format!("min_votes {v} must be 1..={models} (the number of detectors)"));
+            }
+        }
+        if models == 0 {
+            p.push("no detector chosen".into());
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(DetectError::Params { model: "ensemble", problems: p })
+        }
+    }
+}
+
+/// One fitted model with its calibration.
+#[derive(Debug)]
+pub struct Member {
+    pub detector: Box<dyn Detector>,
+    pub calibration: Calibration,
+}
+
+/// One row's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Mean calibrated score.
+    pub score: f32,
+    pub votes: u8,
+    pub severity: Severity,
+    pub confidence: f32,
+    /// Per model, in [`Ensemble::kinds`] order: raw score and flag.
+    pub models: Vec<(f32, bool)>,
+}
+
+#[derive(Debug)]
+pub struct Ensemble {
+    members: Vec<Member>,
+    min_votes: usize,
+}
+
+/// Rows per parallel task: large enough for SGEMM blocks and candle batches
+/// to pay off, small enough to share the work between cores.
+const CHUNK: usize = 2048;
+
+impl Ensemble {
+    pub fn new(members: Vec<Member>, min_votes: Option<usize>) -> Result<Self, DetectError> {
+        let n = members.len();
+        EnsembleParams { contamination: 0.05, min_votes }.check(n)?;
+        Ok(Ensemble { members, min_votes: min_votes.unwrap_or(n.div_ceil(2).max(1)) })
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn kinds(&self) -> Vec<Kind> {
+        self.members.iter().map(|m| m.detector.kind()).collect()
+    }
+
+    pub fn min_votes(&self) -> usize {
+        self.min_votes
+    }
+
+    pub fn width(&self) -> usize {
+        self.members.first().map_or(0, |m| m.detector.width())
+    }
+
+    /// Overrides one model's threshold (raw score units).
+    pub fn set_threshold(&mut self, k: Kind, threshold: f32) -> bool {
+        match self.members.iter_mut().find(|m| m.detector.kind() == k) {
+            Some(m) => {
+                m.calibration.threshold = threshold;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn severity(&self, votes: usize) -> Severity {
+        let n = self.members.len();
+        if votes < self.min_votes {
+            Severity::None
+        } else if votes == n && n >= 2 {
+            Severity::High
+        } else if votes == self.min_votes && votes < n {
+            Severity::Low
+        } else {
+            Severity::Medium
+        }
+    }
+
+    /// Raw scores of every model (model-major: `out[m][row]`), in parallel
+    /// over row chunks.
+    pub fn raw_scores(&self, x: ArrayView2<'_, f32>) -> Result<Vec<Vec<f32>>, DetectError> {
+        for m in &self.members {
+            crate::check_width(m.detector.as_ref(), x)?;
+        }
+        let n = x.nrows();
+        let mut out = vec![vec![0.0f32; n]; self.members.len()];
+        let chunks: Vec<(usize, Vec<Vec<f32>>)> = (0..n.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|c| {
+                let (a, b) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
+                let part = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(a..b));
+                let scores = self
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let mut o = vec![0.0; b - a];
+                        m.detector.score(part, &mut o);
+                        o
+                    })
+                    .collect();
+                (a, scores)
+            })
+            .collect();
+        for (a, scores) in chunks {
+            for (m, s) in scores.into_iter().enumerate() {
+                out[m][a..a + s.len()].copy_from_slice(&s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Scores and votes on every row.
+    pub fn judge(&self, x: ArrayView2<'_, f32>) -> Result<Vec<Verdict>, DetectError> {
+        let raw = self.raw_scores(x)?;
+        let n_models = self.members.len();
+        Ok((0..x.nrows())
+            .map(|i| {
+                let mut sum = 0.0;
+                let mut votes = 0;
+                let models = self
+                    .members
+                    .iter()
+                    .zip(&raw)
+                    .map(|(m, r)| {
+                        let v = r[i];
+                        let flag = m.calibration.flags(v);
+                        votes += usize::from(flag);
+                        sum += m.calibration.calibrated(v);
+                        (v, flag)
+                    })
+                    .collect();
+                Verdict {
+                    score: sum / n_models as f32,
+                    votes: votes as u8,
+                    severity: self.severity(votes),
+                    confidence: votes as f32 / n_models as f32,
+                    models,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Training rows scored for calibration at most (a seeded sample): quantiles
+/// of 100k scores are as good as of all, and LOF/SVM scoring is the costly part.
+pub const CALIBRATION_ROWS: usize = 100_000;
+
+/// Fits every detector (in parallel) on `x`, then calibrates each on its
+/// scores of (a sample of) the training rows. `done` hears of each detector
+/// as it finishes, with its fitting time.
+pub fn fit(
+    params: &[crate::Params],
+    ep: &EnsembleParams,
+    x: ArrayView2<'_, f32>,
+    seed: u64,
+    done: &(dyn Fn(Kind, std::time::Duration) + Sync),
+) -> Result<Ensemble, DetectError> {
+    ep.check(params.len())?;
+    let mut kinds: Vec<Kind> = params.iter().map(crate::Params::kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.len() != params.len() {
+        return Err(DetectError::Params { model: "ensemble", problems: vec!["a detector is listed twice".into()] });
+    }
+    let fitted: Vec<Box<dyn Detector>> = params
+        .par_iter()
+        .map(|p| {
+            let t = std::time::Instant::now();
+            let m = p.fit(x, seed)?;
+            done(p.kind(), t.elapsed());
+            Ok(m)
+        })
+        .collect::<Result<_, DetectError>>()?;
+    let rows = crate::subsample(x.nrows(), CALIBRATION_ROWS, &mut crate::rng(seed, 9));
+    let sample = x.select(ndarray::Axis(0), &rows);
+    let members: Vec<Member> = fitted
+        .into_iter()
+        .map(|d| Member { detector: d, calibration: Calibration { threshold: 0.0, quantiles: Vec::new() } })
+        .collect();
+    let mut e = Ensemble { members, min_votes: 1 };
+    let raw = e.raw_scores(sample.view())?;
+    for (m, scores) in e.members.iter_mut().zip(raw) {
+        m.calibration = Calibration::fit(&scores, ep.contamination).ok_or_else(|| DetectError::Fit {
+            model: m.detector.kind().name(),
+            reason: "no finite score on the training rows".into(),
+        })?;
+    }
+    let n = e.members.len();
+    e.min_votes = ep.min_votes.unwrap_or(n.div_ceil(2).max(1));
+    Ok(e)
+}

@@ -1,0 +1,160 @@
+//! Each detector on data with a known answer; determinism; the vote rule.
+
+use flowhound_detect::ensemble::{self, Ensemble, EnsembleParams};
+use flowhound_detect::iforest::{c, IforestParams};
+use flowhound_detect::{Detector, Kind, Params, Severity};
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+
+/// `n` rows of a standard normal in `d` dimensions (Box–Muller, seeded).
+fn normal(n: usize, d: usize, seed: u64) -> Array2<f32> {
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_fn((n, d), |_| {
+        let (u, v): (f32, f32) = (r.gen_range(1e-7..1.0), r.gen());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    })
+}
+
+/// Training inliers, test inliers, and a planted cluster far from both.
+fn planted() -> (Array2<f32>, Array2<f32>, Array2<f32>) {
+    let train = normal(3000, 8, 1);
+    let test = normal(500, 8, 2);
+    // Far from the inliers in every dimension: obvious to any detector.
+    let mut out = normal(40, 8, 3) * 0.3;
+    out.mapv_inplace(|v| v + 4.0);
+    (train, test, out)
+}
+
+fn scores(d: &dyn Detector, x: &Array2<f32>) -> Vec<f32> {
+    let mut s = vec![0.0; x.nrows()];
+    d.score(x.view(), &mut s);
+    s
+}
+
+fn quick(k: Kind) -> Params {
+    match Params::default_for(k) {
+        Params::Autoencoder(mut p) => {
+            p.epochs = 30;
+            p.layers = vec![16, 4];
+            Params::Autoencoder(p)
+        }
+        // Samples smaller than the training set, so the seed matters.
+        Params::Lof(mut p) => {
+            p.reference = 1000;
+            Params::Lof(p)
+        }
+        Params::Ocsvm(mut p) => {
+            p.max_train = 1000;
+            Params::Ocsvm(p)
+        }
+        p => p,
+    }
+}
+
+#[test]
+fn every_detector_separates_a_planted_cluster() {
+    let (train, test, out) = planted();
+    for k in Kind::ALL {
+        let m = quick(k).fit(train.view(), 7).expect("fit");
+        let (inl, outl) = (scores(m.as_ref(), &test), scores(m.as_ref(), &out));
+        let mut sorted = inl.clone();
+        sorted.sort_by(f32::total_cmp);
+        let p99 = sorted[sorted.len() * 99 / 100];
+        let min_out = outl.iter().copied().fold(f32::INFINITY, f32::min);
+        assert!(min_out > p99, "{}: weakest outlier {min_out} vs inlier p99 {p99}", k.name());
+    }
+}
+
+#[test]
+fn isolation_forest_follows_the_paper() {
+    // c(n) = 2 H(n−1) − 2 (n−1)/n, with scikit-learn's values.
+    assert_eq!(c(1), 0.0);
+    assert_eq!(c(2), 1.0);
+    assert!((c(256) - 10.244_7).abs() < 1e-3, "{}", c(256));
+    let (train, _, out) = planted();
+    let f = IforestParams::default().fit(train.view(), 1).expect("fit");
+    assert_eq!(f.n_trees(), 100);
+    // Outliers isolate in a few splits; inliers take about c(256).
+    let deep = f.path_length(train.row(0).as_slice().expect("contiguous"));
+    let shallow = f.path_length(out.row(0).as_slice().expect("contiguous"));
+    assert!(shallow < 6.0 && deep > 8.0, "outlier {shallow}, inlier {deep}");
+    let s = scores(&f, &out);
+    assert!(s.iter().all(|v| *v > 0.65 && *v < 1.0), "{s:?}");
+}
+
+#[test]
+fn same_seed_same_model_other_seed_other_model() {
+    let (train, test, _) = planted();
+    for k in Kind::ALL {
+        let a = quick(k).fit(train.view(), 11).expect("fit");
+        let b = quick(k).fit(train.view(), 11).expect("fit");
+        assert!(a.to_bytes() == b.to_bytes(), "{} is not deterministic", k.name());
+        assert_eq!(scores(a.as_ref(), &test), scores(b.as_ref(), &test));
+        let back = flowhound_detect::load(k, &a.to_bytes()).expect("reload");
+        assert_eq!(scores(back.as_ref(), &test), scores(a.as_ref(), &test), "{} round trip", k.name());
+        let c = quick(k).fit(train.view(), 12).expect("fit");
+        assert!(a.to_bytes() != c.to_bytes(), "{} ignores its seed", k.name());
+    }
+}
+
+#[test]
+fn bad_params_list_every_problem() {
+    let p = Params::Iforest(IforestParams { n_estimators: 0, max_samples: 1 });
+    let e = p.check().expect_err("invalid").to_string();
+    assert!(e.contains("n_estimators 0") && e.contains("max_samples 1"), "{e}");
+    let e = EnsembleParams { contamination: 0.7, min_votes: Some(5) }.check(4).expect_err("invalid").to_string();
+    assert!(e.contains("contamination") && e.contains("min_votes 5"), "{e}");
+}
+
+#[test]
+fn corrupt_model_bytes_are_errors_not_panics() {
+    let (train, _, _) = planted();
+    for k in Kind::ALL {
+        let bytes = quick(k).fit(train.view(), 3).expect("fit").to_bytes();
+        for cut in [0, 8, bytes.len() / 2, bytes.len() - 1] {
+            assert!(flowhound_detect::load(k, &bytes[..cut]).is_err(), "{} truncated at {cut}", k.name());
+        }
+        let mut flipped = bytes.clone();
+        for i in (0..flipped.len()).step_by(97) {
+            flipped[i] ^= 0x5a;
+            // Any result is fine but a panic; an Ok model must still score.
+            if let Ok(m) = flowhound_detect::load(k, &flipped) {
+                let mut s = vec![0.0; 4];
+                if m.width() == 8 {
+                    m.score(train.slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..4)), &mut s);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn votes_severity_and_confidence() {
+    let (train, test, out) = planted();
+    let params: Vec<Params> = Kind::ALL.into_iter().map(quick).collect();
+    let e = ensemble::fit(&params, &EnsembleParams::default(), train.view(), 5, &|_, _| {}).expect("fit");
+    assert_eq!(e.min_votes(), 2);
+    assert_eq!(
+        [0, 1, 2, 3, 4].map(|v| e.severity(v)),
+        [Severity::None, Severity::None, Severity::Low, Severity::Medium, Severity::High]
+    );
+    let v = e.judge(out.view()).expect("judge");
+    assert!(v.iter().all(|v| v.votes == 4 && v.severity == Severity::High && v.confidence == 1.0), "{:?}", v[0]);
+    assert!(v.iter().all(|v| v.score > 1.0), "planted rows lie beyond every training score");
+    let inl = e.judge(test.view()).expect("judge");
+    let flagged = inl.iter().filter(|v| v.severity != Severity::None).count();
+    // Thresholds sit at each model's 95th training percentile. The models
+    // agree on a Gaussian's tail, so two votes flag about that share of fresh
+    // inliers (a little more: LOF and the SVM fit their training rows
+    // closer than new ones) — not a multiple of it.
+    assert!(flagged < 50, "{flagged} of 500 inliers flagged");
+    let max_in = inl.iter().map(|v| v.score).fold(0.0, f32::max);
+    assert!(v.iter().all(|o| o.score > max_in), "every outlier outranks every inlier");
+    // The rule adapts to the number of detectors.
+    let two: Vec<Params> = [Kind::Iforest, Kind::Lof].into_iter().map(quick).collect();
+    let e2 = ensemble::fit(&two, &EnsembleParams::default(), train.view(), 5, &|_, _| {}).expect("fit");
+    assert_eq!([0, 1, 2].map(|v| e2.severity(v)), [Severity::None, Severity::Low, Severity::High]);
+    let one = ensemble::fit(&two[..1], &EnsembleParams::default(), train.view(), 5, &|_, _| {}).expect("fit");
+    assert_eq!([0, 1].map(|v| one.severity(v)), [Severity::None, Severity::Medium]);
+    let _: &Ensemble = &one;
+}
