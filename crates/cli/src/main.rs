@@ -30,6 +30,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     Convert(cmd::convert::Args),
     Features(cmd::features::Args),
+    Train(cmd::train::Args),
+    Detect(cmd::detect::Args),
     Generate(cmd::generate::Args),
     Demo(cmd::demo::Args),
 }
@@ -40,6 +42,8 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Convert(a) => cmd::convert::run(a),
         Command::Features(a) => cmd::features::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Detect(a) => cmd::detect::run(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };

@@ -277,8 +277,20 @@ fn demo_runs_end_to_end() {
     let o = run(&["demo", "--flows", "5000"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let t = text(&o.stdout);
-    assert!(t.contains("Records      5,000"), "{t}");
-    assert!(t.contains("malicious 250"), "{t}");
+    assert!(t.contains("(7500 VPC flow records, 375 in injected attacks)"), "{t}");
+    assert!(t.contains("trained on 7125 of 7500 flows, benign only"), "{t}");
+    assert!(t.contains("5000 flows scored"), "{t}");
+    // Every injected scenario is reported, and most attack flows are found.
+    for s in ["port_scan_vertical", "port_scan_horizontal", "ddos", "dos", "exfiltration", "unknown_ip"] {
+        assert!(t.contains(s), "{s} missing: {t}");
+    }
+    let recall: f64 = t
+        .split("(recall ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no recall in {t}"));
+    assert!(recall >= 90.0, "recall {recall} %: {t}");
 }
 
 #[test]
@@ -373,4 +385,184 @@ fn output_to_a_fifo_or_a_symlink_keeps_them() {
     let o = run(&["convert", &zeek, "--to", "jsonl", "-o", dir.path().to_str().unwrap_or_default(), "-q"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("is a directory"));
+}
+
+/// Generates a labeled VPC log in `dir`; returns (log, labels).
+fn generated(dir: &Path, name: &str, flows: u64, seed: u64) -> (String, String) {
+    let log = dir.join(name);
+    let o = run(&[
+        "generate",
+        "-o",
+        &log.display().to_string(),
+        "--flows",
+        &flows.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    (log.display().to_string(), format!("{}.labels.csv", log.display()))
+}
+
+/// train → detect on generated traffic: the injected attacks are found, the
+/// output has every promised field, and the bundle is byte-identical per seed.
+#[test]
+fn train_then_detect_finds_the_injected_attacks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (train_log, train_labels) = generated(tmp.path(), "train.log", 30_000, 1);
+    // Same seed = same VPC (hosts, services); another size = other traffic.
+    let (test_log, test_labels) = generated(tmp.path(), "test.log", 20_000, 1);
+    let model = tmp.path().join("model").display().to_string();
+    let args = ["train", &train_log, "--labels", &train_labels, "-m", &model, "--benign-only", "--seed", "3"];
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let summary = text(&o.stderr);
+    assert!(summary.contains("benign only: 1500 attack flows left out"), "{summary}");
+    for f in [
+        "manifest.json",
+        "pipeline.json",
+        "calibration.json",
+        "known_external.txt",
+        "iforest.safetensors",
+        "lof.safetensors",
+        "ocsvm.safetensors",
+        "autoencoder.safetensors",
+    ] {
+        assert!(Path::new(&model).join(f).is_file(), "{f} missing");
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&model).join("manifest.json")).expect("read")).expect("json");
+    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["training"]["rows"], 28_500);
+    assert_eq!(manifest["detectors"].as_array().map(Vec::len), Some(4));
+
+    // Same seed, same data: the same bytes.
+    let again = tmp.path().join("again").display().to_string();
+    let o = run(&["train", &train_log, "--labels", &train_labels, "-m", &again, "--benign-only", "--seed", "3", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    for f in std::fs::read_dir(&model).expect("dir") {
+        let name = f.expect("entry").file_name();
+        let (a, b) = (std::fs::read(Path::new(&model).join(&name)), std::fs::read(Path::new(&again).join(&name)));
+        assert!(a.expect("read") == b.expect("read"), "{name:?} differs between two trainings with one seed");
+    }
+
+    let o = run(&["detect", "-m", &model, &test_log, "--labels", &test_labels, "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let rows: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(rows.len(), 20_000);
+    let r = &rows[0];
+    for k in [
+        "flow",
+        "time",
+        "src",
+        "dst",
+        "src_port",
+        "dst_port",
+        "protocol",
+        "score",
+        "votes",
+        "severity",
+        "confidence",
+        "models",
+        "label",
+        "category",
+    ] {
+        assert!(r.get(k).is_some(), "field {k} missing: {r}");
+    }
+    for m in ["iforest", "lof", "ocsvm", "autoencoder"] {
+        assert!(r["models"][m]["score"].is_number() && r["models"][m]["flagged"].is_boolean(), "{r}");
+    }
+    let flagged = |v: &Value| v["severity"] != "none";
+    let (mal, ben): (Vec<&Value>, Vec<&Value>) = rows.iter().partition(|v| v["label"] == "malicious");
+    let recall = mal.iter().filter(|v| flagged(v)).count() as f64 / mal.len() as f64;
+    let fpr = ben.iter().filter(|v| flagged(v)).count() as f64 / ben.len() as f64;
+    assert!(recall > 0.9 && fpr < 0.12, "recall {recall:.3}, false-positive rate {fpr:.3}");
+    // Severity follows votes; confidence = votes / 4.
+    for v in &rows {
+        let votes = v["votes"].as_u64().expect("votes");
+        let want = ["none", "none", "low", "medium", "high"][votes as usize];
+        assert_eq!(v["severity"], want);
+        assert_eq!(v["confidence"].as_f64(), Some(votes as f64 / 4.0));
+    }
+    // Default output: anomalies only, and the summary counts them.
+    let o = run(&["detect", "-m", &model, &test_log, "--min-severity", "high", "--format", "csv"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let high = rows.iter().filter(|v| v["severity"] == "high").count();
+    assert_eq!(text(&o.stdout).lines().count(), high + 1, "header + high-severity rows");
+    assert!(text(&o.stderr).contains("20000 flows scored"), "{}", text(&o.stderr));
+}
+
+/// A damaged or foreign model folder is a clear error (exit 2), never a panic
+/// or silent scores.
+#[test]
+fn detect_refuses_broken_models() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (log, _) = generated(tmp.path(), "f.log", 3_000, 5);
+    let model = tmp.path().join("m");
+    let m = model.display().to_string();
+    let o = run(&["train", &log, "-m", &m, "--detectors", "iforest,autoencoder", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let detect = |m: &Path| run(&["detect", "-m", &m.display().to_string(), &log, "-q"]);
+    assert_eq!(detect(&model).status.code(), Some(0));
+
+    let copy = |name: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        for f in std::fs::read_dir(&model).expect("dir") {
+            let f = f.expect("entry");
+            std::fs::copy(f.path(), d.join(f.file_name())).expect("copy");
+        }
+        d
+    };
+    let cases: Vec<(PathBuf, &str)> = vec![
+        {
+            let d = copy("truncated");
+            let p = d.join("iforest.safetensors");
+            let b = std::fs::read(&p).expect("read");
+            std::fs::write(&p, &b[..b.len() / 2]).expect("write");
+            (d, "checksum")
+        },
+        {
+            let d = copy("version");
+            let p = d.join("manifest.json");
+            let s =
+                std::fs::read_to_string(&p).expect("read").replace("\"format_version\": 1", "\"format_version\": 99");
+            std::fs::write(&p, s).expect("write");
+            (d, "format 99")
+        },
+        {
+            let d = copy("features");
+            let p = d.join("manifest.json");
+            let s = std::fs::read_to_string(&p).expect("read").replace("3600", "7200");
+            std::fs::write(&p, s).expect("write");
+            (d, "fitted on other features")
+        },
+        {
+            let d = copy("missing");
+            std::fs::remove_file(d.join("autoencoder.safetensors")).expect("rm");
+            (d, "autoencoder.safetensors")
+        },
+        (tmp.path().join("nowhere"), "no such model folder"),
+        (tmp.path().to_path_buf(), "not a flowhound model folder"),
+    ];
+    for (dir, want) in cases {
+        let o = detect(&dir);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", dir.display());
+        assert!(err.contains(want), "{}: expected {want:?} in {err}", dir.display());
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Bad training settings are listed together.
+    let o = run(&["train", &log, "-m", &m, "--detectors", "iforest,knn,iforest", "--contamination", "0.9"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("\"knn\" is not a detector") && err.contains("listed twice"), "{err}");
+    // Training never clobbers a folder that is not a model.
+    let keep = tmp.path().join("keep");
+    std::fs::create_dir_all(&keep).expect("mkdir");
+    std::fs::write(keep.join("notes.txt"), "mine").expect("write");
+    let o = run(&["train", &log, "-m", &keep.display().to_string(), "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("refusing to replace"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(keep.join("notes.txt")).expect("kept"), "mine");
 }

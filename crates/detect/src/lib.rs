@@ -26,6 +26,7 @@ pub mod iforest;
 pub mod knn;
 pub mod lof;
 pub mod ocsvm;
+pub mod run;
 mod tensors;
 
 use std::fmt::Debug;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bundle::{Bundle, BundleError, TrainingSummary};
 pub use ensemble::{Ensemble, EnsembleParams, Severity, Verdict};
+pub use run::{Scorer, TrainReport, Trainer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {

@@ -31,7 +31,7 @@ pub struct LofParams {
 
 impl Default for LofParams {
     fn default() -> Self {
-        LofParams { k: 20, reference: 4096 }
+        LofParams { k: 20, reference: 2048 }
     }
 }
 

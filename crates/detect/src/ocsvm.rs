@@ -110,7 +110,7 @@ impl Ocsvm {
     pub fn decision(&self, x: ArrayView2<'_, f32>) -> Vec<f32> {
         let mut out = vec![0.0; x.nrows()];
         self.sv.for_each_distances(x, |i, d| {
-            out[i] = d.iter().zip(&self.alpha).map(|(d, a)| a * (-self.gamma * d).exp()).sum::<f32>();
+            out[i] = d.iter().zip(&self.alpha).map(|(d, a)| a * (-self.gamma * d.max(0.0)).exp()).sum::<f32>();
         });
         out
     }

@@ -145,6 +145,7 @@ impl ExtractorParams {
             context: Context::new(windows),
             known: known.unwrap_or_default(),
             learning,
+            learn_now: true,
             names,
             last_codes: [u32::MAX; 2],
         })
@@ -206,6 +207,7 @@ pub struct Extractor {
     context_width: usize,
     known: KnownExternal,
     learning: bool,
+    learn_now: bool,
     /// Readable names of the category codes written so far (`state`, `service`),
     /// for one-hot column names.
     names: BTreeMap<u32, String>,
@@ -226,6 +228,13 @@ impl Extractor {
     /// External addresses seen so far (while training) or in training.
     pub fn known_external(&self) -> &KnownExternal {
         &self.known
+    }
+
+    /// While training: whether the next flows' external addresses count as
+    /// seen (off for flows known to be attacks, so a benign-only model still
+    /// treats the attackers as unknown). No effect on a detecting extractor.
+    pub fn learn_addresses(&mut self, on: bool) {
+        self.learn_now = on;
     }
 
     /// Names for category codes, for [`Pipeline::fit`].
@@ -275,7 +284,7 @@ impl Extractor {
         for a in [r.src, r.dst].into_iter().flatten() {
             if !self.nets.is_internal(a) {
                 unseen |= !self.known.contains(&a);
-                if self.learning {
+                if self.learning && self.learn_now {
                     self.known.insert(a);
                 }
             }

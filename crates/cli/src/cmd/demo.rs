@@ -1,63 +1,122 @@
 //! `flowhound demo`: the whole job on embedded defaults, in a temporary folder.
 
-use std::path::PathBuf;
-
-use flowhound_flow::labels::LabelTable;
-use flowhound_flow::net::Networks;
-use flowhound_source::{Input, ScanOptions};
+use std::path::{Path, PathBuf};
 
 use super::convert::OutFormat;
-use super::generate;
+use super::detect::{self, DetectFormat, MinSeverity};
+use super::features::FeatureArgs;
+use super::{generate, train, InputArgs};
 use crate::exit::{Classify, CliResult};
 
-/// Run flowhound end to end on generated traffic: generate a labeled VPC flow
-/// log, then inspect it. (Training, detection and explanations join as they land.)
+/// Run flowhound end to end on generated traffic: generate a training day and
+/// a detection day of one VPC (with injected attacks), train on the benign
+/// flows of the first, detect on the second, and report what was found.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  flowhound demo\n  flowhound demo --flows 200000 --dir demo-out   # keep the files"
 )]
 pub struct Args {
-    /// Flow records to generate.
-    #[arg(long, default_value_t = 50_000)]
+    /// Flow records of the detection day (the training day has 1.5× as many).
+    #[arg(long, default_value_t = 40_000)]
     pub flows: u64,
 
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// Keep the generated files here instead of a temporary folder.
+    /// Keep the generated files and the model here instead of a temporary folder.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+fn input(log: &Path, labels: PathBuf) -> InputArgs {
+    InputArgs {
+        inputs: vec![log.display().to_string()],
+        input_format: None,
+        map_file: None,
+        map: Vec::new(),
+        labels: Some(labels),
+        rejects: None,
+        quiet: true,
+    }
 }
 
 pub fn run(a: Args) -> CliResult {
     let tmp = tempfile::tempdir().runtime("creating a temporary folder")?;
     let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).runtime(format!("creating {}", dir.display()))?;
-    let log = dir.join("flows.log");
-    println!("flowhound demo: generating {} VPC flow records with injected attacks", a.flows);
-    let g = generate::Args {
-        output: log.clone(),
-        flows: a.flows,
-        anomaly_ratio: 0.05,
-        seed: a.seed,
-        format: OutFormat::Vpc,
-        vpc_layout: Default::default(),
-        labels: None,
-        start: "2026-11-02T00:00:00Z".into(),
-        hours: 24,
-        quiet: true,
-    };
-    let made = generate::generate(&g)?;
-    let labels_path = generate::default_labels_path(&log);
-    println!("  {} ({} records, {} malicious)", log.display(), made.records, made.malicious);
-    println!("  {} (ground truth by line)\n", labels_path.display());
+    let mut days = Vec::new();
+    // One seed = one VPC (hosts, services, peers); different sizes give
+    // different traffic, so detection runs on flows the model never saw.
+    for (name, flows, start) in
+        [("train.log", a.flows * 3 / 2, "2026-11-02T00:00:00Z"), ("detect.log", a.flows, "2026-11-03T00:00:00Z")]
+    {
+        let log = dir.join(name);
+        let g = generate::Args {
+            output: log.clone(),
+            flows,
+            anomaly_ratio: 0.05,
+            seed: a.seed,
+            format: OutFormat::Vpc,
+            vpc_layout: Default::default(),
+            labels: None,
+            start: start.into(),
+            hours: 24,
+            quiet: true,
+        };
+        let made = generate::generate(&g)?;
+        println!(
+            "generated {} ({} VPC flow records, {} in injected attacks)",
+            log.display(),
+            made.records,
+            made.malicious
+        );
+        days.push((log.clone(), generate::default_labels_path(&log)));
+    }
 
-    let labels = LabelTable::parse(&std::fs::read(&labels_path).runtime("reading labels")?).runtime("labels")?;
-    let opts = ScanOptions { labels: Some(labels.into()), ..Default::default() };
-    let inputs = [Input::Path(log.clone())];
-    let (total, report) = super::inspect::summarize(&inputs, &opts, &mut (), &Networks::default());
-    print!("{}", super::inspect::table(&total, &report, 5));
-    println!("\nNext: `flowhound inspect {}` or `flowhound convert {} --to jsonl`", log.display(), log.display());
+    let model = dir.join("model");
+    println!("\ntraining on the benign flows of {} …", days[0].0.display());
+    let t = train::Args {
+        input: input(&days[0].0, days[0].1.clone()),
+        model: model.clone(),
+        detectors: "iforest,lof,ocsvm,autoencoder".into(),
+        contamination: 0.05,
+        min_votes: None,
+        benign_only: true,
+        seed: a.seed,
+        scaling: train::ScalingArg::Standard,
+        features: FeatureArgs {
+            windows: "60s,1h".into(),
+            baseline: "15m".into(),
+            extras: Vec::new(),
+            internal: Vec::new(),
+        },
+    };
+    let (bundle, report) = train::train(&t)?;
+    print!("{}", train::summary(&bundle, &report, &model));
+
+    println!("\ndetecting on {} …", days[1].0.display());
+    let d = detect::Args {
+        input: input(&days[1].0, days[1].1.clone()),
+        model: model.clone(),
+        output: Some(dir.join("anomalies.jsonl")),
+        format: DetectFormat::Jsonl,
+        all: false,
+        min_severity: MinSeverity::Low,
+        threshold: Vec::new(),
+    };
+    let (tally, verdict) = detect::detect(&d)?;
+    verdict?;
+    print!("{}", tally.render(&bundle.ensemble.kinds()));
+    println!("\nby injected scenario (flows flagged / flows):");
+    for (cat, (n, flagged)) in &tally.by_category {
+        println!("  {cat:<24} {flagged:>6} / {n:<6} {:>5.1} %", 100.0 * *flagged as f64 / (*n).max(1) as f64);
+    }
+    println!("\nanomalies written to {}", dir.join("anomalies.jsonl").display());
+    println!(
+        "Next: `flowhound detect -m {} {} --format table --min-severity high`",
+        model.display(),
+        days[1].0.display()
+    );
     if a.dir.is_none() {
         println!("(files are removed on exit; keep them with --dir DIR)");
     }

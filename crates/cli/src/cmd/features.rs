@@ -34,6 +34,13 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = RowFormat::Csv)]
     pub format: RowFormat,
 
+    #[command(flatten)]
+    pub features: FeatureArgs,
+}
+
+/// Feature settings shared by `features` and `train`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FeatureArgs {
     /// Context windows, comma-separated (`60s,1h`; units s, m, h, d).
     #[arg(long, default_value = "60s,1h", value_name = "LIST")]
     pub windows: String,
@@ -49,6 +56,12 @@ pub struct Args {
     /// Address ranges to count as internal, besides RFC 1918, RFC 6598 and ULA.
     #[arg(long, value_name = "CIDR", num_args = 1..)]
     pub internal: Vec<IpNet>,
+}
+
+impl FeatureArgs {
+    pub fn params(&self) -> CliResult<ExtractorParams> {
+        params(&self.windows, &self.baseline, &self.extras, &self.internal)
+    }
 }
 
 /// Builds extractor settings from the flags, listing every problem.
@@ -92,7 +105,7 @@ fn num(out: &mut Vec<u8>, v: f32) {
 const KEYS: [&str; 6] = ["time", "src", "dst", "src_port", "dst_port", "protocol"];
 
 pub fn run(a: Args) -> CliResult {
-    let params = params(&a.windows, &a.baseline, &a.extras, &a.internal)?;
+    let params = a.features.params()?;
     let (inputs, opts) = a.input.prepare()?;
     let mut x = params.build(None).usage()?;
     let names: Vec<String> = x.schema().names().map(str::to_string).collect();

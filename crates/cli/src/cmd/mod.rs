@@ -2,9 +2,11 @@
 
 pub mod convert;
 pub mod demo;
+pub mod detect;
 pub mod features;
 pub mod generate;
 pub mod inspect;
+pub mod train;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

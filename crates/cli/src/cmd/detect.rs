@@ -1,0 +1,375 @@
+//! `flowhound detect`: score every flow with a trained model folder.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use flowhound_detect::bundle::Bundle;
+use flowhound_detect::{Kind, Scorer, Severity, Verdict};
+use flowhound_flow::FlowRecord;
+
+use super::InputArgs;
+use crate::exit::{Classify, CliError, CliResult};
+use crate::output::Output;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetectFormat {
+    Jsonl,
+    Csv,
+    Table,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum MinSeverity {
+    Low,
+    Medium,
+    High,
+}
+
+impl MinSeverity {
+    fn severity(self) -> Severity {
+        match self {
+            MinSeverity::Low => Severity::Low,
+            MinSeverity::Medium => Severity::Medium,
+            MinSeverity::High => Severity::High,
+        }
+    }
+}
+
+/// Score every flow of INPUT with a model from `train`: one line per
+/// anomalous flow (every flow with --all) and a summary on stderr.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Output fields (JSON lines): flow (0-based position in the input), time, src, dst, src_port,\n\
+dst_port, protocol, score (ensemble, higher = more anomalous), votes, severity (none|low|medium|high),\n\
+confidence (votes / detectors), models {name: {score, flagged}}, and label/category when the input\n\
+carries ground truth.\n\nExamples:\n  flowhound detect -m model flows.log\n  flowhound detect -m model flows.log.gz --all -o scored.jsonl\n  flowhound detect -m model logs/ --format table --min-severity high\n  flowhound detect -m model flows.log --threshold iforest=0.62")]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Model folder written by `train`.
+    #[arg(short, long = "model", value_name = "MODEL_DIR")]
+    pub model: PathBuf,
+
+    /// Output file (`.gz` compresses); stdout when absent or `-`.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[arg(long, value_enum, default_value_t = DetectFormat::Jsonl)]
+    pub format: DetectFormat,
+
+    /// Write every flow, not only anomalies.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Write anomalies of at least this severity.
+    #[arg(long, value_enum, default_value_t = MinSeverity::Low)]
+    pub min_severity: MinSeverity,
+
+    /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`; repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub threshold: Vec<String>,
+}
+
+/// Counts for the summary.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub flows: u64,
+    pub by_severity: [u64; 4],
+    pub by_model: Vec<u64>,
+    pub written: u64,
+    /// With ground truth: flows labeled malicious, and those flagged.
+    pub labeled: u64,
+    pub malicious: u64,
+    pub malicious_flagged: u64,
+    pub benign_flagged: u64,
+    /// Per ground-truth category of malicious flows: (flows, flagged).
+    pub by_category: std::collections::BTreeMap<String, (u64, u64)>,
+    pub kinds: Vec<Kind>,
+}
+
+impl Tally {
+    pub fn anomalies(&self) -> u64 {
+        self.by_severity[1..].iter().sum()
+    }
+
+    fn add(&mut self, r: &FlowRecord, v: &Verdict) {
+        self.flows += 1;
+        self.by_severity[v.severity as usize] += 1;
+        for (c, (_, f)) in self.by_model.iter_mut().zip(&v.models) {
+            *c += u64::from(*f);
+        }
+        if let Some(t) = &r.truth {
+            self.labeled += 1;
+            let flagged = v.severity != Severity::None;
+            if t.malicious {
+                self.malicious += 1;
+                self.malicious_flagged += u64::from(flagged);
+                let e = self.by_category.entry(t.category.as_deref().unwrap_or("unknown").to_string()).or_default();
+                e.0 += 1;
+                e.1 += u64::from(flagged);
+            } else {
+                self.benign_flagged += u64::from(flagged);
+            }
+        }
+    }
+
+    pub fn render(&self, kinds: &[Kind]) -> String {
+        let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+        let mut s = format!(
+            "{} flows scored; {} anomalies ({:.2} %): high {}, medium {}, low {}\n",
+            self.flows,
+            self.anomalies(),
+            pct(self.anomalies(), self.flows),
+            self.by_severity[3],
+            self.by_severity[2],
+            self.by_severity[1]
+        );
+        s += "flagged per detector:";
+        for (k, c) in kinds.iter().zip(&self.by_model) {
+            s += &format!(" {} {}", k.name(), c);
+        }
+        s.push('\n');
+        if self.labeled > 0 {
+            let benign = self.labeled - self.malicious;
+            s += &format!(
+                "ground truth: {} of {} malicious flows flagged (recall {:.1} %), {} of {} benign flows flagged (FPR {:.2} %)\n",
+                self.malicious_flagged,
+                self.malicious,
+                pct(self.malicious_flagged, self.malicious),
+                self.benign_flagged,
+                benign,
+                pct(self.benign_flagged, benign)
+            );
+        }
+        s
+    }
+}
+
+pub fn run(a: Args) -> CliResult {
+    let (tally, verdict) = detect(&a)?;
+    if !a.input.quiet {
+        eprint!("{}", tally.render(&tally.kinds));
+    }
+    verdict
+}
+
+/// Loads the model, scores the inputs into the output, and returns the tally
+/// with the scan's verdict (failed inputs → exit 3, after everything readable
+/// was written).
+pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
+    let mut bundle = Bundle::load(&a.model).map_err(|e| {
+        CliError::usage(anyhow::Error::from(e).context(format!("cannot use model {}", a.model.display())))
+    })?;
+    apply_thresholds(&mut bundle, &a.threshold)?;
+    let (inputs, opts) = a.input.prepare()?;
+    let mut out = Output::create(a.output.as_deref()).usage()?;
+    let result = score_into(&bundle, &inputs, &opts, a, &mut out)?;
+    out.finish()?;
+    Ok(result)
+}
+
+/// `--threshold NAME=VALUE` overrides, every problem listed.
+fn apply_thresholds(b: &mut Bundle, list: &[String]) -> CliResult {
+    let mut bad = Vec::new();
+    for t in list {
+        let parsed = t.split_once('=').and_then(|(k, v)| Some((Kind::parse(k)?, v.trim().parse::<f32>().ok()?)));
+        match parsed {
+            Some((k, v)) if v.is_finite() => {
+                if !b.ensemble.set_threshold(k, v) {
+                    bad.push(format!("{t:?}: the model has no {} detector", k.name()));
+                }
+            }
+            _ => bad.push(format!("{t:?}: expected NAME=NUMBER, e.g. iforest=0.6")),
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::usage(anyhow::anyhow!("--threshold: {}", bad.join("; "))))
+    }
+}
+
+/// Scores the inputs into `out`; returns the tally and the scan's verdict
+/// (failed inputs → exit 3 after everything readable was written).
+fn score_into(
+    bundle: &Bundle,
+    inputs: &[flowhound_source::Input],
+    opts: &flowhound_source::ScanOptions,
+    a: &Args,
+    out: &mut Output,
+) -> CliResult<(Tally, CliResult)> {
+    let kinds = bundle.ensemble.kinds();
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    let mut scorer = Scorer::new(bundle).usage()?;
+    let mut tally = Tally { by_model: vec![0; kinds.len()], kinds: kinds.clone(), ..Default::default() };
+    let min = a.min_severity.severity();
+    match a.format {
+        DetectFormat::Csv => {
+            let mut head = String::from("flow,time,src,dst,src_port,dst_port,protocol,score,votes,severity,confidence");
+            for n in &names {
+                head += &format!(",{n}_score,{n}_flagged");
+            }
+            head += ",label,category\n";
+            out.write_all(head.as_bytes())?;
+        }
+        DetectFormat::Table => {
+            let head = format!(
+                "{:<20} {:<39} {:<39} {:>5} {:>5} {:>6} {:>5} {:<6}\n",
+                "time", "src", "dst", "dport", "proto", "score", "votes", "severity"
+            );
+            out.write_all(head.as_bytes())?;
+        }
+        DetectFormat::Jsonl => {}
+    }
+    let mut events = a.input.events(inputs)?;
+    let mut error: Option<CliError> = None;
+    let mut buf = Vec::new();
+    let mut pending: Vec<FlowRecord> = Vec::with_capacity(BATCH);
+    let mut flush = |pending: &mut Vec<FlowRecord>, error: &mut Option<CliError>| {
+        if error.is_some() || pending.is_empty() {
+            pending.clear();
+            return;
+        }
+        let verdicts = match scorer.score(pending) {
+            Ok(v) => v,
+            Err(e) => {
+                *error = Some(CliError::from(anyhow::Error::from(e)));
+                return;
+            }
+        };
+        buf.clear();
+        for (r, v) in pending.iter().zip(&verdicts) {
+            let flow = tally.flows;
+            tally.add(r, v);
+            if !(a.all || (v.severity != Severity::None && v.severity >= min)) {
+                continue;
+            }
+            tally.written += 1;
+            match a.format {
+                DetectFormat::Jsonl => write_json(&mut buf, flow, r, v, &names),
+                DetectFormat::Csv => write_csv(&mut buf, flow, r, v),
+                DetectFormat::Table => write_table(&mut buf, r, v),
+            }
+        }
+        if let Err(e) = out.write_all(&buf) {
+            *error = Some(e.into());
+        }
+        pending.clear();
+    };
+    let report = flowhound_source::scan(
+        inputs,
+        opts,
+        &mut events,
+        |recs: &[FlowRecord]| recs.to_vec(),
+        |recs| {
+            // The scan hands over a few thousand records at a time; scoring
+            // in larger batches lets the models use both cores.
+            pending.extend(recs);
+            if pending.len() >= BATCH {
+                flush(&mut pending, &mut error);
+            }
+        },
+    );
+    flush(&mut pending, &mut error);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let verdict = events.finish(&report);
+    Ok((tally, verdict))
+}
+
+/// Flows scored at once.
+const BATCH: usize = 16_384;
+
+/// An f32 score as a short JSON number (no f64 widening noise).
+fn jnum(v: f32) -> serde_json::Value {
+    let shortest: f64 = format!("{v}").parse().unwrap_or(f64::from(v));
+    serde_json::Number::from_f64(shortest).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+pub fn verdict_json(flow: u64, r: &FlowRecord, v: &Verdict, names: &[&str]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("flow".into(), flow.into());
+    m.insert("time".into(), r.start.map(|t| t.to_rfc3339()).into());
+    m.insert("src".into(), r.src.map(|a| a.to_string()).into());
+    m.insert("dst".into(), r.dst.map(|a| a.to_string()).into());
+    m.insert("src_port".into(), r.src_port.into());
+    m.insert("dst_port".into(), r.dst_port.into());
+    m.insert("protocol".into(), r.protocol.into());
+    m.insert("score".into(), jnum(v.score));
+    m.insert("votes".into(), v.votes.into());
+    m.insert("severity".into(), v.severity.name().into());
+    m.insert("confidence".into(), jnum(v.confidence));
+    let models: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(&v.models)
+        .map(|(n, (s, f))| (n.to_string(), serde_json::json!({"score": jnum(*s), "flagged": f})))
+        .collect();
+    m.insert("models".into(), models.into());
+    if let Some(t) = &r.truth {
+        m.insert("label".into(), if t.malicious { "malicious" } else { "benign" }.into());
+        m.insert("category".into(), t.category.as_deref().into());
+    }
+    serde_json::Value::Object(m)
+}
+
+fn write_json(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict, names: &[&str]) {
+    let _ = serde_json::to_writer(&mut *buf, &verdict_json(flow, r, v, names));
+    buf.push(b'\n');
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn csv_text(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_csv(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict) {
+    let _ = write!(
+        buf,
+        "{flow},{},{},{},{},{},{},{},{},{},{}",
+        opt(r.start.map(|t| t.to_rfc3339())),
+        opt(r.src),
+        opt(r.dst),
+        opt(r.src_port),
+        opt(r.dst_port),
+        opt(r.protocol),
+        v.score,
+        v.votes,
+        v.severity.name(),
+        v.confidence
+    );
+    for (s, f) in &v.models {
+        let _ = write!(buf, ",{s},{f}");
+    }
+    let (label, cat) = match &r.truth {
+        Some(t) => (if t.malicious { "malicious" } else { "benign" }, t.category.as_deref().unwrap_or("")),
+        None => ("", ""),
+    };
+    let _ = writeln!(buf, ",{label},{}", csv_text(cat));
+}
+
+fn write_table(buf: &mut Vec<u8>, r: &FlowRecord, v: &Verdict) {
+    let time = r.start.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let _ = writeln!(
+        buf,
+        "{:<20} {:<39} {:<39} {:>5} {:>5} {:>6.3} {:>5} {:<6}",
+        time.get(..19).unwrap_or(&time),
+        opt(r.src),
+        opt(r.dst),
+        opt(r.dst_port),
+        r.protocol
+            .and_then(flowhound_flow::record::protocol_name)
+            .map(str::to_string)
+            .unwrap_or_else(|| opt(r.protocol)),
+        v.score,
+        v.votes,
+        v.severity.name()
+    );
+}

@@ -1,0 +1,198 @@
+//! `flowhound train`: features → preprocessing → detectors → model bundle.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use flowhound_detect::bundle::Bundle;
+use flowhound_detect::{EnsembleParams, Kind, Params, TrainReport, Trainer};
+use flowhound_features::{PipelineParams, Scaling};
+use flowhound_flow::FlowRecord;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::features::FeatureArgs;
+use super::InputArgs;
+use crate::exit::{Classify, CliError, CliResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScalingArg {
+    Standard,
+    Robust,
+}
+
+/// Learn what normal traffic looks like: fit the feature preprocessing and the
+/// anomaly detectors on INPUT and save them as a model folder for `detect`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flowhound train flows.log -m model\n  flowhound train UNSW_NB15_training-set.csv -m unsw-model --benign-only\n  flowhound train logs/ -m model --detectors iforest,autoencoder --contamination 0.01 --seed 7"
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Model folder to write (replaced atomically if it holds a model).
+    #[arg(short, long = "model", value_name = "MODEL_DIR")]
+    pub model: PathBuf,
+
+    /// Detectors to fit, comma-separated: iforest, lof, ocsvm, autoencoder.
+    #[arg(long, default_value = "iforest,lof,ocsvm,autoencoder", value_name = "LIST")]
+    pub detectors: String,
+
+    /// Expected share of anomalies in the training data: each detector flags
+    /// rows above this quantile of its training scores.
+    #[arg(long, default_value_t = 0.05, value_name = "C")]
+    pub contamination: f64,
+
+    /// Votes needed to call a flow anomalous (default: half the detectors, rounded up).
+    #[arg(long, value_name = "N")]
+    pub min_votes: Option<usize>,
+
+    /// Train only on flows whose ground truth says benign (flows without
+    /// ground truth are kept); attacks still shape the window features.
+    #[arg(long)]
+    pub benign_only: bool,
+
+    /// Seed for every random choice: same seed + same data = same model.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Scaling of numeric features.
+    #[arg(long, value_enum, default_value_t = ScalingArg::Standard)]
+    pub scaling: ScalingArg,
+
+    #[command(flatten)]
+    pub features: FeatureArgs,
+}
+
+/// Parses `--detectors`, listing every unknown name.
+pub fn detectors(list: &str) -> CliResult<Vec<Params>> {
+    let mut out: Vec<Params> = Vec::new();
+    let mut bad = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match Kind::parse(name) {
+            Some(k) if out.iter().any(|p| p.kind() == k) => bad.push(format!("{name:?} is listed twice")),
+            Some(k) => out.push(Params::default_for(k)),
+            None => bad.push(format!("{name:?} is not a detector")),
+        }
+    }
+    if out.is_empty() && bad.is_empty() {
+        bad.push("no detector given".into());
+    }
+    if bad.is_empty() {
+        Ok(out)
+    } else {
+        Err(CliError::usage(anyhow::anyhow!(
+            "--detectors: {} (choose from iforest, lof, ocsvm, autoencoder)",
+            bad.join("; ")
+        )))
+    }
+}
+
+pub fn run(a: Args) -> CliResult {
+    let (bundle, report) = train(&a)?;
+    if !a.input.quiet {
+        eprint!("{}", summary(&bundle, &report, &a.model));
+    }
+    Ok(())
+}
+
+/// Trains and saves; returns the bundle and timings.
+pub fn train(a: &Args) -> CliResult<(Bundle, TrainReport)> {
+    let fparams = a.features.params()?;
+    let dets = detectors(&a.detectors)?;
+    let ep = EnsembleParams { contamination: a.contamination, min_votes: a.min_votes };
+    ep.check(dets.len()).usage()?;
+    let pp = PipelineParams {
+        scaling: match a.scaling {
+            ScalingArg::Standard => Scaling::Standard,
+            ScalingArg::Robust => Scaling::Robust,
+        },
+        ..Default::default()
+    };
+    pp.check().usage()?;
+    let (inputs, opts) = a.input.prepare()?;
+    let mut trainer = Trainer::new(fparams, a.benign_only).usage()?;
+    let mut events = a.input.events(&inputs)?;
+    let t = Instant::now();
+    let report = flowhound_source::scan(
+        &inputs,
+        &opts,
+        &mut events,
+        |recs: &[FlowRecord]| recs.to_vec(),
+        |recs| trainer.push(&recs),
+    );
+    let extract = t.elapsed();
+    events.finish(&report)?;
+    if trainer.records() == 0 {
+        return Err(CliError::input(anyhow::anyhow!("no flow records to train on")));
+    }
+    let spinner = (!a.input.quiet && std::io::stderr().is_terminal()).then(|| {
+        let s = ProgressBar::new_spinner();
+        s.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        s.enable_steady_tick(Duration::from_millis(120));
+        s.set_message(format!("fitting {} on {} flows", a.detectors, trainer.records()));
+        s
+    });
+    let done = |k: Kind, d: Duration| {
+        if let Some(s) = &spinner {
+            s.println(format!("  {} fitted in {:.1} s", k.name(), d.as_secs_f64()));
+        }
+    };
+    let (bundle, report) = trainer.finish(&pp, &dets, &ep, a.seed, extract, &done).map_err(train_error)?;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    bundle.save(&a.model).runtime(format!("writing the model to {}", a.model.display()))?;
+    Ok((bundle, report))
+}
+
+/// Too little or unusable data is the input's fault (exit 3); bad settings
+/// are usage errors (2).
+fn train_error(e: flowhound_detect::BundleError) -> CliError {
+    use flowhound_detect::{BundleError as B, DetectError as D};
+    match &e {
+        B::Detect(D::Params { .. }) => CliError::usage(e),
+        B::Detect(D::TooFew { .. }) | B::Features(_) => CliError::input(e),
+        _ => CliError::from(anyhow::Error::from(e)),
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+pub fn summary(b: &Bundle, r: &TrainReport, dir: &std::path::Path) -> String {
+    let t = &b.training;
+    let mut s = format!(
+        "trained on {} of {} flows{} ({} invalid rows left out); {} model columns from {} features\n",
+        t.rows,
+        t.records,
+        if t.benign_only {
+            format!(", benign only: {} attack flows left out", t.excluded_malicious)
+        } else {
+            String::new()
+        },
+        t.invalid_rows,
+        r.columns,
+        b.pipeline.input.len(),
+    );
+    s += &format!("  features      {:>8}\n  preprocessing {:>8}\n", secs(r.extract), secs(r.preprocess));
+    for m in b.ensemble.members() {
+        let k = m.detector.kind();
+        let d = r.fit.iter().find(|(f, _)| *f == k).map(|(_, d)| *d).unwrap_or_default();
+        s += &format!("  {:<13} {:>8}  threshold {:.4}\n", k.name(), secs(d), m.calibration.threshold);
+    }
+    s += &format!("  calibration   {:>8}\n", secs(r.calibrate));
+    s += &format!(
+        "anomaly = {} of {} detectors flag it; {} external addresses known; seed {}\nmodel written to {}\n",
+        b.ensemble.min_votes(),
+        b.ensemble.members().len(),
+        t.known_external,
+        t.seed,
+        dir.display()
+    );
+    s
+}
