@@ -4,5 +4,5 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 python3 -m venv "$here/.venv"
 "$here/.venv/bin/pip" install --quiet --upgrade pip
-"$here/.venv/bin/pip" install --quiet pandas pyarrow
-"$here/.venv/bin/python" -c 'import pandas, pyarrow; print("pandas", pandas.__version__, "pyarrow", pyarrow.__version__)'
+"$here/.venv/bin/pip" install --quiet pandas pyarrow scikit-learn
+"$here/.venv/bin/python" -c 'import pandas, pyarrow, sklearn; print("pandas", pandas.__version__, "pyarrow", pyarrow.__version__, "scikit-learn", sklearn.__version__)'
