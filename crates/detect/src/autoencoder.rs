@@ -76,11 +76,7 @@ impl AutoencoderParams {
         if self.max_train < 10 {
             p.push(format!("max_train {} must be at least 10", self.max_train));
         }
-        if p.is_empty() {
-            Ok(())
-        } else {
-            Err(DetectError::Params { model: NAME, problems: p })
-        }
+        DetectError::params(NAME, p)
     }
 
     pub fn fit(&self, x: ArrayView2<'_, f32>, seed: u64) -> Result<Autoencoder, DetectError> {

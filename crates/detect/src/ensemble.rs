@@ -72,11 +72,7 @@ impl EnsembleParams {
         if models == 0 {
             p.push("no detector chosen".into());
         }
-        if p.is_empty() {
-            Ok(())
-        } else {
-            Err(DetectError::Params { model: "ensemble", problems: p })
-        }
+        DetectError::params("ensemble", p)
     }
 }
 

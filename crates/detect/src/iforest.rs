@@ -59,11 +59,7 @@ impl IforestParams {
         if !(2..=1 << 20).contains(&self.max_samples) {
             p.push(format!("max_samples {} must be 2..=1048576", self.max_samples));
         }
-        if p.is_empty() {
-            Ok(())
-        } else {
-            Err(DetectError::Params { model: NAME, problems: p })
-        }
+        DetectError::params(NAME, p)
     }
 
     pub fn fit(&self, x: ArrayView2<'_, f32>, seed: u64) -> Result<Iforest, DetectError> {

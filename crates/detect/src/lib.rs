@@ -53,6 +53,15 @@ pub enum DetectError {
 }
 
 impl DetectError {
+    /// `Ok` when no problem was found, else every problem in one error.
+    pub(crate) fn params(model: &'static str, problems: Vec<String>) -> Result<(), Self> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(DetectError::Params { model, problems })
+        }
+    }
+
     pub(crate) fn corrupt(model: &'static str, reason: impl ToString) -> Self {
         DetectError::Corrupt { model, reason: reason.to_string() }
     }

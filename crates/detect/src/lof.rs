@@ -44,11 +44,7 @@ impl LofParams {
         if self.reference <= self.k || self.reference > 1 << 20 {
             p.push(format!("reference {} must exceed k and be at most 1048576", self.reference));
         }
-        if p.is_empty() {
-            Ok(())
-        } else {
-            Err(DetectError::Params { model: NAME, problems: p })
-        }
+        DetectError::params(NAME, p)
     }
 
     pub fn fit(&self, x: ArrayView2<'_, f32>, seed: u64) -> Result<Lof, DetectError> {

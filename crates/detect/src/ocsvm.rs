@@ -49,11 +49,7 @@ impl OcsvmParams {
         if !(10..=20_000).contains(&self.max_train) {
             p.push(format!("max_train {} must be 10..=20000 (the kernel matrix is n²)", self.max_train));
         }
-        if p.is_empty() {
-            Ok(())
-        } else {
-            Err(DetectError::Params { model: NAME, problems: p })
-        }
+        DetectError::params(NAME, p)
     }
 
     pub fn fit(&self, x: ArrayView2<'_, f32>, seed: u64) -> Result<Ocsvm, DetectError> {

@@ -81,7 +81,7 @@ impl Trainer {
         // Invalid rows (non-finite values) were left out of the fit; leave
         // them out of the models' training too.
         for r in self.rows.chunks_exact(width) {
-            if r.iter().all(|v| v.is_nan() || v.is_finite()) {
+            if Pipeline::is_valid_row(r) {
                 p.transform_row(r, &mut model_rows);
             }
         }

@@ -127,8 +127,7 @@ impl Pipeline {
         }
         // Invalid rows: a non-finite measurement means a division by zero in
         // the source (CIC's `Flow Bytes/s = Infinity`), not a real value.
-        let valid: Vec<&[f32]> =
-            rows.chunks_exact(w).filter(|r| r.iter().all(|v| v.is_nan() || v.is_finite())).collect();
+        let valid: Vec<&[f32]> = rows.chunks_exact(w).filter(|r| Pipeline::is_valid_row(r)).collect();
         let invalid = (rows.len() / w - valid.len()) as u64;
         if valid.is_empty() {
             return Err(FeatureError::Empty);
@@ -202,6 +201,12 @@ impl Pipeline {
             fitted_rows: n as u64,
             invalid_rows: invalid,
         })
+    }
+
+    /// A row the fit uses: missing values (NaN) are fine, an infinite one is
+    /// not (a division by zero in the source, e.g. CIC's `Flow Bytes/s = Infinity`).
+    pub fn is_valid_row(row: &[f32]) -> bool {
+        row.iter().all(|v| v.is_nan() || v.is_finite())
     }
 
     pub fn output_width(&self) -> usize {

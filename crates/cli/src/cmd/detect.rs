@@ -322,14 +322,6 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn csv_text(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn write_csv(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict) {
     let _ = write!(
         buf,
@@ -352,7 +344,9 @@ fn write_csv(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict) {
         Some(t) => (if t.malicious { "malicious" } else { "benign" }, t.category.as_deref().unwrap_or("")),
         None => ("", ""),
     };
-    let _ = writeln!(buf, ",{label},{}", csv_text(cat));
+    let _ = write!(buf, ",{label},");
+    super::features::csv_text(buf, cat);
+    buf.push(b'\n');
 }
 
 fn write_table(buf: &mut Vec<u8>, r: &FlowRecord, v: &Verdict) {

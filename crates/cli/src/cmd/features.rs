@@ -177,7 +177,8 @@ impl Cells<'_> {
     }
 }
 
-fn csv_text(out: &mut Vec<u8>, s: &str) {
+/// Appends `s` as one CSV cell, quoted when it must be.
+pub fn csv_text(out: &mut Vec<u8>, s: &str) {
     if s.contains([',', '"', '\n', '\r']) {
         out.push(b'"');
         out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
