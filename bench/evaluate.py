@@ -5,12 +5,15 @@ same train/test splits of the shared real datasets (benign-only training).
 
     bash bench/setup.sh                      # venv with pandas, pyarrow, scikit-learn
     cargo build --release -p flowhound
-    bench/.venv/bin/python bench/evaluate.py [--datasets ../shared/datasets] [--json out.json]
+    bench/.venv/bin/python bench/evaluate.py [--datasets ../shared/datasets] [--json out.json] [--seeds 42,1,2]
 
 scikit-learn sees the same per-flow and window features flowhound computes
 (`flowhound features`), prepared the way a notebook would: median imputation,
 one-hot text columns, StandardScaler. Splits and seeds are fixed, so a rerun
-gives the same numbers (up to the MLP's thread scheduling)."""
+gives the same numbers (up to the MLP's thread scheduling). With several
+--seeds, every model is trained once per seed (the data split stays fixed)
+and the tables show the mean and the spread (min–max) over seeds: on a test
+set with few attacks (IoT-23: 32 rows) one seed's number is mostly luck."""
 
 import argparse
 import json
@@ -81,7 +84,7 @@ def features(binary, inputs, out):
     fh(binary, "features", *inputs, "-o", out, "-q")
     df = pd.read_csv(out, low_memory=False)
     y = df["malicious"].astype(str).str.lower().eq("true").to_numpy()
-    cats = df["category"].fillna("benign").astype(str).to_numpy()
+    cats = df["category"].astype(object).fillna("benign").astype(str).to_numpy()
     return df.drop(columns=[k for k in KEYS if k in df.columns]), y, cats
 
 
@@ -100,19 +103,19 @@ def prepare(train, test):
     return s.transform(xa.to_numpy(dtype=np.float64)), s.transform(xb.to_numpy(dtype=np.float64))
 
 
-def sample(x, n, seed=SEED):
+def sample(x, n, seed):
     if len(x) <= n:
         return x
     return x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
 
 
-def sklearn_scores(xa, xb):
+def sklearn_scores(xa, xb, seed):
     """Higher = more anomalous, for each scikit-learn model; and fit+score seconds."""
     out, secs = {}, {}
     models = {
-        "IsolationForest": lambda: IsolationForest(random_state=SEED).fit(xa),
-        "LocalOutlierFactor": lambda: LocalOutlierFactor(n_neighbors=20, novelty=True).fit(sample(xa, 10000)),
-        "OneClassSVM": lambda: OneClassSVM(nu=0.05, gamma="scale").fit(sample(xa, 10000)),
+        "IsolationForest": lambda: IsolationForest(random_state=seed).fit(xa),
+        "LocalOutlierFactor": lambda: LocalOutlierFactor(n_neighbors=20, novelty=True).fit(sample(xa, 10000, seed)),
+        "OneClassSVM": lambda: OneClassSVM(nu=0.05, gamma="scale").fit(sample(xa, 10000, seed)),
     }
     for name, fit in models.items():
         t = time.perf_counter()
@@ -120,8 +123,8 @@ def sklearn_scores(xa, xb):
         out[name] = -m.score_samples(xb)
         secs[name] = time.perf_counter() - t
     t = time.perf_counter()
-    xs = sample(xa, 50000)
-    ae = MLPRegressor(hidden_layer_sizes=(32, 8, 32), max_iter=100, early_stopping=True, random_state=SEED).fit(xs, xs)
+    xs = sample(xa, 50000, seed)
+    ae = MLPRegressor(hidden_layer_sizes=(32, 8, 32), max_iter=100, early_stopping=True, random_state=seed).fit(xs, xs)
     out["MLP autoencoder"] = ((ae.predict(xb) - xb) ** 2).mean(axis=1)
     secs["MLP autoencoder"] = time.perf_counter() - t
     return out, secs
@@ -137,46 +140,54 @@ def main():
     ap.add_argument("--datasets", default=os.environ.get("FLOWHOUND_DATASETS", os.path.join(ROOT, "..", "shared", "datasets")))
     ap.add_argument("--flowhound", default=os.path.join(ROOT, "target", "release", "flowhound"))
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--seeds", default=str(SEED), help="model seeds, comma-separated; the first one gives the at-threshold numbers")
     a = ap.parse_args()
+    seeds = [int(x) for x in a.seeds.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, train, test in settings(a.datasets, tmp):
-            model = os.path.join(tmp, "model")
-            t = time.perf_counter()
-            fh(a.flowhound, "train", *train, "-m", model, "--benign-only", "--seed", str(SEED), "-q")
-            fh_train = time.perf_counter() - t
-            scored = os.path.join(tmp, "scored.jsonl")
-            t = time.perf_counter()
-            fh(a.flowhound, "detect", "-m", model, *test, "--all", "-q", "-o", scored)
-            fh_detect = time.perf_counter() - t
-            rows = [json.loads(l) for l in open(scored)]
-            y = np.array([r.get("label") == "malicious" for r in rows])
-            res = {"setting": name, "test_rows": len(rows), "test_malicious": int(y.sum()), "models": {},
-                   "seconds": {"flowhound train": round(fh_train, 2), "flowhound detect": round(fh_detect, 2)}}
-            for m in rows[0]["models"]:
-                res["models"]["flowhound " + m] = metrics(y, [r["models"][m]["score"] for r in rows])
-            res["models"]["flowhound ensemble"] = metrics(y, [r["score"] for r in rows])
-            flagged = np.array([r["severity"] != "none" for r in rows])
-            tp, fp = int((flagged & y).sum()), int((flagged & ~y).sum())
-            res["ensemble_at_threshold"] = {
-                "recall": round(tp / max(1, y.sum()), 4), "precision": round(tp / max(1, tp + fp), 4),
-                "fpr": round(fp / max(1, (~y).sum()), 4)}
-            per = {}
-            for r, f in zip(rows, flagged):
-                if r.get("label") == "malicious":
-                    c = per.setdefault(r.get("category") or "unknown", [0, 0])
-                    c[0] += 1
-                    c[1] += int(f)
-            res["detected_per_category"] = {k: {"n": v[0], "detected": v[1]} for k, v in sorted(per.items())}
-
+            res = {"setting": name, "seeds": seeds, "models": {}, "seconds": {}}
             fa, ya, _ = features(a.flowhound, train, os.path.join(tmp, "fa.csv"))
             fb, yb, _ = features(a.flowhound, test, os.path.join(tmp, "fb.csv"))
-            assert len(yb) == len(y) and (yb == y).all(), "features and detect disagree on the test rows"
             xa, xb = prepare(fa[~ya], fb)
-            sk, secs = sklearn_scores(xa, xb)
-            for m, s in sk.items():
-                res["models"]["sklearn " + m] = metrics(y, s)
-            res["seconds"].update({"sklearn " + k: round(v, 2) for k, v in secs.items()})
+            runs = {}
+            for seed in seeds:
+                model = os.path.join(tmp, "model")
+                t = time.perf_counter()
+                fh(a.flowhound, "train", *train, "-m", model, "--benign-only", "--seed", str(seed), "-q")
+                fh_train = time.perf_counter() - t
+                scored = os.path.join(tmp, "scored.jsonl")
+                t = time.perf_counter()
+                fh(a.flowhound, "detect", "-m", model, *test, "--all", "-q", "-o", scored)
+                fh_detect = time.perf_counter() - t
+                rows = [json.loads(l) for l in open(scored)]
+                y = np.array([r.get("label") == "malicious" for r in rows])
+                assert len(yb) == len(y) and (yb == y).all(), "features and detect disagree on the test rows"
+                for m in rows[0]["models"]:
+                    runs.setdefault("flowhound " + m, []).append(metrics(y, [r["models"][m]["score"] for r in rows]))
+                runs.setdefault("flowhound ensemble", []).append(metrics(y, [r["score"] for r in rows]))
+                sk, secs = sklearn_scores(xa, xb, seed)
+                for m, sc in sk.items():
+                    runs.setdefault("sklearn " + m, []).append(metrics(y, sc))
+                if seed != seeds[0]:
+                    continue
+                res.update(test_rows=len(rows), test_malicious=int(y.sum()))
+                res["seconds"] = {"flowhound train": round(fh_train, 2), "flowhound detect": round(fh_detect, 2)}
+                res["seconds"].update({"sklearn " + k: round(v, 2) for k, v in secs.items()})
+                flagged = np.array([r["severity"] != "none" for r in rows])
+                tp, fp = int((flagged & y).sum()), int((flagged & ~y).sum())
+                res["ensemble_at_threshold"] = {
+                    "recall": round(tp / max(1, y.sum()), 4), "precision": round(tp / max(1, tp + fp), 4),
+                    "fpr": round(fp / max(1, (~y).sum()), 4)}
+                per = {}
+                for r, f in zip(rows, flagged):
+                    if r.get("label") == "malicious":
+                        c = per.setdefault(r.get("category") or "unknown", [0, 0])
+                        c[0] += 1
+                        c[1] += int(f)
+                res["detected_per_category"] = {k: {"n": v[0], "detected": v[1]} for k, v in sorted(per.items())}
+            for m, ms in runs.items():
+                res["models"][m] = {k: summarize([x[k] for x in ms]) for k in ("roc_auc", "pr_auc")}
             results.append(res)
             print_result(res)
     if a.json:
@@ -184,11 +195,19 @@ def main():
             json.dump(results, f, indent=2)
 
 
+def summarize(v):
+    return {"mean": round(float(np.mean(v)), 4), "min": round(min(v), 4), "max": round(max(v), 4)}
+
+
+def cell(v):
+    return f"{v['mean']:.4f}" if v["min"] == v["max"] else f"{v['mean']:.4f} ({v['min']:.3f}–{v['max']:.3f})"
+
+
 def print_result(r):
-    print(f"\n## {r['setting']}\n\ntest rows {r['test_rows']}, malicious {r['test_malicious']}\n")
+    print(f"\n## {r['setting']}\n\ntest rows {r['test_rows']}, malicious {r['test_malicious']}, seeds {r['seeds']}\n")
     print("| model | ROC-AUC | PR-AUC |\n|---|---:|---:|")
     for m, v in r["models"].items():
-        print(f"| {m} | {v['roc_auc']:.4f} | {v['pr_auc']:.4f} |")
+        print(f"| {m} | {cell(v['roc_auc'])} | {cell(v['pr_auc'])} |")
     e = r["ensemble_at_threshold"]
     print(f"\nensemble at its vote threshold: recall {e['recall']:.3f}, precision {e['precision']:.3f}, FPR {e['fpr']:.3f}")
     print("detected per category: " + ", ".join(f"{k} {v['detected']}/{v['n']}" for k, v in r["detected_per_category"].items()))

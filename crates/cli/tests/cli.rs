@@ -432,8 +432,11 @@ fn train_then_detect_finds_the_injected_attacks() {
     }
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(Path::new(&model).join("manifest.json")).expect("read")).expect("json");
-    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["format_version"], flowhound_detect::bundle::FORMAT_VERSION);
     assert_eq!(manifest["training"]["rows"], 28_500);
+    // A fifth held out to calibrate the thresholds on.
+    assert_eq!(manifest["training"]["fit_rows"], 22_800);
+    assert_eq!(manifest["training"]["calibration_rows"], 5_700);
     assert_eq!(manifest["detectors"].as_array().map(Vec::len), Some(4));
 
     // Same seed, same data: the same bytes.
@@ -525,8 +528,10 @@ fn detect_refuses_broken_models() {
         {
             let d = copy("version");
             let p = d.join("manifest.json");
-            let s =
-                std::fs::read_to_string(&p).expect("read").replace("\"format_version\": 1", "\"format_version\": 99");
+            let v = flowhound_detect::bundle::FORMAT_VERSION;
+            let s = std::fs::read_to_string(&p)
+                .expect("read")
+                .replace(&format!("\"format_version\": {v}"), "\"format_version\": 99");
             std::fs::write(&p, s).expect("write");
             (d, "format 99")
         },

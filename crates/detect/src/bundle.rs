@@ -31,7 +31,7 @@ use crate::ensemble::{Ensemble, EnsembleParams, Member};
 use crate::{DetectError, Kind, Params};
 
 /// Bundle layout version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -97,8 +97,12 @@ impl FeatureSettings {
 pub struct TrainingSummary {
     /// Flow records read.
     pub records: u64,
-    /// Rows the models were fitted on.
+    /// Valid training rows after preprocessing.
     pub rows: u64,
+    /// Of those, rows the detectors were fitted on, and rows held out to
+    /// calibrate their thresholds (the same rows when too few to split).
+    pub fit_rows: u64,
+    pub calibration_rows: u64,
     /// Rows left out as invalid (non-finite values).
     pub invalid_rows: u64,
     /// Rows left out because their ground truth said malicious (`--benign-only`).

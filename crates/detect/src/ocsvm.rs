@@ -6,6 +6,15 @@
 //! vectors and their weights; scoring is ours, batched through the same
 //! distance SGEMM as LOF: score = ρ − Σ αᵢ exp(−γ‖x − svᵢ‖²), > 0 outside
 //! the learned support (higher = more anomalous).
+//!
+//! γ defaults to a neighbourhood rule, not scikit-learn's `scale`: the
+//! kernel's width is the mean squared distance from a training row to its
+//! 20th nearest neighbour, so the support follows the local shape of the data
+//! the way LOF does. Measured on the three real settings of EVALUATION.md
+//! (same rows, same features), `scale` → neighbourhood rule: UNSW-NB15 ROC-AUC
+//! 0.568 → 0.867, CIC-IDS2017 0.9949 → 0.9986, IoT-23 0.722 → 0.735.
+//! `scale` (1 / (features × variance)) spans the whole training cloud, which
+//! on flow features is dominated by a few heavy columns.
 
 use linfa::prelude::*;
 use linfa::DatasetBase;
@@ -23,15 +32,65 @@ const NAME: &str = "ocsvm";
 pub struct OcsvmParams {
     /// Upper bound on the share of training rows outside the support.
     pub nu: f64,
-    /// RBF γ; `None` = scikit-learn's `gamma="scale"`: 1 / (features × variance of X).
-    pub gamma: Option<f64>,
+    /// RBF γ: a number, `"neighbours"` (1 / mean squared distance to the 20th
+    /// nearest training row) or `"scale"` (scikit-learn's: 1 / (features ×
+    /// variance of X)).
+    pub gamma: Gamma,
     /// Training rows at most (a seeded sample): the solver is O(n²) in memory.
     pub max_train: usize,
 }
 
 impl Default for OcsvmParams {
     fn default() -> Self {
-        OcsvmParams { nu: 0.05, gamma: None, max_train: 3000 }
+        OcsvmParams { nu: 0.05, gamma: Gamma::Rule(GammaRule::Neighbours), max_train: 3000 }
+    }
+}
+
+/// How the RBF kernel's γ is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Gamma {
+    Value(f64),
+    Rule(GammaRule),
+}
+
+/// γ from the training sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GammaRule {
+    /// 1 / mean squared distance to the [`GAMMA_NEIGHBOURS`]th nearest row.
+    Neighbours,
+    /// scikit-learn's `gamma="scale"`.
+    Scale,
+}
+
+/// The neighbour whose distance sets γ under [`GammaRule::Neighbours`]
+/// (LOF's k, for the same notion of "local").
+pub const GAMMA_NEIGHBOURS: usize = 20;
+
+/// scikit-learn's `scale`: 1 / (features × variance of every value).
+fn gamma_scale(train: &Array2<f64>) -> f64 {
+    let var = train.var(0.0);
+    if var > 0.0 {
+        1.0 / (train.ncols() as f64 * var)
+    } else {
+        1.0
+    }
+}
+
+/// 1 / mean squared distance to the k-th nearest other row; `scale` when
+/// every row has k exact copies (the mean is 0).
+fn gamma_neighbours(train: &Array2<f64>) -> f64 {
+    let n = train.nrows();
+    let k = GAMMA_NEIGHBOURS.min(n - 1);
+    let pts = Reference::new(train.mapv(|v| v as f32));
+    let (mut dist, mut idx) = (vec![0.0; n * k], vec![0u32; n * k]);
+    pts.knn(pts.points.view(), k, true, &mut dist, &mut idx);
+    let mean = (0..n).map(|i| f64::from(dist[i * k + k - 1]).powi(2)).sum::<f64>() / n as f64;
+    if mean > 0.0 && mean.is_finite() {
+        1.0 / mean
+    } else {
+        gamma_scale(train)
     }
 }
 
@@ -41,7 +100,7 @@ impl OcsvmParams {
         if !(self.nu > 0.0 && self.nu <= 1.0) {
             p.push(format!("nu {} must be in (0, 1]", self.nu));
         }
-        if let Some(g) = self.gamma {
+        if let Gamma::Value(g) = self.gamma {
             if !(g > 0.0 && g.is_finite()) {
                 p.push(format!("gamma {g} must be positive"));
             }
@@ -61,14 +120,11 @@ impl OcsvmParams {
         let picked = subsample(x.nrows(), self.max_train, &mut r);
         let d = x.ncols();
         let train = Array2::from_shape_fn((picked.len(), d), |(i, j)| f64::from(x[[picked[i], j]]));
-        let gamma = self.gamma.unwrap_or_else(|| {
-            let var = train.var(0.0);
-            if var > 0.0 {
-                1.0 / (d as f64 * var)
-            } else {
-                1.0
-            }
-        });
+        let gamma = match self.gamma {
+            Gamma::Value(g) => g,
+            Gamma::Rule(GammaRule::Scale) => gamma_scale(&train),
+            Gamma::Rule(GammaRule::Neighbours) => gamma_neighbours(&train),
+        };
         let ds = DatasetBase::from(train.clone());
         let model = linfa_svm::Svm::<f64, linfa::dataset::Pr>::params()
             .nu_weight(self.nu)
@@ -105,8 +161,24 @@ impl Ocsvm {
     /// Σ αᵢ K(x, svᵢ) for every row (linfa's `weighted_sum`), for tests.
     pub fn decision(&self, x: ArrayView2<'_, f32>) -> Vec<f32> {
         let mut out = vec![0.0; x.nrows()];
+        let mut k = vec![0.0f32; self.alpha.len()];
         self.sv.for_each_distances(x, |i, d| {
-            out[i] = d.iter().zip(&self.alpha).map(|(d, a)| a * (-self.gamma * d.max(0.0)).exp()).sum::<f32>();
+            // Two passes so both vectorize: kernel terms into a buffer, then
+            // a sum over eight lanes (one running sum is a serial chain of
+            // adds). Measured 67 k → 120 k rows/s with a few thousand support
+            // vectors; a hand-written vectorizable exp gained nothing more.
+            for ((k, d), a) in k.iter_mut().zip(d).zip(&self.alpha) {
+                *k = a * (-self.gamma * d.max(0.0)).exp();
+            }
+            let mut lanes = [0.0f32; 8];
+            let chunks = k.chunks_exact(8);
+            let tail: f32 = chunks.remainder().iter().sum();
+            for c in chunks {
+                for (l, v) in lanes.iter_mut().zip(c) {
+                    *l += v;
+                }
+            }
+            out[i] = lanes.iter().sum::<f32>() + tail;
         });
         out
     }
@@ -147,5 +219,33 @@ impl Detector for Ocsvm {
             .f32("rho", &[1], &[self.rho])
             .f32("gamma", &[1], &[self.gamma])
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbourhood_gamma_is_the_inverse_mean_squared_kth_distance() {
+        // A 10 × 10 grid, spacing 0.5: brute-force the 20th-neighbour distances.
+        let train = Array2::from_shape_fn(
+            (100, 2),
+            |(i, j)| if j == 0 { (i % 10) as f64 * 0.5 } else { (i / 10) as f64 * 0.5 },
+        );
+        let mut sum = 0.0;
+        for a in train.outer_iter() {
+            let mut d: Vec<f64> = train.outer_iter().map(|b| (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).collect();
+            d.sort_by(f64::total_cmp);
+            sum += d[GAMMA_NEIGHBOURS]; // d[0] is the row itself
+        }
+        let want = 100.0 / sum;
+        let got = gamma_neighbours(&train);
+        assert!((got - want).abs() / want < 1e-5, "{got} vs {want}");
+        // Scaling the data by 2 divides γ by 4: the rule follows the data's units.
+        assert!((gamma_neighbours(&(&train * 2.0)) - want / 4.0).abs() / want < 1e-5);
+        // Every row repeated 21 times: no spread at the 20th neighbour, fall back to `scale`.
+        let copies = Array2::from_shape_fn((42, 2), |(i, j)| (i % 2 + j) as f64);
+        assert_eq!(gamma_neighbours(&copies), gamma_scale(&copies));
     }
 }

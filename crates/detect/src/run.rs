@@ -105,6 +105,8 @@ impl Trainer {
         let training = TrainingSummary {
             records: self.records,
             rows: n as u64,
+            fit_rows: ensemble::split_sizes(n).0 as u64,
+            calibration_rows: ensemble::split_sizes(n).1 as u64,
             invalid_rows: p.invalid_rows,
             excluded_malicious: self.excluded,
             benign_only: self.benign_only,

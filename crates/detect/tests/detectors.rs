@@ -158,3 +158,30 @@ fn votes_severity_and_confidence() {
     assert_eq!([0, 1].map(|v| one.severity(v)), [Severity::None, Severity::Medium]);
     let _: &Ensemble = &one;
 }
+
+#[test]
+fn held_out_thresholds_flag_about_the_contamination_share_of_new_inliers() {
+    // Each threshold is set on training rows the detector was not fitted on,
+    // so on new rows of the same traffic each model flags about
+    // `contamination` of them — in-sample thresholds flag far more with the
+    // local models (LOF's reference, the SVM's support).
+    // Few enough rows that LOF's reference and the SVM's sample are all of
+    // the fitted rows.
+    let train = normal(1500, 6, 11);
+    let fresh = normal(4000, 6, 12);
+    assert_eq!(ensemble::split_sizes(1500), (1200, 300));
+    assert_eq!(ensemble::split_sizes(999), (999, 999));
+    let params: Vec<Params> = Kind::ALL
+        .into_iter()
+        .map(|k| match (k, quick(k)) {
+            (Kind::Autoencoder, p) => p,
+            _ => Params::default_for(k),
+        })
+        .collect();
+    let e = ensemble::fit(&params, &EnsembleParams::default(), train.view(), 3, &|_, _| {}).expect("fit");
+    let v = e.judge(fresh.view()).expect("judge");
+    for (i, m) in e.members().iter().enumerate() {
+        let share = v.iter().filter(|v| v.models[i].1).count() as f64 / 4000.0;
+        assert!((0.025..0.085).contains(&share), "{}: {share:.3} of new inliers flagged", m.detector.kind().name());
+    }
+}

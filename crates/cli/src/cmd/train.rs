@@ -185,7 +185,15 @@ pub fn summary(b: &Bundle, r: &TrainReport, dir: &std::path::Path) -> String {
         let d = r.fit.iter().find(|(f, _)| *f == k).map(|(_, d)| *d).unwrap_or_default();
         s += &format!("  {:<13} {:>8}  threshold {:.4}\n", k.name(), secs(d), m.calibration.threshold);
     }
-    s += &format!("  calibration   {:>8}\n", secs(r.calibrate));
+    s += &format!(
+        "  calibration   {:>8}  {}\n",
+        secs(r.calibrate),
+        if t.calibration_rows == t.rows {
+            format!("on all {} rows (too few to hold some out)", t.rows)
+        } else {
+            format!("detectors fitted on {} rows, thresholds from {} held-out rows", t.fit_rows, t.calibration_rows)
+        }
+    );
     s += &format!(
         "anomaly = {} of {} detectors flag it; {} external addresses known; seed {}\nmodel written to {}\n",
         b.ensemble.min_votes(),
