@@ -32,6 +32,7 @@ enum Command {
     Features(cmd::features::Args),
     Train(cmd::train::Args),
     Detect(cmd::detect::Args),
+    Evaluate(cmd::evaluate::Args),
     Generate(cmd::generate::Args),
     Demo(cmd::demo::Args),
 }
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Command::Features(a) => cmd::features::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Detect(a) => cmd::detect::run(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };

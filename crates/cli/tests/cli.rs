@@ -571,3 +571,61 @@ fn detect_refuses_broken_models() {
     assert!(text(&o.stderr).contains("refusing to replace"), "{}", text(&o.stderr));
     assert_eq!(std::fs::read_to_string(keep.join("notes.txt")).expect("kept"), "mine");
 }
+
+/// evaluate on labeled generated traffic: the numbers agree with each other
+/// and with the injected attacks; the HTML report is self-contained; input
+/// without ground truth is an input error.
+#[test]
+fn evaluate_measures_every_detector_and_the_ensemble() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (train_log, train_labels) = generated(tmp.path(), "train.log", 20_000, 4);
+    let (test_log, test_labels) = generated(tmp.path(), "test.log", 12_000, 4);
+    let model = tmp.path().join("model").display().to_string();
+    let o = run(&["train", &train_log, "--labels", &train_labels, "-m", &model, "--benign-only", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let report = tmp.path().join("quality.html");
+    let o = run(&[
+        "evaluate",
+        "-m",
+        &model,
+        &test_log,
+        "--labels",
+        &test_labels,
+        "--json",
+        "--report",
+        &report.display().to_string(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v = json(&o);
+    assert_eq!(v["n"], 12_000);
+    let positives = v["positives"].as_u64().expect("positives");
+    assert_eq!(positives, 600, "5 % injected attacks");
+    let mut names: Vec<&str> = v["models"].as_object().expect("models").keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["autoencoder", "iforest", "lof", "ocsvm"]);
+    for q in v["models"].as_object().expect("models").values().chain([&v["ensemble"]]) {
+        let c = &q["confusion"];
+        let [tp, fp, tn, fn_] = ["tp", "fp", "tn", "fn"].map(|k| c[k].as_u64().expect("count"));
+        assert_eq!(tp + fp + tn + fn_, 12_000);
+        assert_eq!(tp + fn_, positives);
+        let recall = q["recall"].as_f64().expect("recall");
+        assert!((recall - tp as f64 / positives as f64).abs() < 1e-12);
+        assert!((q["fpr"].as_f64().expect("fpr") - fp as f64 / (fp + tn) as f64).abs() < 1e-12);
+        let per: u64 = q["per_category"].as_object().expect("per").values().map(|d| d["n"].as_u64().unwrap_or(0)).sum();
+        assert_eq!(per, positives, "every malicious flow in one category");
+    }
+    let e = &v["ensemble"];
+    assert!(e["recall"].as_f64().expect("recall") > 0.95, "{e}");
+    assert!(e["roc_auc"].as_f64().expect("roc") > 0.95, "{e}");
+    assert!(e["fpr"].as_f64().expect("fpr") < 0.12, "{e}");
+    assert_eq!(e["per_category"].as_object().map(|m| m.len()), Some(8), "the eight injected scenarios");
+    let html = std::fs::read_to_string(&report).expect("report");
+    assert_eq!(html.matches("<svg").count(), 2, "ROC and PR plots");
+    assert_eq!(html.matches("<polyline").count(), 10, "five curves each");
+    assert!(!html.replace("http://www.w3.org/2000/svg", "").contains("http"), "no network access needed");
+    // The same flows without their labels cannot be evaluated.
+    let o = run(&["evaluate", "-m", &model, &test_log, "-q"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("no flow of the input carries ground truth"), "{}", text(&o.stderr));
+}

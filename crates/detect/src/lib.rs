@@ -25,6 +25,7 @@ pub mod ensemble;
 pub mod iforest;
 pub mod knn;
 pub mod lof;
+pub mod metrics;
 pub mod ocsvm;
 pub mod run;
 mod tensors;

@@ -157,15 +157,21 @@ pub fn run(a: Args) -> CliResult {
 /// with the scan's verdict (failed inputs → exit 3, after everything readable
 /// was written).
 pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
-    let mut bundle = Bundle::load(&a.model).map_err(|e| {
-        CliError::usage(anyhow::Error::from(e).context(format!("cannot use model {}", a.model.display())))
-    })?;
-    apply_thresholds(&mut bundle, &a.threshold)?;
+    let bundle = load_model(&a.model, &a.threshold)?;
     let (inputs, opts) = a.input.prepare()?;
     let mut out = Output::create(a.output.as_deref()).usage()?;
     let result = score_into(&bundle, &inputs, &opts, a, &mut out)?;
     out.finish()?;
     Ok(result)
+}
+
+/// Loads a model folder and applies `--threshold` overrides; a broken model
+/// or a bad override is a usage error (exit 2).
+pub fn load_model(dir: &std::path::Path, thresholds: &[String]) -> CliResult<Bundle> {
+    let mut bundle = Bundle::load(dir)
+        .map_err(|e| CliError::usage(anyhow::Error::from(e).context(format!("cannot use model {}", dir.display()))))?;
+    apply_thresholds(&mut bundle, thresholds)?;
+    Ok(bundle)
 }
 
 /// `--threshold NAME=VALUE` overrides, every problem listed.
@@ -200,7 +206,6 @@ fn score_into(
 ) -> CliResult<(Tally, CliResult)> {
     let kinds = bundle.ensemble.kinds();
     let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-    let mut scorer = Scorer::new(bundle).usage()?;
     let mut tally = Tally { by_model: vec![0; kinds.len()], kinds: kinds.clone(), ..Default::default() };
     let min = a.min_severity.severity();
     match a.format {
@@ -221,24 +226,10 @@ fn score_into(
         }
         DetectFormat::Jsonl => {}
     }
-    let mut events = a.input.events(inputs)?;
-    let mut error: Option<CliError> = None;
     let mut buf = Vec::new();
-    let mut pending: Vec<FlowRecord> = Vec::with_capacity(BATCH);
-    let mut flush = |pending: &mut Vec<FlowRecord>, error: &mut Option<CliError>| {
-        if error.is_some() || pending.is_empty() {
-            pending.clear();
-            return;
-        }
-        let verdicts = match scorer.score(pending) {
-            Ok(v) => v,
-            Err(e) => {
-                *error = Some(CliError::from(anyhow::Error::from(e)));
-                return;
-            }
-        };
+    let verdict = score_each(bundle, inputs, opts, &a.input, |batch| {
         buf.clear();
-        for (r, v) in pending.iter().zip(&verdicts) {
+        for (r, v) in batch {
             let flow = tally.flows;
             tally.add(r, v);
             if !(a.all || (v.severity != Severity::None && v.severity >= min)) {
@@ -251,8 +242,38 @@ fn score_into(
                 DetectFormat::Table => write_table(&mut buf, r, v),
             }
         }
-        if let Err(e) = out.write_all(&buf) {
-            *error = Some(e.into());
+        out.write_all(&buf).map_err(CliError::from)
+    })?;
+    Ok((tally, verdict))
+}
+
+/// Scans `inputs` in order and scores them in batches; `each` gets every
+/// batch of records with their verdicts, in input order. Returns the scan's
+/// verdict (failed inputs → exit 3, after everything readable was scored);
+/// the first error from scoring or from `each` stops the work.
+pub fn score_each(
+    bundle: &Bundle,
+    inputs: &[flowhound_source::Input],
+    opts: &flowhound_source::ScanOptions,
+    input: &InputArgs,
+    mut each: impl FnMut(&mut dyn Iterator<Item = (&FlowRecord, &Verdict)>) -> CliResult,
+) -> CliResult<CliResult> {
+    let mut scorer = Scorer::new(bundle).usage()?;
+    let mut events = input.events(inputs)?;
+    let mut error: Option<CliError> = None;
+    let mut pending: Vec<FlowRecord> = Vec::with_capacity(BATCH);
+    let mut flush = |pending: &mut Vec<FlowRecord>, error: &mut Option<CliError>| {
+        if error.is_some() || pending.is_empty() {
+            pending.clear();
+            return;
+        }
+        match scorer.score(pending) {
+            Ok(verdicts) => {
+                if let Err(e) = each(&mut pending.iter().zip(&verdicts)) {
+                    *error = Some(e);
+                }
+            }
+            Err(e) => *error = Some(CliError::from(anyhow::Error::from(e))),
         }
         pending.clear();
     };
@@ -274,8 +295,7 @@ fn score_into(
     if let Some(e) = error {
         return Err(e);
     }
-    let verdict = events.finish(&report);
-    Ok((tally, verdict))
+    Ok(events.finish(&report))
 }
 
 /// Flows scored at once.

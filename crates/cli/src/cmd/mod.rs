@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod demo;
 pub mod detect;
+pub mod evaluate;
 pub mod features;
 pub mod generate;
 pub mod inspect;
