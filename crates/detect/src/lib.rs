@@ -22,6 +22,7 @@ pub mod autoencoder;
 pub mod bundle;
 pub mod calibrate;
 pub mod ensemble;
+pub mod forest;
 pub mod iforest;
 pub mod knn;
 pub mod lof;
