@@ -166,6 +166,14 @@ def main():
                 for m in rows[0]["models"]:
                     runs.setdefault("flowhound " + m, []).append(metrics(y, [r["models"][m]["score"] for r in rows]))
                 runs.setdefault("flowhound ensemble", []).append(metrics(y, [r["score"] for r in rows]))
+                # `flowhound evaluate` must agree with scikit-learn on the same scores.
+                ev = json.loads(fh(a.flowhound, "evaluate", "-m", model, *test, "--json", "-q").stdout)
+                for m, q in [*ev["models"].items(), ("ensemble", ev["ensemble"])]:
+                    mine, theirs = q["roc_auc"], runs["flowhound " + m][-1]["roc_auc"]
+                    assert abs(mine - theirs) < 1e-3, f"{m}: flowhound evaluate ROC-AUC {mine} vs scikit-learn {theirs}"
+                    mine, theirs = q["pr_auc"], runs["flowhound " + m][-1]["pr_auc"]
+                    assert abs(mine - theirs) < 1e-3, f"{m}: flowhound evaluate PR-AUC {mine} vs scikit-learn {theirs}"
+                res["evaluate_agrees"] = True
                 sk, secs = sklearn_scores(xa, xb, seed)
                 for m, sc in sk.items():
                     runs.setdefault("sklearn " + m, []).append(metrics(y, sc))
