@@ -629,3 +629,87 @@ fn evaluate_measures_every_detector_and_the_ensemble() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("no flow of the input carries ground truth"), "{}", text(&o.stderr));
 }
+
+/// train --supervised adds a Random Forest: a fifth voter that names the
+/// attack category; without ground truth it is an input error.
+#[test]
+fn supervised_training_adds_a_forest_that_names_attacks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (train_log, train_labels) = generated(tmp.path(), "train.log", 20_000, 4);
+    let (test_log, test_labels) = generated(tmp.path(), "test.log", 12_000, 4);
+    let model = tmp.path().join("model").display().to_string();
+    let args = ["train", &train_log, "--labels", &train_labels, "-m", &model, "--benign-only", "--supervised"];
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("anomaly = 2 of 5 voters"), "{}", text(&o.stderr));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&model).join("manifest.json")).expect("read")).expect("json");
+    let classes: Vec<&str> =
+        manifest["supervised"]["classes"].as_array().expect("classes").iter().filter_map(Value::as_str).collect();
+    assert_eq!(classes.len(), 9, "benign + eight scenarios: {classes:?}");
+    assert_eq!(classes[0], "benign");
+    assert_eq!(manifest["training"]["forest_rows"], 20_000);
+    let imp = manifest["supervised"]["importance"].as_array().expect("importance");
+    assert_eq!(imp.len(), 20);
+    let shares: Vec<f64> = imp.iter().filter_map(|p| p[1].as_f64()).collect();
+    assert!(shares.windows(2).all(|w| w[0] >= w[1]) && shares[0] > 0.05, "{shares:?}");
+
+    let out = tmp.path().join("scored.jsonl");
+    let o = run(&[
+        "detect",
+        "-m",
+        &model,
+        &test_log,
+        "--labels",
+        &test_labels,
+        "--all",
+        "-q",
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let rows: Vec<Value> =
+        std::fs::read_to_string(&out).expect("read").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let (mut named, mut scans, mut benign_named) = (0, 0, 0);
+    for r in &rows {
+        let rf = &r["models"]["random_forest"];
+        let p = rf["score"].as_f64().expect("P(malicious)");
+        assert!((0.0..=1.0).contains(&p));
+        assert_eq!(rf["flagged"].as_bool(), Some(p >= 0.5));
+        assert_eq!(r["predicted_category"].is_null(), !rf["flagged"].as_bool().unwrap_or(false));
+        if r["category"] == "port_scan_vertical" {
+            scans += 1;
+            named += usize::from(r["predicted_category"] == "port_scan_vertical");
+        }
+        if r["label"] == "benign" && !r["predicted_category"].is_null() {
+            benign_named += 1;
+        }
+        // Five voters: all five is high, the forest alone is not an anomaly.
+        if r["votes"] == 5 {
+            assert_eq!(r["severity"], "high");
+        }
+        if r["votes"] == 1 {
+            assert_eq!(r["severity"], "none");
+        }
+    }
+    assert!(scans >= 70 && named * 10 >= scans * 9, "{named} of {scans} vertical scans named");
+    assert!(benign_named * 100 < 11_400, "{benign_named} benign flows given an attack name");
+    // evaluate lists the forest beside the detectors.
+    let o = run(&["evaluate", "-m", &model, &test_log, "--labels", &test_labels, "--json", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v = json(&o);
+    assert!(v["models"]["random_forest"]["roc_auc"].as_f64().expect("roc") > 0.99, "{}", v["models"]["random_forest"]);
+    // The same seed gives the same forest.
+    let again = tmp.path().join("again").display().to_string();
+    let o = run(&["train", &train_log, "--labels", &train_labels, "-m", &again, "--benign-only", "--supervised", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let (a, b) = (
+        std::fs::read(Path::new(&model).join("random_forest.safetensors")).expect("a"),
+        std::fs::read(Path::new(&again).join("random_forest.safetensors")).expect("b"),
+    );
+    assert!(a == b, "forest bytes differ between two runs with one seed");
+    // No ground truth, no forest.
+    let o = run(&["train", &train_log, "-m", &tmp.path().join("x").display().to_string(), "--supervised", "-q"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("needs ground truth with benign and malicious flows"), "{}", text(&o.stderr));
+}

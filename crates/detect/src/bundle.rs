@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::calibrate::Calibration;
-use crate::ensemble::{Ensemble, EnsembleParams, Member};
+use crate::ensemble::{Ensemble, EnsembleParams, Member, Supervised};
+use crate::forest::{Forest, ForestParams};
 use crate::{DetectError, Kind, Params};
 
 /// Bundle layout version this build writes and reads.
@@ -110,6 +111,9 @@ pub struct TrainingSummary {
     pub benign_only: bool,
     pub seed: u64,
     pub known_external: u64,
+    /// Rows with ground truth the Random Forest was fitted on (0 without one).
+    #[serde(default)]
+    pub forest_rows: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +121,17 @@ struct DetectorEntry {
     name: Kind,
     file: String,
     params: Params,
+}
+
+/// The Random Forest, when trained with ground truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SupervisedEntry {
+    file: String,
+    /// Class names; `benign` first.
+    classes: Vec<String>,
+    params: ForestParams,
+    /// The most important model-input columns (mean decrease in impurity).
+    importance: Vec<(String, f32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +144,8 @@ struct Manifest {
     model_input: Vec<String>,
     detectors: Vec<DetectorEntry>,
     ensemble: EnsembleParams,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    supervised: Option<SupervisedEntry>,
     training: TrainingSummary,
     /// SHA-256 of every other file.
     files: BTreeMap<String, String>,
@@ -143,9 +160,13 @@ pub struct Bundle {
     pub ensemble: Ensemble,
     pub ensemble_params: EnsembleParams,
     pub params: Vec<Params>,
+    /// The forest's settings when the ensemble has one.
+    pub forest_params: Option<ForestParams>,
     pub training: TrainingSummary,
     pub flowhound_version: String,
 }
+
+const FOREST_FILE: &str = "random_forest.safetensors";
 
 fn sha256(b: &[u8]) -> String {
     Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
@@ -171,6 +192,19 @@ impl Bundle {
         for m in self.ensemble.members() {
             files.push((format!("{}.safetensors", m.detector.kind().name()), m.detector.to_bytes()));
         }
+        let supervised = self.ensemble.supervised().map(|s| {
+            files.push((FOREST_FILE.to_string(), s.forest.to_bytes()));
+            let mut imp: Vec<(String, f32)> =
+                self.pipeline.output_names.iter().cloned().zip(s.forest.importance().iter().copied()).collect();
+            imp.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            imp.truncate(20);
+            SupervisedEntry {
+                file: FOREST_FILE.into(),
+                classes: s.classes.clone(),
+                params: self.forest_params.clone().unwrap_or_default(),
+                importance: imp,
+            }
+        });
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             flowhound_version: self.flowhound_version.clone(),
@@ -187,6 +221,7 @@ impl Bundle {
                 })
                 .collect(),
             ensemble: self.ensemble_params.clone(),
+            supervised,
             training: self.training.clone(),
             files: files.iter().map(|(n, b)| (n.clone(), sha256(b))).collect(),
         };
@@ -304,7 +339,13 @@ impl Bundle {
                 c.ok_or_else(|| corrupt("calibration.json", format!("no valid entry for {}", d.name.name())))?;
             members.push(Member { detector: model, calibration });
         }
-        let ensemble = Ensemble::new(members, m.ensemble.min_votes)?;
+        let mut ensemble = Ensemble::new(members, m.ensemble.min_votes)?;
+        if let Some(sup) = &m.supervised {
+            let forest = Forest::from_bytes(&read(&sup.file)?)?;
+            ensemble = ensemble
+                .with_supervised(Supervised { forest, classes: sup.classes.clone() })
+                .map_err(|e| corrupt(&sup.file, e))?;
+        }
         Ok(Bundle {
             features,
             pipeline,
@@ -312,6 +353,7 @@ impl Bundle {
             ensemble,
             ensemble_params: m.ensemble,
             params: m.detectors.into_iter().map(|d| d.params).collect(),
+            forest_params: m.supervised.map(|s| s.params),
             training: m.training,
             flowhound_version: m.flowhound_version,
         })

@@ -91,14 +91,31 @@ pub struct Verdict {
     pub votes: u8,
     pub severity: Severity,
     pub confidence: f32,
-    /// Per model, in [`Ensemble::kinds`] order: raw score and flag.
+    /// Per model, in [`Ensemble::model_names`] order: raw score and flag
+    /// (for the Random Forest: P(malicious), flagged at ≥ 0.5).
     pub models: Vec<(f32, bool)>,
+    /// With a Random Forest: its most probable attack class (an index into
+    /// [`Supervised::classes`]) when it flags the row.
+    pub category: Option<u16>,
 }
+
+/// The supervised member: a Random Forest over benign traffic (class 0)
+/// and the attack categories of the training ground truth.
+#[derive(Debug, Clone)]
+pub struct Supervised {
+    pub forest: crate::forest::Forest,
+    /// Class names, `classes[0] == "benign"`.
+    pub classes: Vec<String>,
+}
+
+/// Name of the supervised member in outputs.
+pub const FOREST_NAME: &str = "random_forest";
 
 #[derive(Debug)]
 pub struct Ensemble {
     members: Vec<Member>,
     min_votes: usize,
+    supervised: Option<Supervised>,
 }
 
 /// Rows per parallel task: large enough for SGEMM blocks and candle batches
@@ -109,7 +126,45 @@ impl Ensemble {
     pub fn new(members: Vec<Member>, min_votes: Option<usize>) -> Result<Self, DetectError> {
         let n = members.len();
         EnsembleParams { contamination: 0.05, min_votes }.check(n)?;
-        Ok(Ensemble { members, min_votes: min_votes.unwrap_or(n.div_ceil(2).max(1)) })
+        Ok(Ensemble { members, min_votes: min_votes.unwrap_or(n.div_ceil(2).max(1)), supervised: None })
+    }
+
+    /// Adds the Random Forest as one more voter. The vote threshold stays
+    /// what the unsupervised detectors set (2 of 4 by default): the forest
+    /// adds a vote, it does not raise the bar.
+    pub fn with_supervised(mut self, s: Supervised) -> Result<Self, DetectError> {
+        if s.forest.width() != self.width() || s.forest.classes() != s.classes.len() || s.classes.len() < 2 {
+            return Err(DetectError::Fit {
+                model: FOREST_NAME,
+                reason: format!(
+                    "forest of width {} with {} classes ({} names) for models of width {}",
+                    s.forest.width(),
+                    s.forest.classes(),
+                    s.classes.len(),
+                    self.width()
+                ),
+            });
+        }
+        self.supervised = Some(s);
+        Ok(self)
+    }
+
+    pub fn supervised(&self) -> Option<&Supervised> {
+        self.supervised.as_ref()
+    }
+
+    /// Every voter's name, in [`Verdict::models`] order.
+    pub fn model_names(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self.members.iter().map(|m| m.detector.kind().name()).collect();
+        if self.supervised.is_some() {
+            v.push(FOREST_NAME);
+        }
+        v
+    }
+
+    /// Voters: the detectors, and the forest when there is one.
+    pub fn voters(&self) -> usize {
+        self.members.len() + usize::from(self.supervised.is_some())
     }
 
     pub fn members(&self) -> &[Member] {
@@ -140,7 +195,7 @@ impl Ensemble {
     }
 
     pub fn severity(&self, votes: usize) -> Severity {
-        let n = self.members.len();
+        let n = self.voters();
         if votes < self.min_votes {
             Severity::None
         } else if votes == n && n >= 2 {
@@ -188,12 +243,14 @@ impl Ensemble {
     /// Scores and votes on every row.
     pub fn judge(&self, x: ArrayView2<'_, f32>) -> Result<Vec<Verdict>, DetectError> {
         let raw = self.raw_scores(x)?;
-        let n_models = self.members.len();
+        let n_models = self.voters();
+        let k = self.supervised.as_ref().map_or(0, |s| s.classes.len());
+        let proba = self.supervised.as_ref().map(|s| s.forest.predict_proba(x));
         Ok((0..x.nrows())
             .map(|i| {
                 let mut sum = 0.0;
                 let mut votes = 0;
-                let models = self
+                let mut models: Vec<(f32, bool)> = self
                     .members
                     .iter()
                     .zip(&raw)
@@ -205,12 +262,26 @@ impl Ensemble {
                         (v, flag)
                     })
                     .collect();
+                let mut category = None;
+                if let Some(p) = &proba {
+                    // P(malicious) is its calibrated score too: a probability.
+                    let row = &p[i * k..][..k];
+                    let malicious = (1.0 - row[0]).clamp(0.0, 1.0);
+                    let flag = malicious >= 0.5;
+                    votes += usize::from(flag);
+                    sum += malicious;
+                    models.push((malicious, flag));
+                    if flag {
+                        category = (1..k).max_by(|a, b| row[*a].total_cmp(&row[*b])).map(|c| c as u16);
+                    }
+                }
                 Verdict {
                     score: sum / n_models as f32,
                     votes: votes as u8,
                     severity: self.severity(votes),
                     confidence: votes as f32 / n_models as f32,
                     models,
+                    category,
                 }
             })
             .collect())
@@ -297,7 +368,7 @@ pub fn fit(
         .into_iter()
         .map(|d| Member { detector: d, calibration: Calibration { threshold: 0.0, quantiles: Vec::new() } })
         .collect();
-    let mut e = Ensemble { members, min_votes: 1 };
+    let mut e = Ensemble { members, min_votes: 1, supervised: None };
     let raw = e.raw_scores(sample.view())?;
     for (m, scores) in e.members.iter_mut().zip(raw) {
         m.calibration = Calibration::fit(&scores, ep.contamination).ok_or_else(|| DetectError::Fit {

@@ -10,7 +10,8 @@ use flowhound_flow::FlowRecord;
 use ndarray::ArrayView2;
 
 use crate::bundle::{Bundle, BundleError, TrainingSummary};
-use crate::ensemble::{self, EnsembleParams, Verdict};
+use crate::ensemble::{self, EnsembleParams, Supervised, Verdict};
+use crate::forest::ForestParams;
 use crate::{DetectError, Kind, Params};
 
 /// Collects feature rows from training records.
@@ -23,6 +24,12 @@ pub struct Trainer {
     records: u64,
     excluded: u64,
     row: Vec<f32>,
+    /// With a forest to train: every row is kept, with whether the
+    /// unsupervised detectors see it and its ground-truth class.
+    forest: Option<ForestParams>,
+    unsupervised: Vec<bool>,
+    class: Vec<Option<u16>>,
+    classes: Vec<String>,
 }
 
 /// What training did, for the summary.
@@ -33,12 +40,49 @@ pub struct TrainReport {
     pub fit: Vec<(Kind, Duration)>,
     pub calibrate: Duration,
     pub columns: usize,
+    /// The Random Forest's fitting time, when trained.
+    pub forest: Option<Duration>,
 }
 
 impl Trainer {
-    pub fn new(params: ExtractorParams, benign_only: bool) -> Result<Self, BundleError> {
+    /// `forest`: also train a Random Forest on the rows with ground truth
+    /// (benign and malicious alike, whatever `benign_only` says).
+    pub fn new(params: ExtractorParams, benign_only: bool, forest: Option<ForestParams>) -> Result<Self, BundleError> {
+        if let Some(f) = &forest {
+            f.check()?;
+        }
         let x = params.build(None)?;
-        Ok(Trainer { params, x, rows: Vec::new(), benign_only, records: 0, excluded: 0, row: Vec::new() })
+        Ok(Trainer {
+            params,
+            x,
+            rows: Vec::new(),
+            benign_only,
+            records: 0,
+            excluded: 0,
+            row: Vec::new(),
+            forest,
+            unsupervised: Vec::new(),
+            class: Vec::new(),
+            classes: vec!["benign".to_string()],
+        })
+    }
+
+    /// The class id of a flow's ground truth (`benign` = 0; an attack
+    /// without a category is `malicious`).
+    fn class_of(&mut self, r: &FlowRecord) -> Option<u16> {
+        let t = r.truth.as_ref()?;
+        if !t.malicious {
+            return Some(0);
+        }
+        let name = t.category.as_deref().unwrap_or("malicious");
+        let id = match self.classes.iter().position(|c| c == name) {
+            Some(i) => i,
+            None => {
+                self.classes.push(name.to_string());
+                self.classes.len() - 1
+            }
+        };
+        u16::try_from(id).ok()
     }
 
     /// Extracts features of `recs` (in order). With `benign_only`, rows whose
@@ -54,6 +98,12 @@ impl Trainer {
             self.records += 1;
             if attack {
                 self.excluded += 1;
+            }
+            if self.forest.is_some() {
+                let c = self.class_of(r);
+                self.class.push(c);
+                self.unsupervised.push(!attack);
+            } else if attack {
                 continue;
             }
             self.rows.extend_from_slice(&self.row);
@@ -66,7 +116,7 @@ impl Trainer {
 
     /// Fits preprocessing and the detectors; `done` hears of each detector.
     pub fn finish(
-        self,
+        mut self,
         pipeline: &PipelineParams,
         detectors: &[Params],
         ep: &EnsembleParams,
@@ -75,17 +125,30 @@ impl Trainer {
         done: &(dyn Fn(Kind, Duration) + Sync),
     ) -> Result<(Bundle, TrainReport), BundleError> {
         let t = Instant::now();
-        let p = Pipeline::fit(pipeline, self.x.schema(), &self.rows, self.x.category_names())?;
         let width = self.x.schema().len();
-        let mut model_rows: Vec<f32> = Vec::with_capacity(self.rows.len() / width.max(1) * p.output_width());
+        // With a forest, the rows hold attacks too; the unsupervised side
+        // (preprocessing and detectors) sees only its own rows.
+        let unsup_rows: Vec<f32> = if self.forest.is_some() {
+            self.rows
+                .chunks_exact(width)
+                .zip(&self.unsupervised)
+                .filter(|(_, u)| **u)
+                .flat_map(|(r, _)| r)
+                .copied()
+                .collect()
+        } else {
+            std::mem::take(&mut self.rows)
+        };
+        let p = Pipeline::fit(pipeline, self.x.schema(), &unsup_rows, self.x.category_names())?;
+        let mut model_rows: Vec<f32> = Vec::with_capacity(unsup_rows.len() / width.max(1) * p.output_width());
         // Invalid rows (non-finite values) were left out of the fit; leave
         // them out of the models' training too.
-        for r in self.rows.chunks_exact(width) {
+        for r in unsup_rows.chunks_exact(width) {
             if Pipeline::is_valid_row(r) {
                 p.transform_row(r, &mut model_rows);
             }
         }
-        drop(self.rows);
+        drop(unsup_rows);
         let n = model_rows.len() / p.output_width();
         let x = ArrayView2::from_shape((n, p.output_width()), &model_rows)
             .map_err(|e| DetectError::Fit { model: "preprocessing", reason: e.to_string() })?;
@@ -99,6 +162,37 @@ impl Trainer {
             done(k, d);
         })?;
         let total = t.elapsed();
+        let (e, forest_time, forest_rows) = match &self.forest {
+            Some(fp) => {
+                let t = Instant::now();
+                let (mut fx, mut fy) = (Vec::new(), Vec::new());
+                for (r, c) in self.rows.chunks_exact(width).zip(&self.class) {
+                    if let (Some(c), true) = (c, Pipeline::is_valid_row(r)) {
+                        p.transform_row(r, &mut fx);
+                        fy.push(*c);
+                    }
+                }
+                let present: std::collections::BTreeSet<u16> = fy.iter().copied().collect();
+                if !present.contains(&0) || present.len() < 2 {
+                    return Err(DetectError::Fit {
+                        model: crate::ensemble::FOREST_NAME,
+                        reason: format!(
+                            "supervised training needs ground truth with benign and malicious flows; {} of {} flows carry any ({} classes)",
+                            fy.len(),
+                            self.records,
+                            present.len()
+                        ),
+                    }
+                    .into());
+                }
+                let fxv = ArrayView2::from_shape((fy.len(), p.output_width()), &fx)
+                    .map_err(|e| DetectError::Fit { model: "preprocessing", reason: e.to_string() })?;
+                let forest = fp.fit(fxv, &fy, self.classes.len(), seed)?;
+                let e = e.with_supervised(Supervised { forest, classes: self.classes.clone() })?;
+                (e, Some(t.elapsed()), fy.len() as u64)
+            }
+            None => (e, None, 0),
+        };
         let mut fit = times.into_inner().unwrap_or_default();
         fit.sort_by_key(|(k, _)| *k);
         let slowest = fit.iter().map(|(_, d)| *d).max().unwrap_or_default();
@@ -112,6 +206,7 @@ impl Trainer {
             benign_only: self.benign_only,
             seed,
             known_external: self.x.known_external().len() as u64,
+            forest_rows,
         };
         let report = TrainReport {
             extract: extract_time,
@@ -119,6 +214,7 @@ impl Trainer {
             fit,
             calibrate: total.saturating_sub(slowest),
             columns: p.output_width(),
+            forest: forest_time,
         };
         let bundle = Bundle {
             features: self.params,
@@ -127,6 +223,7 @@ impl Trainer {
             ensemble: e,
             ensemble_params: ep.clone(),
             params: detectors.to_vec(),
+            forest_params: self.forest.clone(),
             training,
             flowhound_version: env!("CARGO_PKG_VERSION").to_string(),
         };

@@ -82,6 +82,7 @@ pub fn run(a: Args) -> CliResult {
         contamination: 0.05,
         min_votes: None,
         benign_only: true,
+        supervised: false,
         seed: a.seed,
         scaling: train::ScalingArg::Standard,
         features: FeatureArgs {
@@ -106,7 +107,7 @@ pub fn run(a: Args) -> CliResult {
     };
     let (tally, verdict) = detect::detect(&d)?;
     verdict?;
-    print!("{}", tally.render(&bundle.ensemble.kinds()));
+    print!("{}", tally.render());
     println!("\nby injected scenario (flows flagged / flows):");
     for (cat, (n, flagged)) in &tally.by_category {
         println!("  {cat:<24} {flagged:>6} / {n:<6} {:>5.1} %", 100.0 * *flagged as f64 / (*n).max(1) as f64);

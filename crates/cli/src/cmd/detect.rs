@@ -40,7 +40,8 @@ impl MinSeverity {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Output fields (JSON lines): flow (0-based position in the input), time, src, dst, src_port,\n\
 dst_port, protocol, score (ensemble, higher = more anomalous), votes, severity (none|low|medium|high),\n\
-confidence (votes / detectors), models {name: {score, flagged}}, and label/category when the input\n\
+confidence (votes / voters), models {name: {score, flagged}} (random_forest: P(malicious), flagged at\n\
+0.5, when trained with --supervised, with predicted_category), and label/category when the input\n\
 carries ground truth.\n\nExamples:\n  flowhound detect -m model flows.log\n  flowhound detect -m model flows.log.gz --all -o scored.jsonl\n  flowhound detect -m model logs/ --format table --min-severity high\n  flowhound detect -m model flows.log --threshold iforest=0.62")]
 pub struct Args {
     #[command(flatten)]
@@ -84,7 +85,8 @@ pub struct Tally {
     pub benign_flagged: u64,
     /// Per ground-truth category of malicious flows: (flows, flagged).
     pub by_category: std::collections::BTreeMap<String, (u64, u64)>,
-    pub kinds: Vec<Kind>,
+    /// Voter names, in verdict order.
+    pub names: Vec<&'static str>,
 }
 
 impl Tally {
@@ -113,7 +115,7 @@ impl Tally {
         }
     }
 
-    pub fn render(&self, kinds: &[Kind]) -> String {
+    pub fn render(&self) -> String {
         let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
         let mut s = format!(
             "{} flows scored; {} anomalies ({:.2} %): high {}, medium {}, low {}\n",
@@ -125,8 +127,8 @@ impl Tally {
             self.by_severity[1]
         );
         s += "flagged per detector:";
-        for (k, c) in kinds.iter().zip(&self.by_model) {
-            s += &format!(" {} {}", k.name(), c);
+        for (k, c) in self.names.iter().zip(&self.by_model) {
+            s += &format!(" {k} {c}");
         }
         s.push('\n');
         if self.labeled > 0 {
@@ -148,7 +150,7 @@ impl Tally {
 pub fn run(a: Args) -> CliResult {
     let (tally, verdict) = detect(&a)?;
     if !a.input.quiet {
-        eprint!("{}", tally.render(&tally.kinds));
+        eprint!("{}", tally.render());
     }
     verdict
 }
@@ -204,9 +206,9 @@ fn score_into(
     a: &Args,
     out: &mut Output,
 ) -> CliResult<(Tally, CliResult)> {
-    let kinds = bundle.ensemble.kinds();
-    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-    let mut tally = Tally { by_model: vec![0; kinds.len()], kinds: kinds.clone(), ..Default::default() };
+    let names = bundle.ensemble.model_names();
+    let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
+    let mut tally = Tally { by_model: vec![0; names.len()], names: names.clone(), ..Default::default() };
     let min = a.min_severity.severity();
     match a.format {
         DetectFormat::Csv => {
@@ -214,7 +216,8 @@ fn score_into(
             for n in &names {
                 head += &format!(",{n}_score,{n}_flagged");
             }
-            head += ",label,category\n";
+            head += ",label,category";
+            head += if classes.is_some() { ",predicted_category\n" } else { "\n" };
             out.write_all(head.as_bytes())?;
         }
         DetectFormat::Table => {
@@ -237,8 +240,8 @@ fn score_into(
             }
             tally.written += 1;
             match a.format {
-                DetectFormat::Jsonl => write_json(&mut buf, flow, r, v, &names),
-                DetectFormat::Csv => write_csv(&mut buf, flow, r, v),
+                DetectFormat::Jsonl => write_json(&mut buf, flow, r, v, &names, classes),
+                DetectFormat::Csv => write_csv(&mut buf, flow, r, v, classes),
                 DetectFormat::Table => write_table(&mut buf, r, v),
             }
         }
@@ -307,7 +310,18 @@ fn jnum(v: f32) -> serde_json::Value {
     serde_json::Number::from_f64(shortest).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
-pub fn verdict_json(flow: u64, r: &FlowRecord, v: &Verdict, names: &[&str]) -> serde_json::Value {
+/// A verdict's predicted attack category, by name (with a Random Forest).
+fn predicted<'a>(v: &Verdict, classes: Option<&'a [String]>) -> Option<&'a str> {
+    classes.and_then(|c| c.get(usize::from(v.category?))).map(String::as_str)
+}
+
+pub fn verdict_json(
+    flow: u64,
+    r: &FlowRecord,
+    v: &Verdict,
+    names: &[&str],
+    classes: Option<&[String]>,
+) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert("flow".into(), flow.into());
     m.insert("time".into(), r.start.map(|t| t.to_rfc3339()).into());
@@ -326,6 +340,9 @@ pub fn verdict_json(flow: u64, r: &FlowRecord, v: &Verdict, names: &[&str]) -> s
         .map(|(n, (s, f))| (n.to_string(), serde_json::json!({"score": jnum(*s), "flagged": f})))
         .collect();
     m.insert("models".into(), models.into());
+    if classes.is_some() {
+        m.insert("predicted_category".into(), predicted(v, classes).into());
+    }
     if let Some(t) = &r.truth {
         m.insert("label".into(), if t.malicious { "malicious" } else { "benign" }.into());
         m.insert("category".into(), t.category.as_deref().into());
@@ -333,8 +350,8 @@ pub fn verdict_json(flow: u64, r: &FlowRecord, v: &Verdict, names: &[&str]) -> s
     serde_json::Value::Object(m)
 }
 
-fn write_json(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict, names: &[&str]) {
-    let _ = serde_json::to_writer(&mut *buf, &verdict_json(flow, r, v, names));
+fn write_json(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict, names: &[&str], classes: Option<&[String]>) {
+    let _ = serde_json::to_writer(&mut *buf, &verdict_json(flow, r, v, names, classes));
     buf.push(b'\n');
 }
 
@@ -342,7 +359,7 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn write_csv(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict) {
+fn write_csv(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict, classes: Option<&[String]>) {
     let _ = write!(
         buf,
         "{flow},{},{},{},{},{},{},{},{},{},{}",
@@ -366,6 +383,10 @@ fn write_csv(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict) {
     };
     let _ = write!(buf, ",{label},");
     super::features::csv_text(buf, cat);
+    if classes.is_some() {
+        buf.push(b',');
+        super::features::csv_text(buf, predicted(v, classes).unwrap_or(""));
+    }
     buf.push(b'\n');
 }
 

@@ -83,10 +83,10 @@ struct Evaluation {
 pub fn run(a: Args) -> CliResult {
     let bundle = load_model(&a.model, &a.threshold)?;
     let (inputs, opts) = a.input.prepare()?;
-    let kinds = bundle.ensemble.kinds();
+    let voters = bundle.ensemble.model_names();
     let mut rows = Rows {
-        scores: vec![Vec::new(); kinds.len() + 1],
-        flags: vec![Vec::new(); kinds.len() + 1],
+        scores: vec![Vec::new(); voters.len() + 1],
+        flags: vec![Vec::new(); voters.len() + 1],
         ..Default::default()
     };
     let verdict = score_each(&bundle, &inputs, &opts, &a.input, |batch| {
@@ -102,7 +102,7 @@ pub fn run(a: Args) -> CliResult {
                 rows.scores[i].push(*s);
                 rows.flags[i].push(*f);
             }
-            let e = kinds.len();
+            let e = voters.len();
             rows.scores[e].push(v.score);
             rows.flags[e].push(v.severity != Severity::None);
         }
@@ -116,7 +116,7 @@ pub fn run(a: Args) -> CliResult {
         )));
     }
     let cats: Vec<Option<&str>> = rows.categories.iter().map(|c| c.map(|c| rows.names[c as usize].as_str())).collect();
-    let mut names: Vec<String> = kinds.iter().map(|k| k.name().to_string()).collect();
+    let mut names: Vec<String> = voters.iter().map(|k| k.to_string()).collect();
     names.push("ensemble".into());
     let quality: Vec<Quality> =
         rows.scores.iter().zip(&rows.flags).map(|(s, f)| metrics::quality(&rows.labels, &cats, s, f)).collect();
@@ -193,13 +193,13 @@ fn table(ev: &Evaluation, min_votes: usize) -> String {
             String::new()
         }
     );
-    let _ = write!(s, "{:<12}", "model");
+    let _ = write!(s, "{:<14}", "model");
     for m in METRICS {
         let _ = write!(s, " {m:>9}");
     }
     let _ = writeln!(s, " {:>8} {:>8} {:>8} {:>8}", "TP", "FP", "TN", "FN");
     for (n, q) in ev.names.iter().zip(&ev.quality) {
-        let _ = write!(s, "{n:<12}");
+        let _ = write!(s, "{n:<14}");
         for c in cells(q) {
             let _ = write!(s, " {c:>9}");
         }

@@ -24,7 +24,7 @@ pub enum ScalingArg {
 /// anomaly detectors on INPUT and save them as a model folder for `detect`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  flowhound train flows.log -m model\n  flowhound train UNSW_NB15_training-set.csv -m unsw-model --benign-only\n  flowhound train logs/ -m model --detectors iforest,autoencoder --contamination 0.01 --seed 7"
+    after_help = "Examples:\n  flowhound train flows.log -m model\n  flowhound train UNSW_NB15_training-set.csv -m unsw-model --benign-only\n  flowhound train logs/ -m model --detectors iforest,autoencoder --contamination 0.01 --seed 7\n  flowhound train UNSW_NB15_training-set.csv -m unsw-model --benign-only --supervised"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -51,6 +51,12 @@ pub struct Args {
     /// ground truth are kept); attacks still shape the window features.
     #[arg(long)]
     pub benign_only: bool,
+
+    /// Also train a Random Forest on the flows' ground truth (benign and every
+    /// attack category; needs labeled input). It becomes a fifth voter and
+    /// names the attack category of what it flags.
+    #[arg(long)]
+    pub supervised: bool,
 
     /// Seed for every random choice: same seed + same data = same model.
     #[arg(long, default_value_t = 42)]
@@ -111,7 +117,8 @@ pub fn train(a: &Args) -> CliResult<(Bundle, TrainReport)> {
     };
     pp.check().usage()?;
     let (inputs, opts) = a.input.prepare()?;
-    let mut trainer = Trainer::new(fparams, a.benign_only).usage()?;
+    let forest = a.supervised.then(flowhound_detect::forest::ForestParams::default);
+    let mut trainer = Trainer::new(fparams, a.benign_only, forest).usage()?;
     let mut events = a.input.events(&inputs)?;
     let t = Instant::now();
     let report = flowhound_source::scan(
@@ -156,6 +163,8 @@ fn train_error(e: flowhound_detect::BundleError) -> CliError {
     match &e {
         B::Detect(D::Params { .. }) => CliError::usage(e),
         B::Detect(D::TooFew { .. }) | B::Features(_) => CliError::input(e),
+        // --supervised on input without usable ground truth.
+        B::Detect(D::Fit { model, .. }) if *model == flowhound_detect::ensemble::FOREST_NAME => CliError::input(e),
         _ => CliError::from(anyhow::Error::from(e)),
     }
 }
@@ -194,10 +203,19 @@ pub fn summary(b: &Bundle, r: &TrainReport, dir: &std::path::Path) -> String {
             format!("detectors fitted on {} rows, thresholds from {} held-out rows", t.fit_rows, t.calibration_rows)
         }
     );
+    if let (Some(sup), Some(d)) = (b.ensemble.supervised(), r.forest) {
+        s += &format!(
+            "  random_forest {:>8}  {} trees on {} labeled rows; classes: {}\n",
+            secs(d),
+            sup.forest.trees(),
+            t.forest_rows,
+            sup.classes.join(", ")
+        );
+    }
     s += &format!(
-        "anomaly = {} of {} detectors flag it; {} external addresses known; seed {}\nmodel written to {}\n",
+        "anomaly = {} of {} voters flag it; {} external addresses known; seed {}\nmodel written to {}\n",
         b.ensemble.min_votes(),
-        b.ensemble.members().len(),
+        b.ensemble.voters(),
         t.known_external,
         t.seed,
         dir.display()
