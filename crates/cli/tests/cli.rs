@@ -620,6 +620,7 @@ fn evaluate_measures_every_detector_and_the_ensemble() {
     assert!(e["roc_auc"].as_f64().expect("roc") > 0.95, "{e}");
     assert!(e["fpr"].as_f64().expect("fpr") < 0.12, "{e}");
     assert_eq!(e["per_category"].as_object().map(|m| m.len()), Some(8), "the eight injected scenarios");
+    assert!(v["classification"].is_null(), "no forest, no classification");
     let html = std::fs::read_to_string(&report).expect("report");
     assert_eq!(html.matches("<svg").count(), 2, "ROC and PR plots");
     assert_eq!(html.matches("<polyline").count(), 10, "five curves each");
@@ -699,6 +700,17 @@ fn supervised_training_adds_a_forest_that_names_attacks() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v = json(&o);
     assert!(v["models"]["random_forest"]["roc_auc"].as_f64().expect("roc") > 0.99, "{}", v["models"]["random_forest"]);
+    let c = &v["classification"];
+    assert!(c["per_class"]["port_scan_vertical"]["recall"].as_f64().expect("recall") > 0.9, "{c}");
+    assert_eq!(c["per_class"]["benign"]["support"], 11_400);
+    let rows_in_confusion: u64 = c["confusion"]
+        .as_object()
+        .expect("confusion")
+        .values()
+        .flat_map(|m| m.as_object().expect("row").values().filter_map(Value::as_u64))
+        .sum();
+    assert_eq!(rows_in_confusion, 12_000);
+    assert!((0.0..=1.0).contains(&c["macro_f1"].as_f64().expect("macro")));
     // The same seed gives the same forest.
     let again = tmp.path().join("again").display().to_string();
     let o = run(&["train", &train_log, "--labels", &train_labels, "-m", &again, "--benign-only", "--supervised", "-q"]);

@@ -173,9 +173,80 @@ pub fn curves(labels: &[bool], scores: &[f32], max: usize) -> (Curve, Curve) {
     (roc, pr)
 }
 
+/// Precision, recall and F1 of one class, and its support (true rows).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ClassQuality {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+}
+
+/// A multi-class prediction against the truth, as scikit-learn's
+/// `classification_report`: labels are every class in the truth or the
+/// predictions; macro F1 is their plain mean, weighted F1 weighs by support.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Classification {
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub weighted_f1: f64,
+    pub per_class: BTreeMap<String, ClassQuality>,
+    /// truth → predicted → rows.
+    pub confusion: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// `truth` and `predicted` are class names per row.
+pub fn classification(truth: &[&str], predicted: &[&str]) -> Classification {
+    let mut confusion: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut labels: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut right = 0u64;
+    for (&t, &p) in truth.iter().zip(predicted) {
+        *confusion.entry(t.to_string()).or_default().entry(p.to_string()).or_default() += 1;
+        labels.insert(t);
+        labels.insert(p);
+        right += u64::from(t == p);
+    }
+    let mut per_class = BTreeMap::new();
+    let (mut macro_sum, mut weighted_sum, mut support_sum) = (0.0, 0.0, 0u64);
+    for l in &labels {
+        let tp = confusion.get(*l).and_then(|m| m.get(*l)).copied().unwrap_or(0);
+        let support: u64 = confusion.get(*l).map_or(0, |m| m.values().sum());
+        let predicted_n: u64 = confusion.values().filter_map(|m| m.get(*l)).sum();
+        let (precision, recall) = (ratio(tp, predicted_n), ratio(tp, support));
+        let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+        macro_sum += f1;
+        weighted_sum += f1 * support as f64;
+        support_sum += support;
+        per_class.insert(l.to_string(), ClassQuality { precision, recall, f1, support });
+    }
+    Classification {
+        accuracy: ratio(right, truth.len() as u64),
+        macro_f1: if labels.is_empty() { 0.0 } else { macro_sum / labels.len() as f64 },
+        weighted_f1: if support_sum == 0 { 0.0 } else { weighted_sum / support_sum as f64 },
+        per_class,
+        confusion,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classification_matches_scikit_learn() {
+        // scikit-learn 1.9.1: f1_score(average="macro") 0.56, "weighted" 0.6375;
+        // per class (0..4) precision .5 .667 1 1 0, recall .5 1 .333 1 0.
+        let n = ["a", "b", "c", "d", "e"];
+        let t: Vec<&str> = [0, 0, 1, 1, 2, 2, 2, 3].iter().map(|i| n[*i]).collect();
+        let p: Vec<&str> = [0, 1, 1, 1, 2, 0, 4, 3].iter().map(|i| n[*i]).collect();
+        let c = classification(&t, &p);
+        assert!((c.macro_f1 - 0.56).abs() < 1e-12 && (c.weighted_f1 - 0.6375).abs() < 1e-12, "{c:?}");
+        assert!((c.per_class["b"].precision - 2.0 / 3.0).abs() < 1e-12);
+        assert!((c.per_class["c"].recall - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(c.per_class["e"], ClassQuality { precision: 0.0, recall: 0.0, f1: 0.0, support: 0 });
+        assert_eq!(c.confusion["c"]["e"], 1);
+        assert!((c.accuracy - 5.0 / 8.0).abs() < 1e-12);
+    }
 
     fn close(a: Option<f64>, b: f64) -> bool {
         a.is_some_and(|a| (a - b).abs() < 1e-12)

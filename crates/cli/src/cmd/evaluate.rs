@@ -54,6 +54,8 @@ struct Rows {
     /// Per detector, then the ensemble: scores and flags.
     scores: Vec<Vec<f32>>,
     flags: Vec<Vec<bool>>,
+    /// The forest's predicted class per row (with a forest).
+    predicted: Vec<Option<u16>>,
     unlabeled: u64,
 }
 
@@ -78,6 +80,8 @@ struct Evaluation {
     names: Vec<String>,
     quality: Vec<Quality>,
     curves: Vec<(Curve, Curve)>,
+    /// The forest's attack-category classification, when there is a forest.
+    classification: Option<metrics::Classification>,
 }
 
 pub fn run(a: Args) -> CliResult {
@@ -102,6 +106,7 @@ pub fn run(a: Args) -> CliResult {
                 rows.scores[i].push(*s);
                 rows.flags[i].push(*f);
             }
+            rows.predicted.push(v.category);
             let e = voters.len();
             rows.scores[e].push(v.score);
             rows.flags[e].push(v.severity != Severity::None);
@@ -125,7 +130,20 @@ pub fn run(a: Args) -> CliResult {
     } else {
         Vec::new()
     };
+    // The forest's classes against the truth: benign, or the attack's
+    // category (`malicious` without one, as in training).
+    let classification = bundle.ensemble.supervised().map(|sup| {
+        let truth: Vec<&str> =
+            rows.labels.iter().zip(&cats).map(|(m, c)| if *m { c.unwrap_or("malicious") } else { "benign" }).collect();
+        let predicted: Vec<&str> = rows
+            .predicted
+            .iter()
+            .map(|p| p.and_then(|p| sup.classes.get(usize::from(p))).map_or("benign", String::as_str))
+            .collect();
+        metrics::classification(&truth, &predicted)
+    });
     let ev = Evaluation {
+        classification,
         n: rows.labels.len(),
         positives: rows.labels.iter().filter(|y| **y).count(),
         unlabeled: rows.unlabeled,
@@ -160,6 +178,7 @@ fn to_json(ev: &Evaluation) -> serde_json::Value {
         "unlabeled": ev.unlabeled,
         "models": models,
         "ensemble": last,
+        "classification": ev.classification,
     })
 }
 
@@ -179,6 +198,19 @@ fn cells(q: &Quality) -> [String; 7] {
 fn detected(q: &Quality, category: &str, n: u64) -> String {
     let hit = q.per_category.get(category).map_or(0, |d| d.detected);
     format!("{hit} ({:.0} %)", 100.0 * hit as f64 / n.max(1) as f64)
+}
+
+/// The forest's per-class table, for the terminal.
+fn class_table(c: &metrics::Classification) -> String {
+    let mut s = format!(
+        "\nrandom_forest attack-category classification: accuracy {:.4}, macro-F1 {:.4}, weighted F1 {:.4}\n",
+        c.accuracy, c.macro_f1, c.weighted_f1
+    );
+    let _ = writeln!(s, "{:<24} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "F1", "flows");
+    for (name, q) in &c.per_class {
+        let _ = writeln!(s, "{name:<24} {:>9.4} {:>9.4} {:>9.4} {:>8}", q.precision, q.recall, q.f1, q.support);
+    }
+    s
 }
 
 fn table(ev: &Evaluation, min_votes: usize) -> String {
@@ -211,18 +243,21 @@ fn table(ev: &Evaluation, min_votes: usize) -> String {
         "(flags at each detector's calibrated threshold; the ensemble flags at ≥ {min_votes} votes; \
          ROC-AUC and PR-AUC from the continuous scores)"
     );
+    if let Some(c) = &ev.classification {
+        s += &class_table(c);
+    }
     let Some(ens) = ev.quality.last() else { return s };
     if !ens.per_category.is_empty() {
         s += "\ndetected per attack category (flows flagged / flows):\n";
         let _ = write!(s, "{:<24} {:>8}", "category", "flows");
         for n in &ev.names {
-            let _ = write!(s, " {:>12}", n);
+            let _ = write!(s, " {:>14}", n);
         }
         s.push('\n');
         for (cat, d) in &ens.per_category {
             let _ = write!(s, "{:<24} {:>8}", cat, d.n);
             for q in &ev.quality {
-                let _ = write!(s, " {:>12}", detected(q, cat, d.n));
+                let _ = write!(s, " {:>14}", detected(q, cat, d.n));
             }
             s.push('\n');
         }
@@ -347,6 +382,26 @@ fn html(ev: &Evaluation, model: &str, min_votes: usize) -> String {
                 let _ = write!(s, "<td>{}</td>", detected(q, cat, d.n));
             }
             s += "</tr>";
+        }
+        s += "</table>";
+    }
+    if let Some(c) = &ev.classification {
+        let _ = write!(
+            s,
+            "<h2>Random Forest: attack categories</h2><p>accuracy {:.4}, macro-F1 {:.4}, weighted F1 {:.4}</p>\
+             <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>flows</th></tr>",
+            c.accuracy, c.macro_f1, c.weighted_f1
+        );
+        for (name, q) in &c.per_class {
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
+                esc(name),
+                q.precision,
+                q.recall,
+                q.f1,
+                q.support
+            );
         }
         s += "</table>";
     }
