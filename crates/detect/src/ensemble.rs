@@ -92,7 +92,8 @@ pub struct Verdict {
     pub severity: Severity,
     pub confidence: f32,
     /// Per model, in [`Ensemble::model_names`] order: raw score and flag
-    /// (for the Random Forest: P(malicious), flagged at ≥ 0.5).
+    /// (for the Random Forest: P(malicious), flagged when its most probable
+    /// class is an attack).
     pub models: Vec<(f32, bool)>,
     /// With a Random Forest: its most probable attack class (an index into
     /// [`Supervised::classes`]) when it flags the row.
@@ -264,15 +265,18 @@ impl Ensemble {
                     .collect();
                 let mut category = None;
                 if let Some(p) = &proba {
-                    // P(malicious) is its calibrated score too: a probability.
+                    // Flagged when the most probable class is an attack (as
+                    // scikit-learn's `predict`); P(malicious) ranks, and is
+                    // its calibrated score too: a probability.
                     let row = &p[i * k..][..k];
                     let malicious = (1.0 - row[0]).clamp(0.0, 1.0);
-                    let flag = malicious >= 0.5;
+                    let best = (0..k).max_by(|a, b| row[*a].total_cmp(&row[*b]).then(b.cmp(a))).unwrap_or(0);
+                    let flag = best != 0;
                     votes += usize::from(flag);
                     sum += malicious;
                     models.push((malicious, flag));
                     if flag {
-                        category = (1..k).max_by(|a, b| row[*a].total_cmp(&row[*b])).map(|c| c as u16);
+                        category = Some(best as u16);
                     }
                 }
                 Verdict {

@@ -40,8 +40,8 @@ impl MinSeverity {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Output fields (JSON lines): flow (0-based position in the input), time, src, dst, src_port,\n\
 dst_port, protocol, score (ensemble, higher = more anomalous), votes, severity (none|low|medium|high),\n\
-confidence (votes / voters), models {name: {score, flagged}} (random_forest: P(malicious), flagged at\n\
-0.5, when trained with --supervised, with predicted_category), and label/category when the input\n\
+confidence (votes / voters), models {name: {score, flagged}} (random_forest: P(malicious), flagged when\n\
+an attack class is the most probable, when trained with --supervised, with predicted_category), and label/category when the input\n\
 carries ground truth.\n\nExamples:\n  flowhound detect -m model flows.log\n  flowhound detect -m model flows.log.gz --all -o scored.jsonl\n  flowhound detect -m model logs/ --format table --min-severity high\n  flowhound detect -m model flows.log --threshold iforest=0.62")]
 pub struct Args {
     #[command(flatten)]

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""The supervised Random Forest (`train --supervised`) and the ensemble it joins,
+on labeled splits of the shared datasets, next to scikit-learn's
+RandomForestClassifier (100 trees, class_weight="balanced") on the same rows and
+features (issue 5).
+
+    bash bench/setup.sh
+    cargo build --release -p flowhound
+    bench/.venv/bin/python bench/evaluate_supervised.py [--json out.json]
+
+flowhound's numbers come from `flowhound evaluate --json` (the forest's
+classification of attack categories, and every voter's ROC-AUC/PR-AUC)."""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import evaluate as ev  # noqa: E402
+
+
+def split75(src, a, b):
+    """75/25 seeded split of a CSV's rows (header on both sides)."""
+    with open(src, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    head, rows = lines[0], lines[1:]
+    idx = np.random.default_rng(ev.SEED).permutation(len(rows))
+    train = set(idx[: len(rows) * 3 // 4].tolist())
+    with open(a, "wb") as fa, open(b, "wb") as fb:
+        fa.write(head)
+        fb.write(head)
+        for i, r in enumerate(rows):
+            (fa if i in train else fb).write(r)
+
+
+def settings(ds, tmp):
+    unsw = os.path.join(ds, "unsw-nb15", "UNSW_NB15_part-a.csv")
+    a, b = os.path.join(tmp, "u-train.csv"), os.path.join(tmp, "u-test.csv")
+    split75(unsw, a, b)
+    yield "UNSW-NB15 part-a (75/25 split, seed 42)", [a], [b], None
+    cic = os.path.join(ds, "cic-ids2017-improved-sample")
+    files = sorted(f for f in os.listdir(cic) if f.endswith(".csv"))
+    tr, te = [], []
+    for f in files:
+        a, b = os.path.join(tmp, "c-train-" + f), os.path.join(tmp, "c-test-" + f)
+        split75(os.path.join(cic, f), a, b)
+        tr.append(a)
+        te.append(b)
+    yield "CIC-IDS2017 sample (every file 75/25, seed 42)", tr, te, None
+    held = "Portscan"
+    keep = [p for p in tr if held.lower() not in os.path.basename(p).lower()]
+    assert len(keep) == len(tr) - 1, "the held-out class has one file"
+    yield f"CIC-IDS2017 sample without {held} in training", keep, te, held
+    iot = os.path.join(ds, "iot-23")
+    train = ["CTU-Honeypot-Capture-4-1", "CTU-Honeypot-Capture-5-1", "CTU-Malware-Capture-8-1",
+             "CTU-Malware-Capture-20-1", "CTU-Malware-Capture-21-1"]
+    test = ["CTU-Honeypot-Capture-7-1", "CTU-Malware-Capture-42-1", "CTU-Malware-Capture-44-1"]
+    f = lambda c: os.path.join(iot, c + "-labeled.csv")
+    yield "IoT-23 (train: 5 captures, test: 3 other captures)", [f(c) for c in train], [f(c) for c in test], None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default=os.environ.get("FLOWHOUND_DATASETS", os.path.join(ev.ROOT, "..", "shared", "datasets")))
+    ap.add_argument("--flowhound", default=os.path.join(ev.ROOT, "target", "release", "flowhound"))
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, train, test, held in settings(a.datasets, tmp):
+            model = os.path.join(tmp, "model")
+            ev.fh(a.flowhound, "train", *train, "-m", model, "--benign-only", "--supervised", "--seed", str(ev.SEED), "-q")
+            e = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, *test, "--json", "-q").stdout)
+            c = e["classification"]
+            res = {"setting": name, "test_rows": e["n"], "test_malicious": e["positives"],
+                   "flowhound": {"macro_f1": c["macro_f1"], "weighted_f1": c["weighted_f1"], "accuracy": c["accuracy"],
+                                 "per_class_f1": {k: v["f1"] for k, v in c["per_class"].items()},
+                                 "pr_auc": {m: q["pr_auc"] for m, q in e["models"].items()} | {"ensemble": e["ensemble"]["pr_auc"]},
+                                 "roc_auc": {m: q["roc_auc"] for m, q in e["models"].items()} | {"ensemble": e["ensemble"]["roc_auc"]}}}
+            if held:
+                res["flowhound"]["held_out_detected"] = {m: q["per_category"].get(held) for m, q in [*e["models"].items(), ("ensemble", e["ensemble"])]}
+            fa, ya, ca = ev.features(a.flowhound, train, os.path.join(tmp, "fa.csv"))
+            fb, yb, cb = ev.features(a.flowhound, test, os.path.join(tmp, "fb.csv"))
+            xa, xb = ev.prepare(fa, fb)
+            rf = RandomForestClassifier(n_estimators=100, class_weight="balanced", random_state=ev.SEED, n_jobs=2).fit(xa, ca)
+            pred = rf.predict(xb)
+            proba = rf.predict_proba(xb)
+            benign = list(rf.classes_).index("benign")
+            pmal = 1 - proba[:, benign]
+            labels = sorted(set(cb) | set(pred))
+            res["sklearn"] = {"macro_f1": f1_score(cb, pred, average="macro", labels=labels, zero_division=0),
+                              "weighted_f1": f1_score(cb, pred, average="weighted", zero_division=0),
+                              "accuracy": float((cb == pred).mean()),
+                              "roc_auc": roc_auc_score(yb, pmal), "pr_auc": average_precision_score(yb, pmal)}
+            if held:
+                sel = cb == held
+                res["sklearn"]["held_out_detected"] = {"n": int(sel.sum()), "detected": int((pmal[sel] >= 0.5).sum())}
+            results.append(res)
+            print(json.dumps(res, indent=1, default=float))
+            sys.stdout.flush()
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=2, default=float)
+
+
+if __name__ == "__main__":
+    main()
