@@ -730,3 +730,31 @@ fn supervised_training_adds_a_forest_that_names_attacks() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("needs ground truth with benign and malicious flows"), "{}", text(&o.stderr));
 }
+
+/// train --holdout keeps a seeded share of flows out of training, and
+/// evaluate --holdout on the same inputs scores exactly those.
+#[test]
+fn holdout_flows_are_left_out_of_training_and_evaluated() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (log, labels) = generated(tmp.path(), "flows.log", 12_000, 6);
+    let model = tmp.path().join("model").display().to_string();
+    let o = run(&["train", &log, "--labels", &labels, "-m", &model, "--holdout", "0.25", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&model).join("manifest.json")).expect("read")).expect("json");
+    let held = manifest["training"]["held_out"].as_u64().expect("held_out");
+    assert!((2_700..3_300).contains(&held), "{held} of 12000 held out for 0.25");
+    assert_eq!(manifest["training"]["rows"].as_u64(), Some(12_000 - held));
+    let o = run(&["evaluate", "-m", &model, &log, "--labels", &labels, "--holdout", "--json", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(json(&o)["n"].as_u64(), Some(held), "evaluate scores exactly the held-out flows");
+    let o = run(&["train", &log, "-m", &model, "--holdout", "1.5", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("fraction 1.5"), "{}", text(&o.stderr));
+    // A model trained without --holdout has nothing held out to evaluate.
+    let o = run(&["train", &log, "-m", &model, "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = run(&["evaluate", "-m", &model, &log, "--labels", &labels, "--holdout", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("trained without --holdout"), "{}", text(&o.stderr));
+}

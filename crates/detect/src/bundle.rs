@@ -114,6 +114,11 @@ pub struct TrainingSummary {
     /// Rows with ground truth the Random Forest was fitted on (0 without one).
     #[serde(default)]
     pub forest_rows: u64,
+    /// Flows kept out of training for `evaluate --holdout`, and how chosen.
+    #[serde(default)]
+    pub holdout: Option<crate::run::Holdout>,
+    #[serde(default)]
+    pub held_out: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bundle::{Bundle, BundleError, TrainingSummary};
 pub use ensemble::{Ensemble, EnsembleParams, Severity, Verdict};
-pub use run::{Scorer, TrainReport, Trainer};
+pub use run::{Holdout, Scorer, TrainReport, Trainer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {

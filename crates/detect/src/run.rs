@@ -14,6 +14,36 @@ use crate::ensemble::{self, EnsembleParams, Supervised, Verdict};
 use crate::forest::ForestParams;
 use crate::{DetectError, Kind, Params};
 
+/// A seeded share of the input's flows kept out of training, chosen by
+/// position (the n-th record of the inputs, in order), so `evaluate
+/// --holdout` on the same inputs scores exactly those flows — with window
+/// features computed over the whole stream, as in training.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Holdout {
+    pub fraction: f64,
+    pub seed: u64,
+}
+
+impl Holdout {
+    pub fn check(&self) -> Result<(), DetectError> {
+        let bad = !(self.fraction > 0.0 && self.fraction < 1.0);
+        DetectError::params(
+            "holdout",
+            if bad { vec![format!("fraction {} must be in (0, 1)", self.fraction)] } else { vec![] },
+        )
+    }
+
+    /// Whether the record at position `index` is held out (splitmix64 of
+    /// the position and seed, compared with the fraction).
+    pub fn holds(&self, index: u64) -> bool {
+        let mut z = index ^ self.seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.fraction
+    }
+}
+
 /// Collects feature rows from training records.
 #[derive(Debug)]
 pub struct Trainer {
@@ -27,6 +57,8 @@ pub struct Trainer {
     /// With a forest to train: every row is kept, with whether the
     /// unsupervised detectors see it and its ground-truth class.
     forest: Option<ForestParams>,
+    holdout: Option<Holdout>,
+    held_out: u64,
     unsupervised: Vec<bool>,
     class: Vec<Option<u16>>,
     classes: Vec<String>,
@@ -47,9 +79,19 @@ pub struct TrainReport {
 impl Trainer {
     /// `forest`: also train a Random Forest on the rows with ground truth
     /// (benign and malicious alike, whatever `benign_only` says).
-    pub fn new(params: ExtractorParams, benign_only: bool, forest: Option<ForestParams>) -> Result<Self, BundleError> {
+    /// `holdout`: leave a seeded share of the flows out of every fit (their
+    /// features still see them in the windows), for `evaluate --holdout`.
+    pub fn new(
+        params: ExtractorParams,
+        benign_only: bool,
+        forest: Option<ForestParams>,
+        holdout: Option<Holdout>,
+    ) -> Result<Self, BundleError> {
         if let Some(f) = &forest {
             f.check()?;
+        }
+        if let Some(h) = &holdout {
+            h.check()?;
         }
         let x = params.build(None)?;
         Ok(Trainer {
@@ -61,6 +103,8 @@ impl Trainer {
             excluded: 0,
             row: Vec::new(),
             forest,
+            holdout,
+            held_out: 0,
             unsupervised: Vec::new(),
             class: Vec::new(),
             classes: vec!["benign".to_string()],
@@ -92,10 +136,17 @@ impl Trainer {
     pub fn push(&mut self, recs: &[FlowRecord]) {
         for r in recs {
             let attack = self.benign_only && r.truth.as_ref().is_some_and(|t| t.malicious);
-            self.x.learn_addresses(!attack);
+            let held = self.holdout.is_some_and(|h| h.holds(self.records));
+            // A held-out flow's addresses stay unknown: evaluation must see
+            // its never-seen external addresses as never seen.
+            self.x.learn_addresses(!attack && !held);
             self.row.clear();
             self.x.extract(r, &mut self.row);
             self.records += 1;
+            if held {
+                self.held_out += 1;
+                continue;
+            }
             if attack {
                 self.excluded += 1;
             }
@@ -207,6 +258,8 @@ impl Trainer {
             seed,
             known_external: self.x.known_external().len() as u64,
             forest_rows,
+            holdout: self.holdout,
+            held_out: self.held_out,
         };
         let report = TrainReport {
             extract: extract_time,

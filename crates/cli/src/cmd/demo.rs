@@ -83,6 +83,7 @@ pub fn run(a: Args) -> CliResult {
         min_votes: None,
         benign_only: true,
         supervised: false,
+        holdout: None,
         seed: a.seed,
         scaling: train::ScalingArg::Standard,
         features: FeatureArgs {

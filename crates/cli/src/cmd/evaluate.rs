@@ -39,6 +39,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
 
+    /// Score only the flows `train --holdout` kept out of training (give
+    /// the same inputs in the same order as to `train`).
+    #[arg(long)]
+    pub holdout: bool,
+
     /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`; repeatable.
     #[arg(long, value_name = "NAME=VALUE")]
     pub threshold: Vec<String>,
@@ -87,6 +92,17 @@ struct Evaluation {
 pub fn run(a: Args) -> CliResult {
     let bundle = load_model(&a.model, &a.threshold)?;
     let (inputs, opts) = a.input.prepare()?;
+    let holdout = match (a.holdout, bundle.training.holdout) {
+        (false, _) => None,
+        (true, Some(h)) => Some(h),
+        (true, None) => {
+            return Err(CliError::usage(anyhow::anyhow!(
+                "--holdout: model {} was trained without --holdout",
+                a.model.display()
+            )))
+        }
+    };
+    let mut index = 0u64;
     let voters = bundle.ensemble.model_names();
     let mut rows = Rows {
         scores: vec![Vec::new(); voters.len() + 1],
@@ -95,6 +111,10 @@ pub fn run(a: Args) -> CliResult {
     };
     let verdict = score_each(&bundle, &inputs, &opts, &a.input, |batch| {
         for (r, v) in batch {
+            index += 1;
+            if holdout.is_some_and(|h| !h.holds(index - 1)) {
+                continue;
+            }
             let Some(t) = &r.truth else {
                 rows.unlabeled += 1;
                 continue;

@@ -58,6 +58,12 @@ pub struct Args {
     #[arg(long)]
     pub supervised: bool,
 
+    /// Keep this share of the flows (chosen by position, seeded) out of
+    /// training; `evaluate --holdout` on the same inputs then scores exactly
+    /// them, with window features computed over the whole stream.
+    #[arg(long, value_name = "FRACTION")]
+    pub holdout: Option<f64>,
+
     /// Seed for every random choice: same seed + same data = same model.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -118,7 +124,8 @@ pub fn train(a: &Args) -> CliResult<(Bundle, TrainReport)> {
     pp.check().usage()?;
     let (inputs, opts) = a.input.prepare()?;
     let forest = a.supervised.then(flowhound_detect::forest::ForestParams::default);
-    let mut trainer = Trainer::new(fparams, a.benign_only, forest).usage()?;
+    let holdout = a.holdout.map(|fraction| flowhound_detect::Holdout { fraction, seed: a.seed });
+    let mut trainer = Trainer::new(fparams, a.benign_only, forest, holdout).usage()?;
     let mut events = a.input.events(&inputs)?;
     let t = Instant::now();
     let report = flowhound_source::scan(
@@ -176,9 +183,10 @@ fn secs(d: Duration) -> String {
 pub fn summary(b: &Bundle, r: &TrainReport, dir: &std::path::Path) -> String {
     let t = &b.training;
     let mut s = format!(
-        "trained on {} of {} flows{} ({} invalid rows left out); {} model columns from {} features\n",
+        "trained on {} of {} flows{}{} ({} invalid rows left out); {} model columns from {} features\n",
         t.rows,
         t.records,
+        if t.held_out > 0 { format!(", {} held out for evaluate --holdout", t.held_out) } else { String::new() },
         if t.benign_only {
             format!(", benign only: {} attack flows left out", t.excluded_malicious)
         } else {
