@@ -129,6 +129,30 @@ fn corrupt_model_bytes_are_errors_not_panics() {
 }
 
 #[test]
+fn corrupt_forest_bytes_are_errors_not_panics() {
+    use flowhound_detect::forest::{Forest, ForestParams};
+    let (train, _, _) = planted();
+    let y: Vec<u16> = train.outer_iter().map(|r| u16::from(r[0] > 0.5) + u16::from(r[1] > 1.0)).collect();
+    let bytes = ForestParams { trees: 5, ..Default::default() }.fit(train.view(), &y, 3, 3).expect("fit").to_bytes();
+    for cut in [0, 8, bytes.len() / 2, bytes.len() - 1] {
+        assert!(Forest::from_bytes(&bytes[..cut]).is_err(), "truncated at {cut}");
+    }
+    let rows = train.slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..16));
+    for step in [97, 31, 7] {
+        let mut flipped = bytes.clone();
+        for i in (0..flipped.len()).step_by(step) {
+            flipped[i] ^= 0x5a;
+            // Any result is fine but a panic or an endless walk; an Ok forest must still predict.
+            if let Ok(f) = Forest::from_bytes(&flipped) {
+                if f.width() == 8 {
+                    assert_eq!(f.predict_proba(rows).len(), 16 * f.classes());
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn votes_severity_and_confidence() {
     let (train, test, out) = planted();
     let params: Vec<Params> = Kind::ALL.into_iter().map(quick).collect();
