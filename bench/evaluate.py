@@ -53,6 +53,18 @@ def split_lines(src, out_a, out_b, seed=SEED):
             f.writelines(r for i, r in enumerate(rows) if keep(i))
 
 
+IOT_SETTING = "IoT-23 (train: 5 captures, test: 3 other captures)"
+
+
+def iot_split(ds):
+    """IoT-23: training captures and test captures (other networks)."""
+    train = ["CTU-Honeypot-Capture-4-1", "CTU-Honeypot-Capture-5-1", "CTU-Malware-Capture-8-1",
+             "CTU-Malware-Capture-20-1", "CTU-Malware-Capture-21-1"]
+    test = ["CTU-Honeypot-Capture-7-1", "CTU-Malware-Capture-42-1", "CTU-Malware-Capture-44-1"]
+    f = lambda c: os.path.join(ds, "iot-23", c + "-labeled.csv")
+    return [f(c) for c in train], [f(c) for c in test]
+
+
 def settings(ds, tmp):
     unsw = os.path.join(ds, "unsw-nb15", "UNSW_NB15_part-a.csv")
     a, b = os.path.join(tmp, "unsw-train.csv"), os.path.join(tmp, "unsw-test.csv")
@@ -65,12 +77,7 @@ def settings(ds, tmp):
     attacks = sorted(os.path.join(cic, f) for f in os.listdir(cic) if f.endswith(".csv") and not f.startswith("BENIGN"))
     yield "CIC-IDS2017 sample (half the benign rows; test: other half + every attack file)", [a], [b] + attacks
 
-    iot = os.path.join(ds, "iot-23")
-    train = ["CTU-Honeypot-Capture-4-1", "CTU-Honeypot-Capture-5-1", "CTU-Malware-Capture-8-1",
-             "CTU-Malware-Capture-20-1", "CTU-Malware-Capture-21-1"]
-    test = ["CTU-Honeypot-Capture-7-1", "CTU-Malware-Capture-42-1", "CTU-Malware-Capture-44-1"]
-    f = lambda c: os.path.join(iot, c + "-labeled.csv")
-    yield "IoT-23 (train: 5 captures, test: 3 other captures)", [f(c) for c in train], [f(c) for c in test]
+    yield IOT_SETTING, *iot_split(ds)
 
 
 def fh(binary, *args):

@@ -38,21 +38,13 @@ def holds(index, seed, fraction):
     return (z >> 11) / float(1 << 53) < fraction
 
 
-def split75(src, a, b, by_time=False):
-    """75/25 split of a CSV's rows (header on both sides): seeded random, or
-    by_time, the first 75 % in file order. Window features (flows per source
-    per minute, …) count the rows of their own file, so a random quarter of a
-    capture sees a third of the training density: on CIC-IDS2017, whose DoS
-    classes differ mostly in rates, that alone dropped both forests' macro-F1
-    to 0.25–0.33."""
+def split75(src, a, b):
+    """Seeded random 75/25 split of a CSV's rows (header on both sides)."""
     with open(src, "rb") as f:
         lines = f.read().splitlines(keepends=True)
     head, rows = lines[0], lines[1:]
-    if by_time:
-        train = set(range(len(rows) * 3 // 4))
-    else:
-        idx = np.random.default_rng(ev.SEED).permutation(len(rows))
-        train = set(idx[: len(rows) * 3 // 4].tolist())
+    idx = np.random.default_rng(ev.SEED).permutation(len(rows))
+    train = set(idx[: len(rows) * 3 // 4].tolist())
     with open(a, "wb") as fa, open(b, "wb") as fb:
         fa.write(head)
         fb.write(head)
@@ -77,12 +69,7 @@ def settings(ds, tmp):
     keep = [p for p in files if held.lower() not in os.path.basename(p).lower()]
     assert len(keep) == len(files) - 1, "the held-out class has one file"
     yield f"CIC-IDS2017 sample, {held} left out of training (holdout 0.25 of the others; test: their holdout + every {held} flow)", keep, files, held
-    iot = os.path.join(ds, "iot-23")
-    train = ["CTU-Honeypot-Capture-4-1", "CTU-Honeypot-Capture-5-1", "CTU-Malware-Capture-8-1",
-             "CTU-Malware-Capture-20-1", "CTU-Malware-Capture-21-1"]
-    test = ["CTU-Honeypot-Capture-7-1", "CTU-Malware-Capture-42-1", "CTU-Malware-Capture-44-1"]
-    f = lambda c: os.path.join(iot, c + "-labeled.csv")
-    yield "IoT-23 (train: 5 captures, test: 3 other captures)", [f(c) for c in train], [f(c) for c in test], None
+    yield ev.IOT_SETTING, *ev.iot_split(ds), None
 
 
 def main():

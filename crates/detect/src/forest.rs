@@ -210,7 +210,10 @@ fn grow(data: &Data<'_>, p: &ForestParams, r: &mut impl Rng) -> Tree {
         mult[r.gen_range(0..m)] += 1;
     }
     let mut idx: Vec<u32> = (0..m as u32).filter(|&i| mult[i as usize] > 0).collect();
-    let w = |i: u32| f64::from(mult[i as usize]) * f64::from(data.weight[usize::from(data.labels[i as usize])]);
+    // Each row's weight in this tree: bootstrap copies × class weight.
+    let rw: Vec<f64> =
+        (0..m).map(|i| f64::from(mult[i]) * f64::from(data.weight[usize::from(data.labels[i])])).collect();
+    let w = |i: u32| rw[i as usize];
     let mut t = Tree {
         feature: Vec::new(),
         threshold: Vec::new(),
@@ -222,6 +225,8 @@ fn grow(data: &Data<'_>, p: &ForestParams, r: &mut impl Rng) -> Tree {
     let mut stack: Vec<(usize, usize, usize, Option<usize>)> = vec![(0, idx.len(), 0, None)];
     let mut hist = vec![0f64; MAX_BINS * k];
     let mut node_h = vec![0f64; k];
+    // Class weights left and right of a candidate split, reused.
+    let (mut left, mut right) = (vec![0f64; k], vec![0f64; k]);
     while let Some((lo, hi, depth, parent)) = stack.pop() {
         let me = t.feature.len();
         if let Some(pi) = parent {
@@ -246,7 +251,7 @@ fn grow(data: &Data<'_>, p: &ForestParams, r: &mut impl Rng) -> Tree {
                 for &i in &idx[lo..hi] {
                     hist[usize::from(col[i as usize]) * k + usize::from(data.labels[i as usize])] += w(i);
                 }
-                let mut left = vec![0f64; k];
+                left.iter_mut().for_each(|v| *v = 0.0);
                 let mut lt = 0.0;
                 for b in 0..nb - 1 {
                     let hb = &hist[b * k..][..k];
@@ -262,7 +267,9 @@ fn grow(data: &Data<'_>, p: &ForestParams, r: &mut impl Rng) -> Tree {
                     if lt < min_leaf || rt < min_leaf || rt <= 1e-12 {
                         continue;
                     }
-                    let right: Vec<f64> = node_h.iter().zip(&left).map(|(a, b)| a - b).collect();
+                    for ((r, a), b) in right.iter_mut().zip(&node_h).zip(&left) {
+                        *r = a - b;
+                    }
                     let g = impurity - (lt / total) * gini(&left, lt) - (rt / total) * gini(&right, rt);
                     if g > 1e-12 && best.is_none_or(|(bg, _, _)| g > bg) {
                         best = Some((g, j, b));

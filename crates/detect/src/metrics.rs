@@ -94,13 +94,16 @@ pub fn steps(labels: &[bool], scores: &[f32]) -> Vec<(u64, u64)> {
 /// ROC-AUC by the trapezoid over the threshold steps (ties give a diagonal
 /// segment: counted half). `None` with a single class.
 pub fn roc_auc(labels: &[bool], scores: &[f32]) -> Option<f64> {
-    let s = steps(labels, scores);
+    roc_from_steps(&steps(labels, scores))
+}
+
+fn roc_from_steps(s: &[(u64, u64)]) -> Option<f64> {
     let &(p, n) = s.last()?;
     if p == 0 || n == 0 {
         return None;
     }
     let (mut area, mut prev) = (0.0f64, (0u64, 0u64));
-    for &(tp, fp) in &s {
+    for &(tp, fp) in s {
         area += (fp - prev.1) as f64 * (tp + prev.0) as f64 / 2.0;
         prev = (tp, fp);
     }
@@ -109,13 +112,16 @@ pub fn roc_auc(labels: &[bool], scores: &[f32]) -> Option<f64> {
 
 /// Average precision (scikit-learn's). `None` without positives or negatives.
 pub fn average_precision(labels: &[bool], scores: &[f32]) -> Option<f64> {
-    let s = steps(labels, scores);
+    ap_from_steps(&steps(labels, scores))
+}
+
+fn ap_from_steps(s: &[(u64, u64)]) -> Option<f64> {
     let &(p, n) = s.last()?;
     if p == 0 || n == 0 {
         return None;
     }
     let (mut ap, mut prev_tp) = (0.0f64, 0u64);
-    for &(tp, fp) in &s {
+    for &(tp, fp) in s {
         ap += (tp - prev_tp) as f64 / p as f64 * (tp as f64 / (tp + fp) as f64);
         prev_tp = tp;
     }
@@ -141,14 +147,16 @@ pub fn quality(labels: &[bool], categories: &[Option<&str>], scores: &[f32], fla
         }
     }
     let (precision, recall) = (ratio(c.tp, c.tp + c.fp), ratio(c.tp, c.tp + c.fn_));
+    // One sort of the scores serves both areas.
+    let s = steps(labels, scores);
     Quality {
         accuracy: ratio(c.tp + c.tn, c.tp + c.tn + c.fp + c.fn_),
         precision,
         recall,
         f1: if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 },
         fpr: ratio(c.fp, c.fp + c.tn),
-        roc_auc: roc_auc(labels, scores),
-        pr_auc: average_precision(labels, scores),
+        roc_auc: roc_from_steps(&s),
+        pr_auc: ap_from_steps(&s),
         confusion: c,
         per_category,
     }

@@ -247,11 +247,12 @@ impl Trainer {
         let mut fit = times.into_inner().unwrap_or_default();
         fit.sort_by_key(|(k, _)| *k);
         let slowest = fit.iter().map(|(_, d)| *d).max().unwrap_or_default();
+        let (fit_rows, calibration_rows) = ensemble::split_sizes(n);
         let training = TrainingSummary {
             records: self.records,
             rows: n as u64,
-            fit_rows: ensemble::split_sizes(n).0 as u64,
-            calibration_rows: ensemble::split_sizes(n).1 as u64,
+            fit_rows: fit_rows as u64,
+            calibration_rows: calibration_rows as u64,
             invalid_rows: p.invalid_rows,
             excluded_malicious: self.excluded,
             benign_only: self.benign_only,

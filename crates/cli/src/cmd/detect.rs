@@ -7,6 +7,7 @@ use flowhound_detect::bundle::Bundle;
 use flowhound_detect::{Kind, Scorer, Severity, Verdict};
 use flowhound_flow::FlowRecord;
 
+use super::features::{jnum, json_keys};
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
@@ -304,12 +305,6 @@ pub fn score_each(
 /// Flows scored at once.
 const BATCH: usize = 16_384;
 
-/// An f32 score as a short JSON number (no f64 widening noise).
-fn jnum(v: f32) -> serde_json::Value {
-    let shortest: f64 = format!("{v}").parse().unwrap_or(f64::from(v));
-    serde_json::Number::from_f64(shortest).map_or(serde_json::Value::Null, serde_json::Value::Number)
-}
-
 /// A verdict's predicted attack category, by name (with a Random Forest).
 fn predicted<'a>(v: &Verdict, classes: Option<&'a [String]>) -> Option<&'a str> {
     classes.and_then(|c| c.get(usize::from(v.category?))).map(String::as_str)
@@ -324,12 +319,7 @@ pub fn verdict_json(
 ) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert("flow".into(), flow.into());
-    m.insert("time".into(), r.start.map(|t| t.to_rfc3339()).into());
-    m.insert("src".into(), r.src.map(|a| a.to_string()).into());
-    m.insert("dst".into(), r.dst.map(|a| a.to_string()).into());
-    m.insert("src_port".into(), r.src_port.into());
-    m.insert("dst_port".into(), r.dst_port.into());
-    m.insert("protocol".into(), r.protocol.into());
+    json_keys(&mut m, r);
     m.insert("score".into(), jnum(v.score));
     m.insert("votes".into(), v.votes.into());
     m.insert("severity".into(), v.severity.name().into());
