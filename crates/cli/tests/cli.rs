@@ -291,6 +291,10 @@ fn demo_runs_end_to_end() {
         .and_then(|r| r.parse().ok())
         .unwrap_or_else(|| panic!("no recall in {t}"));
     assert!(recall >= 90.0, "recall {recall} %: {t}");
+    // The top incidents, each with its class and a reason.
+    let top = t.split("top incidents").nth(1).unwrap_or_else(|| panic!("no incidents: {t}"));
+    assert!(top.lines().skip(2).take(10).all(|l| l.split_whitespace().count() > 10), "{top}");
+    assert!(top.contains("port_scan") && top.contains("probed"), "{top}");
 }
 
 #[test]
@@ -757,4 +761,111 @@ fn holdout_flows_are_left_out_of_training_and_evaluated() {
     let o = run(&["evaluate", "-m", &model, &log, "--labels", &labels, "--holdout", "-q"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("trained without --holdout"), "{}", text(&o.stderr));
+}
+
+/// detect explains, classifies, groups and suppresses: every flagged flow
+/// has a class, a reason and its top features; each injected scenario comes
+/// out mostly as its own class and as an incident of it; an allowlisted
+/// scanner is suppressed (counted, shown with --show-suppressed), never lost.
+#[test]
+fn detect_explains_classifies_groups_and_suppresses() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (train_log, train_labels) = generated(tmp.path(), "train.log", 30_000, 5);
+    let (test_log, test_labels) = generated(tmp.path(), "test.log", 20_000, 5);
+    let model = tmp.path().join("model").display().to_string();
+    let o = run(&["train", &train_log, "--labels", &train_labels, "-m", &model, "--benign-only", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    let o = run(&["detect", "-m", &model, &test_log, "--labels", &test_labels]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let rows: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert!(rows.len() > 500, "{} anomalies", rows.len());
+    let mut by_cat: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>> = Default::default();
+    for r in &rows {
+        let class = r["threat_class"].as_str().unwrap_or_else(|| panic!("no class: {r}"));
+        assert!(r["reason"].as_str().is_some_and(|s| s.len() > 10), "{r}");
+        assert_eq!(r["suppressed"], false);
+        let e = r["explanation"].as_array().unwrap_or_else(|| panic!("no explanation: {r}"));
+        assert!((1..=5).contains(&e.len()), "{r}");
+        let shares: Vec<f64> = e.iter().map(|c| c["contribution"].as_f64().expect("contribution")).collect();
+        assert!(shares.windows(2).all(|w| w[0] >= w[1]) && shares.iter().sum::<f64>() <= 1.001, "{shares:?}");
+        for c in e {
+            assert!(
+                c["feature"].is_string()
+                    && c.get("value").is_some()
+                    && c.get("baseline").is_some()
+                    && c["z"].is_number()
+            );
+        }
+        if let Some(cat) = r["category"].as_str() {
+            *by_cat.entry(cat.to_string()).or_default().entry(class.to_string()).or_default() += 1;
+        }
+    }
+    for (cat, want) in [
+        ("port_scan_vertical", "port_scan"),
+        ("port_scan_horizontal", "port_scan"),
+        ("dos", "dos"),
+        ("ddos", "ddos"),
+        ("exfiltration", "exfiltration"),
+        ("connection_burst", "connection_burst"),
+        ("unknown_ip", "unknown_ip"),
+        ("abnormal_protocol", "abnormal_protocol"),
+    ] {
+        let classes = &by_cat[cat];
+        let total: usize = classes.values().sum();
+        let right = classes.get(want).copied().unwrap_or(0);
+        assert!(right * 10 >= total * 6, "{cat}: {right} of {total} flows classed {want}: {classes:?}");
+    }
+    let summary = text(&o.stderr);
+    assert!(summary.contains("threat class given to the malicious flows"), "{summary}");
+    let scan = rows
+        .iter()
+        .find(|r| r["category"] == "port_scan_vertical" && r["threat_variant"] == "vertical")
+        .expect("a vertical scan flow");
+    assert_eq!(scan["attack_technique"], "T1046");
+    assert!(scan["reason"].as_str().is_some_and(|s| s.contains("distinct ports on 1 host(s) within 60s")), "{scan}");
+
+    let incidents = |extra: &[&str]| {
+        let mut args = vec!["detect", "-m", &model, &test_log, "--incidents"];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let list: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+        (list, text(&o.stderr))
+    };
+    let (list, _) = incidents(&[]);
+    let rank = |v: &Value| ["none", "low", "medium", "high"].iter().position(|s| v["severity"] == *s);
+    assert!(list.windows(2).all(|w| rank(&w[0]) >= rank(&w[1])), "sorted by severity");
+    for class in ["port_scan", "dos", "ddos", "exfiltration", "connection_burst", "unknown_ip", "abnormal_protocol"] {
+        assert!(list.iter().any(|i| i["threat_class"] == class), "no {class} incident");
+    }
+    let scanner = list
+        .iter()
+        .find(|i| i["threat_variant"] == "vertical" && i["flows"].as_u64() > Some(100))
+        .expect("a vertical scan incident");
+    assert!(scanner["distinct_ports"].as_u64() > Some(100) && scanner["distinct_targets"] == 1, "{scanner}");
+    assert_eq!(scanner["samples"].as_array().map(Vec::len), Some(5));
+    let actor = scanner["actor"].as_str().expect("actor").to_string();
+
+    let allow = tmp.path().join("allow.toml");
+    std::fs::write(&allow, format!("[[allow]]\ncidr = \"{actor}/32\"\nreason = \"our pentest\"\n")).expect("write");
+    let allow = allow.display().to_string();
+    let (list, summary) = incidents(&["--allowlist", &allow]);
+    assert!(!list.iter().any(|i| i["actor"] == actor.as_str()), "the allowlisted scanner is not reported");
+    assert!(summary.contains("anomalies suppressed by the allowlist"), "{summary}");
+    let (list, _) = incidents(&["--allowlist", &allow, "--show-suppressed"]);
+    let shown = list.iter().find(|i| i["actor"] == actor.as_str() && i["threat_class"] == "port_scan").expect("shown");
+    assert_eq!(shown["suppressed_flows"], shown["flows"]);
+
+    // Broken allowlists and rule tables are usage errors naming every problem.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[[allow]]\ncidr = \"10.0.0.0/99\"\nports = [70000]\n").expect("write");
+    let o = run(&["detect", "-m", &model, &test_log, "--allowlist", &bad.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(e.contains("\"10.0.0.0/99\" is not an address or CIDR") && e.contains("port 70000"), "{e}");
+    std::fs::write(&bad, "[[rule]]\nclass = \"x\"\nwhen = [\"no_such_feature > 1\"]\nreason = \"r\"\n").expect("write");
+    let o = run(&["detect", "-m", &model, &test_log, "--rules", &bad.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no feature named \"no_such_feature\""), "{}", text(&o.stderr));
 }

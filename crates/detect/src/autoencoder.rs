@@ -308,6 +308,12 @@ impl Detector for Autoencoder {
         self.width
     }
 
+    /// Squared reconstruction error per column: the columns the model could
+    /// not rebuild are what it found unusual.
+    fn attribute(&self, x: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
+        Some(self.errors(x))
+    }
+
     fn score(&self, x: ArrayView2<'_, f32>, out: &mut [f32]) {
         let v = self
             .reconstruct(x)

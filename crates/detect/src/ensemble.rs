@@ -168,6 +168,12 @@ impl Ensemble {
         self.members.len() + usize::from(self.supervised.is_some())
     }
 
+    /// Per model that can say: which input columns made it flag each row of
+    /// `x` (see [`crate::Detector::attribute`]), by model name.
+    pub fn attributions(&self, x: ArrayView2<'_, f32>) -> Vec<(&'static str, ndarray::Array2<f32>)> {
+        self.members.iter().filter_map(|m| Some((m.detector.kind().name(), m.detector.attribute(x)?))).collect()
+    }
+
     pub fn members(&self) -> &[Member] {
         &self.members
     }

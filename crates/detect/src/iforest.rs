@@ -12,7 +12,7 @@
 //! tree by tree, so one tree (≤ 511 nodes, 6 KB) stays in L1 while rows stream
 //! past (BENCHMARKS.md has the throughput).
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -240,6 +240,40 @@ impl Detector for Iforest {
         for (o, s) in out.iter_mut().zip(sums) {
             *o = 2f32.powf(-(s / trees) / norm);
         }
+    }
+
+    /// Path attribution: in every tree, each split on the row's path
+    /// credits its feature with how far the row lies past the cut,
+    /// |x_j − t| (model input is standardized, so columns compare), divided
+    /// by the path's length so short paths (the anomalous case) weigh most.
+    /// Summed over trees. Measured on a row 8 standard deviations out in one
+    /// of 8 columns: equal credit per split gave that column 18 % of the
+    /// weight, credit to the last split only 32 %, distance past the cut the
+    /// most (see the detectors test). A simplification of DIFFI (Carletti et
+    /// al., 2023), which needs node sizes the saved model does not keep.
+    fn attribute(&self, x: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
+        let mut out = Array2::zeros((x.nrows(), self.width));
+        let mut path = Vec::with_capacity(32);
+        for (row, mut o) in x.outer_iter().zip(out.outer_iter_mut()) {
+            let row = row.to_vec();
+            for &root in &self.roots {
+                path.clear();
+                let mut i = root as usize;
+                let len = loop {
+                    let j = self.feature[i];
+                    if j == LEAF {
+                        break self.value[i];
+                    }
+                    path.push((j as usize, (row[j as usize] - self.value[i]).abs()));
+                    i = if row[j as usize] <= self.value[i] { i + 1 } else { self.right[i] as usize };
+                };
+                let w = 1.0 / len.max(1.0);
+                for &(j, past) in &path {
+                    o[j] += past * w;
+                }
+            }
+        }
+        Some(out)
     }
 
     fn to_bytes(&self) -> Vec<u8> {

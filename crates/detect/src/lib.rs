@@ -110,6 +110,14 @@ pub trait Detector: Send + Sync + Debug {
 
     /// The model's own file in the bundle (safetensors).
     fn to_bytes(&self) -> Vec<u8>;
+
+    /// For explanations: per row of `x` and per column, how much that column
+    /// made the model call the row anomalous (>= 0, rows not normalized), or
+    /// `None` when the model has no such notion (LOF and the SVM score a
+    /// neighbourhood or a kernel sum, not columns).
+    fn attribute(&self, _x: ArrayView2<'_, f32>) -> Option<ndarray::Array2<f32>> {
+        None
+    }
 }
 
 /// Rejects a matrix of the wrong width with a clear error.

@@ -316,6 +316,17 @@ impl<'a> Scorer<'a> {
         self.bundle.ensemble.judge(x)
     }
 
+    /// The rows behind the last [`Scorer::score`] call, row-major: raw
+    /// features (the extractor's schema) and model input (the pipeline's
+    /// output), for explanations.
+    pub fn last_rows(&self) -> (&[f32], &[f32]) {
+        (&self.raw, &self.input)
+    }
+
+    pub fn bundle(&self) -> &'a Bundle {
+        self.bundle
+    }
+
     /// Hosts holding window state.
     pub fn active_hosts(&self) -> usize {
         self.x.active_hosts()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::convert::OutFormat;
 use super::detect::{self, DetectFormat, MinSeverity};
 use super::features::FeatureArgs;
-use super::{generate, train, InputArgs};
+use super::{findings, generate, train, InputArgs};
 use crate::exit::{Classify, CliResult};
 
 /// Run flowhound end to end on generated traffic: generate a training day and
@@ -105,6 +105,7 @@ pub fn run(a: Args) -> CliResult {
         all: false,
         min_severity: MinSeverity::Low,
         threshold: Vec::new(),
+        findings: Default::default(),
     };
     let (tally, verdict) = detect::detect(&d)?;
     verdict?;
@@ -112,6 +113,11 @@ pub fn run(a: Args) -> CliResult {
     println!("\nby injected scenario (flows flagged / flows):");
     for (cat, (n, flagged)) in &tally.by_category {
         println!("  {cat:<24} {flagged:>6} / {n:<6} {:>5.1} %", 100.0 * *flagged as f64 / (*n).max(1) as f64);
+    }
+    println!("\ntop incidents ({} in all):", tally.incidents.len());
+    print!("{}", findings::incident_table_head());
+    for i in tally.incidents.iter().take(10) {
+        print!("{}", findings::incident_table_row(i));
     }
     println!("\nanomalies written to {}", dir.join("anomalies.jsonl").display());
     println!(

@@ -8,9 +8,12 @@ use flowhound_detect::{Kind, Scorer, Severity, Verdict};
 use flowhound_flow::FlowRecord;
 
 use super::features::{jnum, json_keys};
+use super::findings::{self, FindingArgs, Findings};
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
+use flowhound_explain::allow::Entry;
+use flowhound_explain::{Finding, Incident};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DetectFormat {
@@ -42,8 +45,10 @@ impl MinSeverity {
 #[command(after_help = "Output fields (JSON lines): flow (0-based position in the input), time, src, dst, src_port,\n\
 dst_port, protocol, score (ensemble, higher = more anomalous), votes, severity (none|low|medium|high),\n\
 confidence (votes / voters), models {name: {score, flagged}} (random_forest: P(malicious), flagged when\n\
-an attack class is the most probable, when trained with --supervised, with predicted_category), and label/category when the input\n\
-carries ground truth.\n\nExamples:\n  flowhound detect -m model flows.log\n  flowhound detect -m model flows.log.gz --all -o scored.jsonl\n  flowhound detect -m model logs/ --format table --min-severity high\n  flowhound detect -m model flows.log --threshold iforest=0.62")]
+an attack class is the most probable, when trained with --supervised, with predicted_category), threat_class,\n\
+threat_variant, attack_technique (MITRE ATT&CK), reason (one sentence), explanation [{feature, value, baseline,\n\
+z, contribution}] for flagged flows, suppressed (and suppressed_reason) from --allowlist, and label/category\n\
+when the input carries ground truth. With --incidents: one object per incident (docs/explain.md).\n\nExamples:\n  flowhound detect -m model flows.log\n  flowhound detect -m model flows.log.gz --all -o scored.jsonl\n  flowhound detect -m model logs/ --format table --min-severity high\n  flowhound detect -m model flows.log --threshold iforest=0.62\n  flowhound detect -m model flows.log --incidents --format table --allowlist allow.toml")]
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
@@ -70,6 +75,9 @@ pub struct Args {
     /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`; repeatable.
     #[arg(long, value_name = "NAME=VALUE")]
     pub threshold: Vec<String>,
+
+    #[command(flatten)]
+    pub findings: FindingArgs,
 }
 
 /// Counts for the summary.
@@ -88,6 +96,15 @@ pub struct Tally {
     pub by_category: std::collections::BTreeMap<String, (u64, u64)>,
     /// Voter names, in verdict order.
     pub names: Vec<&'static str>,
+    /// Flagged flows an allowlist entry covers.
+    pub suppressed: u64,
+    /// Flagged flows per threat class.
+    pub by_class: std::collections::BTreeMap<String, u64>,
+    /// With ground truth: (category, threat class or "not flagged") → flows.
+    pub confusion: std::collections::BTreeMap<(String, String), u64>,
+    /// Incidents of the written severities (suppressed ones only with
+    /// --show-suppressed), most severe first.
+    pub incidents: Vec<Incident>,
 }
 
 impl Tally {
@@ -95,8 +112,17 @@ impl Tally {
         self.by_severity[1..].iter().sum()
     }
 
-    fn add(&mut self, r: &FlowRecord, v: &Verdict) {
+    fn add(&mut self, r: &FlowRecord, v: &Verdict, f: Option<&Finding>, suppressed: bool) {
         self.flows += 1;
+        if let Some(f) = f {
+            *self.by_class.entry(f.class.to_string()).or_default() += 1;
+            self.suppressed += u64::from(suppressed);
+        }
+        if let Some(t) = r.truth.as_ref().filter(|t| t.malicious) {
+            let cat = t.category.as_deref().unwrap_or("unknown").to_string();
+            let class = f.map_or_else(|| NOT_FLAGGED.to_string(), |f| f.class.to_string());
+            *self.confusion.entry((cat, class)).or_default() += 1;
+        }
         self.by_severity[v.severity as usize] += 1;
         for (c, (_, f)) in self.by_model.iter_mut().zip(&v.models) {
             *c += u64::from(*f);
@@ -132,6 +158,26 @@ impl Tally {
             s += &format!(" {k} {c}");
         }
         s.push('\n');
+        if !self.by_class.is_empty() {
+            s += "threat classes:";
+            for (c, n) in &self.by_class {
+                s += &format!(" {c} {n}");
+            }
+            s.push('\n');
+        }
+        if self.suppressed > 0 {
+            s += &format!("{} anomalies suppressed by the allowlist\n", self.suppressed);
+        }
+        if !self.incidents.is_empty() {
+            let by = |sev: Severity| self.incidents.iter().filter(|i| i.peak_severity == sev).count();
+            s += &format!(
+                "{} incidents: high {}, medium {}, low {}\n",
+                self.incidents.len(),
+                by(Severity::High),
+                by(Severity::Medium),
+                by(Severity::Low)
+            );
+        }
         if self.labeled > 0 {
             let benign = self.labeled - self.malicious;
             s += &format!(
@@ -143,10 +189,49 @@ impl Tally {
                 benign,
                 pct(self.benign_flagged, benign)
             );
+            if !self.confusion.is_empty() {
+                s += "threat class given to the malicious flows, by ground-truth category:\n";
+                s += &self.render_confusion();
+            }
+        }
+        s
+    }
+
+    /// With ground truth: flows per attack category and threat class given
+    /// (`not flagged` for the rest), as a text table.
+    pub fn render_confusion(&self) -> String {
+        if self.confusion.is_empty() {
+            return String::new();
+        }
+        let mut cols: Vec<&str> = self.confusion.keys().map(|(_, c)| c.as_str()).collect();
+        cols.sort_unstable();
+        cols.dedup();
+        if let Some(p) = cols.iter().position(|c| *c == NOT_FLAGGED) {
+            let nf = cols.remove(p);
+            cols.push(nf);
+        }
+        let width = |c: &str| c.len().max(7);
+        let mut s = format!("{:<24}", "category \\ class");
+        for c in &cols {
+            s += &format!(" {:>w$}", c, w = width(c));
+        }
+        s.push('\n');
+        let mut cats: Vec<&str> = self.confusion.keys().map(|(c, _)| c.as_str()).collect();
+        cats.dedup();
+        for cat in cats {
+            s += &format!("{cat:<24}");
+            for c in &cols {
+                let n = self.confusion.get(&(cat.to_string(), c.to_string())).copied().unwrap_or(0);
+                s += &format!(" {:>w$}", n, w = width(c));
+            }
+            s.push('\n');
         }
         s
     }
 }
+
+/// The confusion column of malicious flows nothing flagged.
+pub const NOT_FLAGGED: &str = "not flagged";
 
 pub fn run(a: Args) -> CliResult {
     let (tally, verdict) = detect(&a)?;
@@ -211,6 +296,11 @@ fn score_into(
     let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
     let mut tally = Tally { by_model: vec![0; names.len()], names: names.clone(), ..Default::default() };
     let min = a.min_severity.severity();
+    let Findings { mut explainer, allow, mut incidents } = a.findings.build(bundle)?;
+    let show_suppressed = a.findings.show_suppressed;
+    if a.findings.incidents && a.format == DetectFormat::Csv {
+        return Err(CliError::usage(anyhow::anyhow!("--incidents writes JSON lines or a table, not CSV")));
+    }
     match a.format {
         DetectFormat::Csv => {
             let mut head = String::from("flow,time,src,dst,src_port,dst_port,protocol,score,votes,severity,confidence");
@@ -218,13 +308,15 @@ fn score_into(
                 head += &format!(",{n}_score,{n}_flagged");
             }
             head += ",label,category";
-            head += if classes.is_some() { ",predicted_category\n" } else { "\n" };
+            head += if classes.is_some() { ",predicted_category" } else { "" };
+            head += ",threat_class,threat_variant,attack_technique,reason,suppressed\n";
             out.write_all(head.as_bytes())?;
         }
+        DetectFormat::Table if a.findings.incidents => out.write_all(findings::incident_table_head().as_bytes())?,
         DetectFormat::Table => {
             let head = format!(
-                "{:<20} {:<39} {:<39} {:>5} {:>5} {:>6} {:>5} {:<6}\n",
-                "time", "src", "dst", "dport", "proto", "score", "votes", "severity"
+                "{:<20} {:<39} {:<39} {:>5} {:>5} {:>6} {:>5} {:<8} {:<18} {}\n",
+                "time", "src", "dst", "dport", "proto", "score", "votes", "severity", "class", "reason"
             );
             out.write_all(head.as_bytes())?;
         }
@@ -233,21 +325,48 @@ fn score_into(
     let mut buf = Vec::new();
     let verdict = score_each(bundle, inputs, opts, &a.input, |batch| {
         buf.clear();
-        for (r, v) in batch {
+        let found = explainer
+            .explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {
+                batch.verdicts[i].severity != Severity::None
+            })
+            .map_err(anyhow::Error::from)?;
+        for ((r, v), f) in batch.iter().zip(&found) {
             let flow = tally.flows;
-            tally.add(r, v);
-            if !(a.all || (v.severity != Severity::None && v.severity >= min)) {
+            let entry = if f.is_some() || a.all { allow.check(r) } else { None };
+            tally.add(r, v, f.as_ref(), entry.is_some());
+            let flagged = v.severity != Severity::None && v.severity >= min;
+            let shown = entry.is_none() || show_suppressed;
+            if let (Some(f), true, true) = (f, flagged, shown) {
+                incidents.push(flow, r, v, f, entry.is_some());
+            }
+            if a.findings.incidents || !(a.all || (flagged && shown)) {
                 continue;
             }
             tally.written += 1;
+            let row = Row { flow, r, v, f: f.as_ref(), suppressed: entry };
             match a.format {
-                DetectFormat::Jsonl => write_json(&mut buf, flow, r, v, &names, classes),
-                DetectFormat::Csv => write_csv(&mut buf, flow, r, v, classes),
-                DetectFormat::Table => write_table(&mut buf, r, v),
+                DetectFormat::Jsonl => write_json(&mut buf, &row, &names, classes),
+                DetectFormat::Csv => write_csv(&mut buf, &row, classes),
+                DetectFormat::Table => write_table(&mut buf, &row),
             }
         }
         out.write_all(&buf).map_err(CliError::from)
     })?;
+    tally.incidents = incidents.finish();
+    if a.findings.incidents {
+        buf.clear();
+        for i in &tally.incidents {
+            match a.format {
+                DetectFormat::Table => buf.extend_from_slice(findings::incident_table_row(i).as_bytes()),
+                _ => {
+                    let _ = serde_json::to_writer(&mut buf, &findings::incident_json(i));
+                    buf.push(b'\n');
+                }
+            }
+        }
+        tally.written = tally.incidents.len() as u64;
+        out.write_all(&buf)?;
+    }
     Ok((tally, verdict))
 }
 
@@ -260,7 +379,7 @@ pub fn score_each(
     inputs: &[flowhound_source::Input],
     opts: &flowhound_source::ScanOptions,
     input: &InputArgs,
-    mut each: impl FnMut(&mut dyn Iterator<Item = (&FlowRecord, &Verdict)>) -> CliResult,
+    mut each: impl FnMut(&Batch<'_>) -> CliResult,
 ) -> CliResult<CliResult> {
     let mut scorer = Scorer::new(bundle).usage()?;
     let mut events = input.events(inputs)?;
@@ -273,7 +392,8 @@ pub fn score_each(
         }
         match scorer.score(pending) {
             Ok(verdicts) => {
-                if let Err(e) = each(&mut pending.iter().zip(&verdicts)) {
+                let (raw, input) = scorer.last_rows();
+                if let Err(e) = each(&Batch { recs: pending, verdicts: &verdicts, raw, input }) {
                     *error = Some(e);
                 }
             }
@@ -305,18 +425,38 @@ pub fn score_each(
 /// Flows scored at once.
 const BATCH: usize = 16_384;
 
+/// One scored batch: records, verdicts, and the rows behind them (raw
+/// features and model input, row-major) for explanations.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub recs: &'a [FlowRecord],
+    pub verdicts: &'a [Verdict],
+    pub raw: &'a [f32],
+    pub input: &'a [f32],
+}
+
+impl Batch<'_> {
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowRecord, &Verdict)> {
+        self.recs.iter().zip(self.verdicts)
+    }
+}
+
 /// A verdict's predicted attack category, by name (with a Random Forest).
 fn predicted<'a>(v: &Verdict, classes: Option<&'a [String]>) -> Option<&'a str> {
     classes.and_then(|c| c.get(usize::from(v.category?))).map(String::as_str)
 }
 
-pub fn verdict_json(
+/// One scored flow with everything known about it, as written.
+struct Row<'a> {
     flow: u64,
-    r: &FlowRecord,
-    v: &Verdict,
-    names: &[&str],
-    classes: Option<&[String]>,
-) -> serde_json::Value {
+    r: &'a FlowRecord,
+    v: &'a Verdict,
+    f: Option<&'a Finding>,
+    suppressed: Option<&'a Entry>,
+}
+
+fn write_json(buf: &mut Vec<u8>, row: &Row<'_>, names: &[&str], classes: Option<&[String]>) {
+    let Row { flow, r, v, f, suppressed } = *row;
     let mut m = serde_json::Map::new();
     m.insert("flow".into(), flow.into());
     json_keys(&mut m, r);
@@ -333,15 +473,12 @@ pub fn verdict_json(
     if classes.is_some() {
         m.insert("predicted_category".into(), predicted(v, classes).into());
     }
+    findings::add_finding(&mut m, f, suppressed);
     if let Some(t) = &r.truth {
         m.insert("label".into(), if t.malicious { "malicious" } else { "benign" }.into());
         m.insert("category".into(), t.category.as_deref().into());
     }
-    serde_json::Value::Object(m)
-}
-
-fn write_json(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict, names: &[&str], classes: Option<&[String]>) {
-    let _ = serde_json::to_writer(&mut *buf, &verdict_json(flow, r, v, names, classes));
+    let _ = serde_json::to_writer(&mut *buf, &serde_json::Value::Object(m));
     buf.push(b'\n');
 }
 
@@ -349,7 +486,8 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn write_csv(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict, classes: Option<&[String]>) {
+fn write_csv(buf: &mut Vec<u8>, row: &Row<'_>, classes: Option<&[String]>) {
+    let Row { flow, r, v, f, suppressed } = *row;
     let _ = write!(
         buf,
         "{flow},{},{},{},{},{},{},{},{},{},{}",
@@ -377,14 +515,25 @@ fn write_csv(buf: &mut Vec<u8>, flow: u64, r: &FlowRecord, v: &Verdict, classes:
         buf.push(b',');
         super::features::csv_text(buf, predicted(v, classes).unwrap_or(""));
     }
+    for t in [
+        f.map(|f| f.class.as_ref()),
+        f.and_then(|f| f.variant.as_deref()),
+        f.and_then(|f| f.technique.as_deref()),
+        f.map(|f| f.reason.as_str()),
+    ] {
+        buf.push(b',');
+        super::features::csv_text(buf, t.unwrap_or(""));
+    }
+    let _ = write!(buf, ",{}", suppressed.is_some());
     buf.push(b'\n');
 }
 
-fn write_table(buf: &mut Vec<u8>, r: &FlowRecord, v: &Verdict) {
+fn write_table(buf: &mut Vec<u8>, row: &Row<'_>) {
+    let Row { r, v, f, .. } = *row;
     let time = r.start.map(|t| t.to_rfc3339()).unwrap_or_default();
     let _ = writeln!(
         buf,
-        "{:<20} {:<39} {:<39} {:>5} {:>5} {:>6.3} {:>5} {:<6}",
+        "{:<20} {:<39} {:<39} {:>5} {:>5} {:>6.3} {:>5} {:<8} {:<18} {}",
         time.get(..19).unwrap_or(&time),
         opt(r.src),
         opt(r.dst),
@@ -395,6 +544,8 @@ fn write_table(buf: &mut Vec<u8>, r: &FlowRecord, v: &Verdict) {
             .unwrap_or_else(|| opt(r.protocol)),
         v.score,
         v.votes,
-        v.severity.name()
+        v.severity.name(),
+        f.map_or("", |f| f.class.as_ref()),
+        f.map_or("", |f| f.reason.as_str())
     );
 }

@@ -110,7 +110,7 @@ pub fn run(a: Args) -> CliResult {
         ..Default::default()
     };
     let verdict = score_each(&bundle, &inputs, &opts, &a.input, |batch| {
-        for (r, v) in batch {
+        for (r, v) in batch.iter() {
             index += 1;
             if holdout.is_some_and(|h| !h.holds(index - 1)) {
                 continue;

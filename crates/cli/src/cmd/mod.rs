@@ -5,6 +5,7 @@ pub mod demo;
 pub mod detect;
 pub mod evaluate;
 pub mod features;
+pub mod findings;
 pub mod generate;
 pub mod inspect;
 pub mod train;

@@ -1,0 +1,219 @@
+//! Explanations, threat classes, suppression and incidents in `detect`'s
+//! outputs (JSON lines and tables).
+
+use std::path::{Path, PathBuf};
+
+use flowhound_detect::bundle::Bundle;
+use flowhound_explain::allow::Entry;
+use flowhound_explain::{
+    Allowlist, Contribution, ExplainParams, Explainer, Finding, Incident, IncidentParams, Incidents,
+};
+use flowhound_flow::Timestamp;
+use serde_json::{json, Map, Value};
+
+use super::features::jnum;
+use crate::exit::{Classify, CliResult};
+
+/// `detect`'s options for explanations, suppression and incidents.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FindingArgs {
+    /// Print incidents (flagged flows grouped by threat class and actor) instead of flows.
+    #[arg(long)]
+    pub incidents: bool,
+
+    /// TOML allowlist (docs/explain.md): matching flows are still scored but
+    /// reported as suppressed.
+    #[arg(long, value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
+
+    /// Write suppressed anomalies and incidents too, marked `suppressed`.
+    #[arg(long)]
+    pub show_suppressed: bool,
+
+    /// TOML threat-class rules replacing the default table (docs/explain.md).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Quiet time that closes an incident (`90s`, `15m`, `1h`).
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub incident_gap: String,
+
+    /// Features listed in each flow's explanation.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top_features: usize,
+}
+
+impl Default for FindingArgs {
+    fn default() -> Self {
+        FindingArgs {
+            incidents: false,
+            allowlist: None,
+            show_suppressed: false,
+            rules: None,
+            incident_gap: "15m".into(),
+            top_features: 5,
+        }
+    }
+}
+
+fn read(path: &Path, what: &str) -> CliResult<String> {
+    std::fs::read_to_string(path).map_err(anyhow::Error::from).usage().map_err(|mut e| {
+        e.error = e.error.map(|x| x.context(format!("cannot read {what} {}", path.display())));
+        e
+    })
+}
+
+/// The explainer, allowlist and incident builder for one `detect` run.
+#[derive(Debug)]
+pub struct Findings {
+    pub explainer: Explainer,
+    pub allow: Allowlist,
+    pub incidents: Incidents,
+}
+
+impl FindingArgs {
+    /// Builds the run's explainer, allowlist and incident builder; bad files
+    /// are usage errors listing every problem.
+    pub fn build(&self, bundle: &Bundle) -> CliResult<Findings> {
+        let rules = self.rules.as_deref().map(|p| read(p, "rules")).transpose()?;
+        let explainer = Explainer::new(bundle, rules.as_deref(), &ExplainParams { top: self.top_features })
+            .map_err(anyhow::Error::from)
+            .usage()?;
+        let allow = match &self.allowlist {
+            Some(p) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let list = Allowlist::parse(&read(p, "allowlist")?, now)
+                    .map_err(|e| anyhow::Error::from(e).context(format!("in {}", p.display())))
+                    .usage()?;
+                for e in list.expired() {
+                    eprintln!("warning: allowlist {}: {e} has expired and is not applied", p.display());
+                }
+                list
+            }
+            None => Allowlist::default(),
+        };
+        let gap = flowhound_features::schema::parse_window(&self.incident_gap)
+            .filter(|g| *g > 0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("--incident-gap {:?}: expected a duration like 90s, 15m or 1h", self.incident_gap)
+            })
+            .usage()?;
+        Ok(Findings { explainer, allow, incidents: Incidents::new(IncidentParams { gap_secs: gap, samples: 5 }) })
+    }
+}
+
+fn time(us: Option<i64>) -> Value {
+    us.and_then(Timestamp::from_micros).map(|t| t.to_rfc3339()).into()
+}
+
+fn explanation_json(e: &[Contribution]) -> Value {
+    e.iter()
+        .map(|c| {
+            json!({
+                "feature": c.feature.as_ref(),
+                "value": jnum(c.value),
+                "baseline": jnum(c.baseline),
+                "z": jnum((c.z * 100.0).round() / 100.0),
+                "contribution": jnum((c.contribution * 1000.0).round() / 1000.0),
+            })
+        })
+        .collect()
+}
+
+/// Adds a flow's finding and suppression to its JSON object.
+pub fn add_finding(m: &mut Map<String, Value>, f: Option<&Finding>, suppressed: Option<&Entry>) {
+    m.insert("threat_class".into(), f.map(|f| f.class.as_ref()).into());
+    m.insert("threat_variant".into(), f.and_then(|f| f.variant.as_deref()).into());
+    m.insert("attack_technique".into(), f.and_then(|f| f.technique.as_deref()).into());
+    m.insert("reason".into(), f.map(|f| f.reason.as_str()).into());
+    m.insert("explanation".into(), f.map_or(Value::Null, |f| explanation_json(&f.explanation)));
+    m.insert("suppressed".into(), suppressed.is_some().into());
+    if let Some(e) = suppressed {
+        m.insert("suppressed_reason".into(), e.reason.as_str().into());
+    }
+}
+
+pub fn incident_json(i: &Incident) -> Value {
+    let samples: Vec<Value> = i
+        .samples
+        .iter()
+        .map(|s| {
+            json!({
+                "flow": s.flow,
+                "time": time(s.time),
+                "src": s.src.map(|a| a.to_string()),
+                "dst": s.dst.map(|a| a.to_string()),
+                "src_port": s.src_port,
+                "dst_port": s.dst_port,
+                "protocol": s.protocol,
+                "score": jnum(s.score),
+            })
+        })
+        .collect();
+    json!({
+        "incident": i.id,
+        "threat_class": i.class.as_ref(),
+        "threat_variant": i.variant.as_deref(),
+        "attack_technique": i.technique.as_deref(),
+        "actor": i.actor.map(|a| a.to_string()),
+        "actor_role": i.actor_role.name(),
+        "first_seen": time(i.first_seen),
+        "last_seen": time(i.last_seen),
+        "flows": i.flows,
+        "distinct_targets": i.targets.len(),
+        "distinct_ports": i.ports.len(),
+        "bytes": i.bytes,
+        "severity": i.peak_severity.name(),
+        "score": jnum(i.max_score),
+        "confidence": jnum(i.confidence),
+        "reason": i.reason,
+        "explanation": explanation_json(&i.explanation),
+        "samples": samples,
+        "suppressed_flows": i.suppressed,
+        "absorbed": i.absorbed.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<Map<String, Value>>(),
+    })
+}
+
+/// `1h 02m`, `41s`.
+fn span(i: &Incident) -> String {
+    match (i.first_seen, i.last_seen) {
+        (Some(a), Some(b)) => {
+            let s = (b - a) / 1_000_000;
+            if s >= 3600 {
+                format!("{}h {:02}m", s / 3600, s % 3600 / 60)
+            } else if s >= 60 {
+                format!("{}m {:02}s", s / 60, s % 60)
+            } else {
+                format!("{s}s")
+            }
+        }
+        _ => "-".into(),
+    }
+}
+
+pub fn incident_table_head() -> String {
+    format!(
+        "{:>4} {:<6} {:<18} {:<39} {:>7} {:>7} {:>6} {:<20} {:>8}  {}\n",
+        "id", "sev", "class", "actor", "flows", "targets", "ports", "first seen", "span", "reason"
+    )
+}
+
+pub fn incident_table_row(i: &Incident) -> String {
+    let first = time(i.first_seen);
+    let first = first.as_str().map_or("-", |t| t.get(..19).unwrap_or(t));
+    format!(
+        "{:>4} {:<6} {:<18} {:<39} {:>7} {:>7} {:>6} {:<20} {:>8}  {}\n",
+        i.id,
+        i.peak_severity.name(),
+        i.class.as_ref(),
+        i.actor.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+        i.flows,
+        i.targets.len(),
+        i.ports.len(),
+        first,
+        span(i),
+        i.reason
+    )
+}

@@ -1,0 +1,302 @@
+//! Incidents: flagged flows of one threat class and one actor (the scanner,
+//! the flooded host, the exfiltrating host, …), close together in event
+//! time, reported as one thing with its extent and its strongest evidence.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use flowhound_detect::{Severity, Verdict};
+use flowhound_flow::FlowRecord;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::{Actor, Contribution, Finding};
+
+/// Grouping settings.
+#[derive(Debug, Clone)]
+pub struct IncidentParams {
+    /// A flow joins its class and actor's open incident when it comes at
+    /// most this long after the incident's last flow; later, a new one opens.
+    pub gap_secs: u32,
+    /// Flows kept as samples per incident (the first ones).
+    pub samples: usize,
+}
+
+impl Default for IncidentParams {
+    fn default() -> Self {
+        IncidentParams { gap_secs: 900, samples: 5 }
+    }
+}
+
+/// One flow kept as evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Position of the flow in the input (0-based).
+    pub flow: u64,
+    pub time: Option<i64>,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    pub protocol: Option<u8>,
+    pub score: f32,
+}
+
+/// An incident.
+#[derive(Debug, Clone)]
+pub struct Incident {
+    /// 1-based rank after sorting (severity, then score).
+    pub id: u64,
+    pub class: Arc<str>,
+    /// Variant of the strongest flow.
+    pub variant: Option<Arc<str>>,
+    pub technique: Option<Arc<str>>,
+    pub actor: Option<IpAddr>,
+    pub actor_role: Actor,
+    /// Event time of the first and last flow, µs (None without timestamps).
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub flows: u64,
+    /// Peers of the actor (destinations of a source actor and vice versa).
+    pub targets: FxHashSet<IpAddr>,
+    pub ports: FxHashSet<u16>,
+    pub bytes: u64,
+    pub peak_severity: Severity,
+    pub max_score: f32,
+    /// The highest confidence among its flows.
+    pub confidence: f32,
+    /// Reason and explanation of the strongest flow.
+    pub reason: String,
+    pub explanation: Vec<Contribution>,
+    pub samples: Vec<Sample>,
+    /// Flows of it an allowlist entry covers.
+    pub suppressed: u64,
+    last_t: i64,
+    /// Weak incidents of the same actor folded in: class → flows.
+    pub absorbed: std::collections::BTreeMap<Arc<str>, u64>,
+    /// (not an answer, score) of the flow whose story is told.
+    best: (bool, f32),
+}
+
+/// The class of first contact with an unknown address.
+const WEAK_FIRST_CONTACT: &str = "unknown_ip";
+
+/// Builds incidents from flagged flows, in input order.
+#[derive(Debug, Default)]
+pub struct Incidents {
+    params: IncidentParams,
+    open: FxHashMap<(Arc<str>, Option<IpAddr>), usize>,
+    list: Vec<Incident>,
+}
+
+impl Incidents {
+    pub fn new(params: IncidentParams) -> Self {
+        Incidents { params, ..Default::default() }
+    }
+
+    /// Adds a flagged flow with its finding.
+    pub fn push(&mut self, flow: u64, r: &FlowRecord, v: &Verdict, f: &Finding, suppressed: bool) {
+        let t = r.start.map(|t| t.micros());
+        let key = (f.class.clone(), f.actor);
+        let gap = i64::from(self.params.gap_secs) * 1_000_000;
+        let joins = self.open.get(&key).copied().filter(|&i| match t {
+            Some(t) => t - self.list[i].last_t <= gap,
+            None => true,
+        });
+        let i = match joins {
+            Some(i) => i,
+            None => {
+                self.list.push(Incident {
+                    id: 0,
+                    class: f.class.clone(),
+                    variant: f.variant.clone(),
+                    technique: f.technique.clone(),
+                    actor: f.actor,
+                    actor_role: f.actor_role,
+                    first_seen: t,
+                    last_seen: t,
+                    flows: 0,
+                    targets: FxHashSet::default(),
+                    ports: FxHashSet::default(),
+                    bytes: 0,
+                    peak_severity: Severity::None,
+                    max_score: f32::NEG_INFINITY,
+                    confidence: 0.0,
+                    reason: String::new(),
+                    explanation: Vec::new(),
+                    samples: Vec::new(),
+                    suppressed: 0,
+                    last_t: t.unwrap_or(i64::MIN),
+                    best: (false, f32::NEG_INFINITY),
+                    absorbed: Default::default(),
+                });
+                self.open.insert(key, self.list.len() - 1);
+                self.list.len() - 1
+            }
+        };
+        let inc = &mut self.list[i];
+        inc.flows += 1;
+        inc.suppressed += u64::from(suppressed);
+        if let Some(t) = t {
+            inc.first_seen = Some(inc.first_seen.map_or(t, |f| f.min(t)));
+            inc.last_seen = Some(inc.last_seen.map_or(t, |l| l.max(t)));
+            inc.last_t = inc.last_t.max(t);
+        }
+        // The peer of the actor: for a destination actor, the sources.
+        let peer = if inc.actor == r.dst && r.dst.is_some() { r.src } else { r.dst };
+        if let Some(p) = peer {
+            inc.targets.insert(p);
+        }
+        // The service port: an answer's is its source port.
+        if let Some(p) = if f.answer { r.src_port } else { r.dst_port } {
+            inc.ports.insert(p);
+        }
+        inc.bytes += r.bytes.total.unwrap_or(0);
+        inc.peak_severity = inc.peak_severity.max(v.severity);
+        inc.confidence = inc.confidence.max(v.confidence);
+        inc.max_score = inc.max_score.max(v.score);
+        // The story is told by the strongest request; an answer only when
+        // nothing else is known.
+        let key = (!f.answer, v.score);
+        if inc.reason.is_empty() || key > inc.best {
+            inc.best = key;
+            inc.variant = f.variant.clone();
+            inc.technique = f.technique.clone();
+            inc.reason = f.reason.clone();
+            inc.explanation = f.explanation.clone();
+        }
+        if inc.samples.len() < self.params.samples {
+            inc.samples.push(Sample {
+                flow,
+                time: t,
+                src: r.src,
+                dst: r.dst,
+                src_port: r.src_port,
+                dst_port: r.dst_port,
+                protocol: r.protocol,
+                score: v.score,
+            });
+        }
+    }
+
+    /// The incidents, most severe first (then highest score, then earliest).
+    /// A weak incident (`unknown_ip`, `other_anomaly`: what a flow is called
+    /// before its context shows more, e.g. the first probes of a flood) is
+    /// folded into a classed incident of the same actor that it overlaps or
+    /// touches within the gap, and listed there under `absorbed`.
+    pub fn finish(self) -> Vec<Incident> {
+        let gap = i64::from(self.params.gap_secs) * 1_000_000;
+        let weak = |c: &str| c == WEAK_FIRST_CONTACT || c == crate::OTHER;
+        let mut list = self.list;
+        let mut strong: FxHashMap<IpAddr, Vec<usize>> = FxHashMap::default();
+        for (i, inc) in list.iter().enumerate() {
+            if let (false, Some(a)) = (weak(&inc.class), inc.actor) {
+                strong.entry(a).or_default().push(i);
+            }
+        }
+        let near = |a: &Incident, b: &Incident| match (a.first_seen, a.last_seen, b.first_seen, b.last_seen) {
+            (Some(af), Some(al), Some(bf), Some(bl)) => af <= bl + gap && bf <= al + gap,
+            _ => false,
+        };
+        let mut gone = vec![false; list.len()];
+        for i in 0..list.len() {
+            if !weak(&list[i].class) {
+                continue;
+            }
+            let Some(cands) = list[i].actor.and_then(|a| strong.get(&a)) else { continue };
+            let Some(&j) = cands.iter().find(|&&j| near(&list[i], &list[j])) else { continue };
+            let w = list[i].clone();
+            let into = &mut list[j];
+            into.flows += w.flows;
+            into.suppressed += w.suppressed;
+            into.bytes += w.bytes;
+            into.targets.extend(w.targets);
+            into.ports.extend(w.ports);
+            into.peak_severity = into.peak_severity.max(w.peak_severity);
+            into.confidence = into.confidence.max(w.confidence);
+            into.max_score = into.max_score.max(w.max_score);
+            into.first_seen = into.first_seen.min(w.first_seen).or(w.first_seen);
+            into.last_seen = into.last_seen.max(w.last_seen);
+            *into.absorbed.entry(w.class.clone()).or_default() += w.flows;
+            gone[i] = true;
+        }
+        let mut list: Vec<Incident> = list.into_iter().zip(gone).filter(|(_, g)| !g).map(|(i, _)| i).collect();
+        list.sort_by(|a, b| {
+            b.peak_severity
+                .cmp(&a.peak_severity)
+                .then(b.max_score.total_cmp(&a.max_score))
+                .then(a.first_seen.cmp(&b.first_seen))
+        });
+        for (k, inc) in list.iter_mut().enumerate() {
+            inc.id = k as u64 + 1;
+        }
+        list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowhound_flow::{Counts, Timestamp};
+
+    fn finding(class: &str, actor: &str) -> Finding {
+        Finding {
+            class: class.into(),
+            variant: None,
+            technique: Some("T1046".into()),
+            actor: actor.parse().ok(),
+            actor_role: Actor::Src,
+            reason: format!("{class} by {actor}"),
+            explanation: Vec::new(),
+            answer: false,
+        }
+    }
+
+    fn flow(t: i64, src: &str, dst: &str, port: u16) -> FlowRecord {
+        FlowRecord {
+            start: Timestamp::from_micros(t * 1_000_000),
+            src: src.parse().ok(),
+            dst: dst.parse().ok(),
+            dst_port: Some(port),
+            bytes: Counts::total(40),
+            ..Default::default()
+        }
+    }
+
+    fn verdict(score: f32, severity: Severity) -> Verdict {
+        Verdict { score, votes: 2, severity, confidence: 0.5, models: Vec::new(), category: None }
+    }
+
+    #[test]
+    fn one_actor_one_class_one_incident_until_a_gap() {
+        let mut inc = Incidents::new(IncidentParams { gap_secs: 60, samples: 2 });
+        let scan = finding("port_scan", "10.0.3.7");
+        // 412 probes in 40 s, then the same scanner again 10 minutes later.
+        for k in 0..412u16 {
+            let v = verdict(0.5 + f32::from(k) / 1000.0, if k == 100 { Severity::High } else { Severity::Low });
+            inc.push(u64::from(k), &flow(i64::from(k) / 10, "10.0.3.7", "10.0.1.9", 1 + k), &v, &scan, k < 3);
+        }
+        inc.push(500, &flow(641, "10.0.3.7", "10.0.1.9", 22), &verdict(0.9, Severity::Medium), &scan, false);
+        // Another class from the same host is another incident.
+        let burst = finding("connection_burst", "10.0.3.7");
+        inc.push(501, &flow(5, "10.0.3.7", "8.8.8.8", 443), &verdict(0.7, Severity::Low), &burst, false);
+        // The scanner's first probe, before its context showed a scan: folded in.
+        let first = finding("unknown_ip", "10.0.3.7");
+        inc.push(502, &flow(0, "10.0.3.7", "10.0.1.8", 1), &verdict(0.6, Severity::Low), &first, false);
+        // The same class from another actor, far in time: stays on its own.
+        let other = finding("unknown_ip", "10.0.3.8");
+        inc.push(503, &flow(5000, "10.0.3.8", "10.0.1.8", 1), &verdict(0.6, Severity::Low), &other, false);
+        let list = inc.finish();
+        assert_eq!(list.len(), 4);
+        let first = &list[0];
+        assert_eq!((first.id, first.class.as_ref(), first.flows), (1, "port_scan", 413));
+        assert_eq!(first.peak_severity, Severity::High);
+        assert_eq!((first.targets.len(), first.ports.len(), first.bytes, first.suppressed), (2, 412, 413 * 40, 3));
+        assert_eq!(first.absorbed.get("unknown_ip"), Some(&1));
+        assert_eq!((first.first_seen, first.last_seen), (Some(0), Some(41_000_000)));
+        assert!((first.max_score - 0.911).abs() < 1e-6);
+        assert_eq!(first.samples.iter().map(|s| s.flow).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!((list[1].class.as_ref(), list[1].flows), ("port_scan", 1));
+        assert_eq!(list[2].class.as_ref(), "connection_burst");
+        assert_eq!((list[3].class.as_ref(), list[3].actor), ("unknown_ip", "10.0.3.8".parse().ok()));
+    }
+}

@@ -1,0 +1,416 @@
+//! flowhound-explain: from a verdict to something an analyst can act on.
+//!
+//! - [`Explainer`]: for each flagged flow, the features that made it stand
+//!   out (robust deviation from the training baseline, combined with what the
+//!   models themselves say: the Isolation Forest's paths, the autoencoder's
+//!   per-column reconstruction error, the Random Forest's importances), a
+//!   threat class from the rule table ([`rules`]) and a one-sentence reason.
+//! - [`incident`]: flagged flows of one class and one actor grouped into incidents.
+//! - [`allow`]: the allowlist that marks flows as suppressed (still scored,
+//!   still counted, never silently dropped).
+//!
+//! Definitions: `docs/explain.md`.
+
+pub mod allow;
+pub mod incident;
+pub mod rules;
+pub mod text;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use flowhound_detect::bundle::Bundle;
+use flowhound_detect::Verdict;
+use flowhound_features::pipeline::Column;
+use flowhound_flow::FlowRecord;
+use ndarray::ArrayView2;
+use rustc_hash::FxHashMap;
+
+pub use allow::Allowlist;
+pub use incident::{Incident, IncidentParams, Incidents};
+pub use rules::{Actor, Rule, Rules, Vars, WindowNames};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("threat-class rules: {}", .0.join("; "))]
+    Rules(Vec<String>),
+    #[error("allowlist: {}", .0.join("; "))]
+    Allowlist(Vec<String>),
+    #[error("the model's feature settings are unreadable: {0}")]
+    Model(String),
+    #[error("rows do not match the model: {0}")]
+    Shape(String),
+}
+
+/// The class of a flagged flow no rule claims.
+pub const OTHER: &str = "other_anomaly";
+
+/// A deviation is counted up to this many spreads: one absurd value should
+/// not hide every other reason.
+const MAX_Z: f32 = 10.0;
+
+/// Deviation given to a category training saw too rarely to have its own
+/// column (an unknown protocol, a state never seen).
+const RARE_CATEGORY_Z: f32 = 4.0;
+
+/// How long a flagged request is remembered to class its answer, µs.
+const PAIR_US: i64 = 600 * 1_000_000;
+
+/// One feature's part in an explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    pub feature: Arc<str>,
+    /// The flow's value, in the feature's own unit.
+    pub value: f32,
+    /// The training median (most common category for categorical features).
+    pub baseline: f32,
+    /// Signed distance from the baseline in training spreads (after log1p
+    /// for counts); 0 when missing.
+    pub z: f32,
+    /// Share of the explanation, the top features of a flow sum to ≤ 1.
+    pub contribution: f32,
+}
+
+/// An explained, classified flagged flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub class: Arc<str>,
+    pub variant: Option<Arc<str>>,
+    pub technique: Option<Arc<str>>,
+    /// Who an incident of this finding is about, and which side that is.
+    pub actor: Option<IpAddr>,
+    pub actor_role: Actor,
+    pub reason: String,
+    pub explanation: Vec<Contribution>,
+    /// The flow answers a flagged request and took its class from it.
+    pub answer: bool,
+}
+
+/// (src, src port, dst, dst port, protocol); a missing port or protocol is 0.
+type FiveTuple = (IpAddr, u16, IpAddr, u16, u8);
+
+/// A classified request remembered for its answer: time (µs), rule,
+/// actor, reason.
+type Request = (i64, usize, Option<IpAddr>, Arc<str>);
+
+/// Per raw feature: how its deviation is measured.
+#[derive(Debug, Clone)]
+enum Stat {
+    Numeric {
+        log: bool,
+        median: f32,
+        spread: f32,
+        baseline: f32,
+    },
+    Category {
+        codes: Vec<f32>,
+    },
+    /// Not used by the model (never happens with a fitted pipeline).
+    Unused,
+}
+
+#[derive(Debug, Clone)]
+struct RuleText {
+    class: Arc<str>,
+    variant: Option<Arc<str>>,
+    technique: Option<Arc<str>>,
+}
+
+/// Explainer settings.
+#[derive(Debug, Clone)]
+pub struct ExplainParams {
+    /// Features listed per flow.
+    pub top: usize,
+}
+
+impl Default for ExplainParams {
+    fn default() -> Self {
+        ExplainParams { top: 5 }
+    }
+}
+
+/// Explains and classifies the flagged flows of one model's verdicts.
+#[derive(Debug)]
+pub struct Explainer {
+    names: Vec<Arc<str>>,
+    stats: Vec<Stat>,
+    /// Model input column → raw feature.
+    column_feature: Vec<usize>,
+    /// Random Forest importance per raw feature, when the model has one.
+    importance: Option<Vec<f32>>,
+    rules: Rules,
+    texts: Vec<RuleText>,
+    top: usize,
+    /// Recently flagged requests by (src, src port, dst, dst port, protocol):
+    /// their time, rule, actor and reason, so the answer inherits the class.
+    recent: FxHashMap<FiveTuple, Request>,
+    now: i64,
+    /// The model's internal networks, to tell which side is external.
+    nets: flowhound_flow::net::Networks,
+}
+
+fn forward(x: f32, log: bool) -> f32 {
+    if log {
+        x.max(0.0).ln_1p()
+    } else {
+        x
+    }
+}
+
+impl Explainer {
+    /// An explainer for `bundle` with `rules` (None: the default table).
+    pub fn new(bundle: &Bundle, rules: Option<&str>, params: &ExplainParams) -> Result<Self, ExplainError> {
+        let p = &bundle.pipeline;
+        let names: Vec<&str> = p.input.names().collect();
+        let fp = &bundle.features;
+        let w = WindowNames::new(&fp.windows, fp.baseline_secs);
+        let rules = match rules {
+            Some(t) => Rules::parse(t, &names, &w)?,
+            None => Rules::default_for(&names, &w)?,
+        };
+        let mut stats = vec![Stat::Unused; names.len()];
+        let mut column_feature = Vec::with_capacity(p.output_width());
+        for c in &p.columns {
+            match c {
+                Column::Numeric { input, log, fill, scale, indicator, .. } => {
+                    let baseline = if *log { fill.exp_m1() } else { *fill };
+                    stats[*input] = Stat::Numeric { log: *log, median: *fill, spread: *scale, baseline };
+                    column_feature.push(*input);
+                    if *indicator {
+                        column_feature.push(*input);
+                    }
+                }
+                Column::OneHot { input, codes } => {
+                    stats[*input] = Stat::Category { codes: codes.clone() };
+                    column_feature.extend(std::iter::repeat_n(*input, codes.len() + 1));
+                }
+            }
+        }
+        if column_feature.len() != p.output_width() {
+            return Err(ExplainError::Shape(format!(
+                "pipeline columns make {} inputs, its names {}",
+                column_feature.len(),
+                p.output_width()
+            )));
+        }
+        let importance = bundle.ensemble.supervised().map(|s| {
+            let mut v = vec![0.0f32; names.len()];
+            for (c, imp) in s.forest.importance().iter().enumerate() {
+                if let Some(&f) = column_feature.get(c) {
+                    v[f] += imp;
+                }
+            }
+            v
+        });
+        let texts = rules
+            .rules()
+            .iter()
+            .map(|r| RuleText {
+                class: r.class.as_str().into(),
+                variant: r.variant.as_deref().map(Arc::from),
+                technique: r.technique.as_deref().map(Arc::from),
+            })
+            .collect();
+        Ok(Explainer {
+            names: names.iter().map(|n| Arc::from(*n)).collect(),
+            stats,
+            column_feature,
+            importance,
+            rules,
+            texts,
+            top: params.top,
+            recent: FxHashMap::default(),
+            now: i64::MIN,
+            nets: flowhound_flow::net::Networks::new(&fp.internal),
+        })
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Signed deviation of one raw value from its training baseline.
+    fn deviation(&self, j: usize, x: f32) -> (f32, f32) {
+        match &self.stats[j] {
+            Stat::Numeric { log, median, spread, baseline } => {
+                if x.is_nan() {
+                    return (0.0, *baseline);
+                }
+                let z = (forward(x, *log) - median) / spread;
+                (if z.is_finite() { z.clamp(-MAX_Z, MAX_Z) } else { MAX_Z.copysign(z) }, *baseline)
+            }
+            Stat::Category { codes } => {
+                let base = codes.first().copied().unwrap_or(f32::NAN);
+                if x.is_nan() || codes.contains(&x) {
+                    (0.0, base)
+                } else {
+                    (RARE_CATEGORY_Z, base)
+                }
+            }
+            Stat::Unused => (0.0, f32::NAN),
+        }
+    }
+
+    /// Explains the flows of one scored batch for which `want` holds.
+    /// `raw` and `input` are the batch's raw feature rows and model input
+    /// ([`flowhound_detect::Scorer::last_rows`]). Flows must come in input
+    /// order across calls (answers are paired with their requests).
+    pub fn explain(
+        &mut self,
+        bundle: &Bundle,
+        recs: &[FlowRecord],
+        verdicts: &[Verdict],
+        raw: &[f32],
+        input: &[f32],
+        want: impl Fn(usize) -> bool,
+    ) -> Result<Vec<Option<Finding>>, ExplainError> {
+        let (wr, wi) = (self.names.len(), self.column_feature.len());
+        if raw.len() != recs.len() * wr || input.len() != recs.len() * wi || verdicts.len() != recs.len() {
+            return Err(ExplainError::Shape(format!(
+                "{} flows, {} verdicts, {} raw values ({wr} per row), {} inputs ({wi} per row)",
+                recs.len(),
+                verdicts.len(),
+                raw.len(),
+                input.len()
+            )));
+        }
+        let picked: Vec<usize> = (0..recs.len()).filter(|i| want(*i)).collect();
+        let mut sub = Vec::with_capacity(picked.len() * wi);
+        for &i in &picked {
+            sub.extend_from_slice(&input[i * wi..(i + 1) * wi]);
+        }
+        let sub = ArrayView2::from_shape((picked.len(), wi), &sub).map_err(|e| ExplainError::Shape(e.to_string()))?;
+        let attributions = if picked.is_empty() { Vec::new() } else { bundle.ensemble.attributions(sub) };
+        let names = bundle.ensemble.model_names();
+        let mut out = vec![None; recs.len()];
+        for (k, &i) in picked.iter().enumerate() {
+            let row = &raw[i * wr..(i + 1) * wr];
+            let v = &verdicts[i];
+            // Signals, each a distribution over raw features.
+            let mut signals: Vec<Vec<f32>> = Vec::with_capacity(4);
+            let dev: Vec<(f32, f32)> = row.iter().enumerate().map(|(j, x)| self.deviation(j, *x)).collect();
+            signals.push(dev.iter().map(|(z, _)| z.abs()).collect());
+            let flagged_by = |name: &str| names.iter().position(|n| *n == name).is_some_and(|m| v.models[m].1);
+            let any_flagged = attributions.iter().any(|(n, _)| flagged_by(n));
+            for (name, a) in &attributions {
+                if any_flagged && !flagged_by(name) {
+                    continue;
+                }
+                let mut s = vec![0.0f32; wr];
+                for (c, val) in a.row(k).iter().enumerate() {
+                    if val.is_finite() {
+                        s[self.column_feature[c]] += val;
+                    }
+                }
+                signals.push(s);
+            }
+            if let Some(imp) = &self.importance {
+                signals.push(imp.iter().zip(&signals[0]).map(|(a, b)| a * b).collect());
+            }
+            let mut score = vec![0.0f32; wr];
+            let mut used = 0.0f32;
+            for s in &signals {
+                let total: f32 = s.iter().sum();
+                if total > 0.0 && total.is_finite() {
+                    used += 1.0;
+                    score.iter_mut().zip(s).for_each(|(o, v)| *o += v / total);
+                }
+            }
+            let mut order: Vec<usize> = (0..wr).filter(|j| score[*j] > 0.0).collect();
+            order.sort_by(|a, b| score[*b].total_cmp(&score[*a]).then(a.cmp(b)));
+            order.truncate(self.top);
+            let explanation: Vec<Contribution> = order
+                .iter()
+                .map(|&j| Contribution {
+                    feature: self.names[j].clone(),
+                    value: row[j],
+                    baseline: dev[j].1,
+                    z: dev[j].0,
+                    contribution: score[j] / used.max(1.0),
+                })
+                .collect();
+            out[i] = Some(self.classify(&recs[i], row, v, explanation));
+        }
+        Ok(out)
+    }
+
+    fn classify(&mut self, r: &FlowRecord, row: &[f32], v: &Verdict, explanation: Vec<Contribution>) -> Finding {
+        let t = r.start.map_or(self.now, |t| t.micros());
+        self.now = self.now.max(t);
+        let key = |a: Option<IpAddr>, ap: Option<u16>, b: Option<IpAddr>, bp: Option<u16>| {
+            Some((a?, ap.unwrap_or(0), b?, bp.unwrap_or(0), r.protocol.unwrap_or(0)))
+        };
+        // An answer to a flagged request is part of what the request was.
+        let reverse = key(r.dst, r.dst_port, r.src, r.src_port);
+        if let Some((_, rule, actor, reason)) =
+            reverse.and_then(|k| self.recent.get(&k)).filter(|(at, ..)| t - at <= PAIR_US).cloned()
+        {
+            let text = &self.texts[rule];
+            return Finding {
+                class: text.class.clone(),
+                variant: text.variant.clone(),
+                technique: text.technique.clone(),
+                actor,
+                actor_role: self.rules.get(rule).map_or(Actor::Src, |r| r.actor),
+                reason: format!("answer to a flagged flow: {reason}"),
+                explanation,
+                answer: true,
+            };
+        }
+        let vars = Vars::new(row, v);
+        let Some((i, rule)) = self.rules.classify(&vars) else {
+            let reason = generic_reason(&explanation);
+            return Finding {
+                class: OTHER.into(),
+                variant: None,
+                technique: None,
+                actor: r.src,
+                actor_role: Actor::Src,
+                reason,
+                explanation,
+                answer: false,
+            };
+        };
+        let reason = rule.reason(&vars, r);
+        let actor = match rule.actor {
+            Actor::Src => r.src,
+            Actor::Dst => r.dst,
+            Actor::External => {
+                let outside = |a: Option<IpAddr>| a.filter(|a| !self.nets.is_internal(*a));
+                outside(r.src).or(outside(r.dst)).or(r.src)
+            }
+        };
+        if let Some(k) = key(r.src, r.src_port, r.dst, r.dst_port) {
+            if self.recent.len() >= 100_000 {
+                let now = self.now;
+                self.recent.retain(|_, (at, ..)| now - *at <= PAIR_US);
+            }
+            self.recent.insert(k, (t, i, actor, reason.as_str().into()));
+        }
+        let text = &self.texts[i];
+        Finding {
+            class: text.class.clone(),
+            variant: text.variant.clone(),
+            technique: text.technique.clone(),
+            actor,
+            actor_role: rule.actor,
+            reason,
+            explanation,
+            answer: false,
+        }
+    }
+}
+
+/// The reason of a flow no rule claims: its most telling features.
+fn generic_reason(e: &[Contribution]) -> String {
+    let parts: Vec<String> = e
+        .iter()
+        .take(3)
+        .map(|c| format!("{} {} (usual {})", c.feature, text::human(c.value), text::human(c.baseline)))
+        .collect();
+    if parts.is_empty() {
+        "unusual combination of features".into()
+    } else {
+        format!("unusual {}", parts.join(", "))
+    }
+}
