@@ -100,25 +100,13 @@ fn net(s: &str) -> Option<IpNet> {
 fn protocol(p: &Proto) -> Option<u8> {
     match p {
         Proto::Number(n) => u8::try_from(*n).ok(),
-        Proto::Name(s) => match s.to_ascii_lowercase().as_str() {
-            "icmp" => Some(1),
-            "tcp" => Some(6),
-            "udp" => Some(17),
-            "gre" => Some(47),
-            "esp" => Some(50),
-            "icmpv6" | "ipv6-icmp" => Some(58),
-            "sctp" => Some(132),
-            other => other.parse().ok(),
-        },
+        Proto::Name(s) => flowhound_flow::record::protocol_number(s.trim()).or_else(|| s.trim().parse().ok()),
     }
 }
 
 /// `2027-03-01` (midnight UTC) or an RFC 3339 time, as epoch seconds.
 fn expiry(s: &str) -> Option<i64> {
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp());
-    }
-    chrono::DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.timestamp())
+    flowhound_flow::time::parse_datetime(s.as_bytes()).map(|t| t.secs())
 }
 
 impl Allowlist {

@@ -314,6 +314,11 @@ pub fn protocol_name(p: u8) -> Option<&'static str> {
     crate::proto::name(p)
 }
 
+/// Protocol number for an IANA keyword (`tcp`, `gre`, `icmpv6`, …), case-insensitive.
+pub fn protocol_number(name: &str) -> Option<u8> {
+    crate::proto::number(name.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -118,11 +118,6 @@ impl Tally {
             *self.by_class.entry(f.class.to_string()).or_default() += 1;
             self.suppressed += u64::from(suppressed);
         }
-        if let Some(t) = r.truth.as_ref().filter(|t| t.malicious) {
-            let cat = t.category.as_deref().unwrap_or("unknown").to_string();
-            let class = f.map_or_else(|| NOT_FLAGGED.to_string(), |f| f.class.to_string());
-            *self.confusion.entry((cat, class)).or_default() += 1;
-        }
         self.by_severity[v.severity as usize] += 1;
         for (c, (_, f)) in self.by_model.iter_mut().zip(&v.models) {
             *c += u64::from(*f);
@@ -133,7 +128,10 @@ impl Tally {
             if t.malicious {
                 self.malicious += 1;
                 self.malicious_flagged += u64::from(flagged);
-                let e = self.by_category.entry(t.category.as_deref().unwrap_or("unknown").to_string()).or_default();
+                let cat = t.category.as_deref().unwrap_or("unknown");
+                let class = f.map_or(NOT_FLAGGED, |f| f.class.as_ref());
+                *self.confusion.entry((cat.to_string(), class.to_string())).or_default() += 1;
+                let e = self.by_category.entry(cat.to_string()).or_default();
                 e.0 += 1;
                 e.1 += u64::from(flagged);
             } else {

@@ -12,7 +12,7 @@ use flowhound_flow::Timestamp;
 use serde_json::{json, Map, Value};
 
 use super::features::jnum;
-use crate::exit::{Classify, CliResult};
+use crate::exit::{Classify, CliError, CliResult};
 
 /// `detect`'s options for explanations, suppression and incidents.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,10 +57,8 @@ impl Default for FindingArgs {
 }
 
 fn read(path: &Path, what: &str) -> CliResult<String> {
-    std::fs::read_to_string(path).map_err(anyhow::Error::from).usage().map_err(|mut e| {
-        e.error = e.error.map(|x| x.context(format!("cannot read {what} {}", path.display())));
-        e
-    })
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(anyhow::Error::from(e).context(format!("cannot read {what} {}", path.display()))))
 }
 
 /// The explainer, allowlist and incident builder for one `detect` run.
