@@ -52,3 +52,9 @@ impl<T, E: Into<anyhow::Error>> Classify<T> for Result<T, E> {
         self.map_err(|e| CliError::from(e.into().context(what.to_string())))
     }
 }
+
+impl From<flowhound_detect::DetectError> for CliError {
+    fn from(e: flowhound_detect::DetectError) -> Self {
+        CliError::from(anyhow::Error::from(e))
+    }
+}

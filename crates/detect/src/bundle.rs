@@ -8,6 +8,7 @@
 //!   calibration.json      per detector: threshold and training-score quantiles
 //!   known_external.txt    external addresses seen in training, sorted (the unknown-IP feature)
 //!   <detector>.safetensors one per detector
+//!   training_sample.safetensors  ≤ 20 000 raw training rows, for retraining with feedback
 //! ```
 //!
 //! Written into a sibling temporary folder and renamed into place, so a
@@ -48,6 +49,8 @@ pub enum BundleError {
     Checksum { file: String },
     #[error("{file}: {reason}")]
     Corrupt { file: String, reason: String },
+    #[error("the model holds no training sample (written by an older flowhound): retrain it from its logs with `train --feedback`")]
+    NoSample,
     #[error(transparent)]
     Features(#[from] FeatureError),
     #[error(transparent)]
@@ -119,6 +122,12 @@ pub struct TrainingSummary {
     pub holdout: Option<crate::run::Holdout>,
     #[serde(default)]
     pub held_out: u64,
+    /// Analyst verdicts trained in (see [`crate::run::Feedback`]), and attack
+    /// verdicts left out for want of a Random Forest.
+    #[serde(default)]
+    pub feedback: u64,
+    #[serde(default)]
+    pub feedback_unused: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +161,12 @@ struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     supervised: Option<SupervisedEntry>,
     training: TrainingSummary,
+    /// The training sample's file, when saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sample: Option<String>,
+    /// Readable names of the category codes seen in training.
+    #[serde(default)]
+    category_names: BTreeMap<u32, String>,
     /// SHA-256 of every other file.
     files: BTreeMap<String, String>,
 }
@@ -169,9 +184,14 @@ pub struct Bundle {
     pub forest_params: Option<ForestParams>,
     pub training: TrainingSummary,
     pub flowhound_version: String,
+    /// Training rows kept for retraining with feedback (absent in models
+    /// written before it existed).
+    pub sample: Option<crate::sample::TrainingSample>,
+    pub category_names: BTreeMap<u32, String>,
 }
 
 const FOREST_FILE: &str = "random_forest.safetensors";
+const SAMPLE_FILE: &str = "training_sample.safetensors";
 
 fn sha256(b: &[u8]) -> String {
     Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
@@ -210,6 +230,9 @@ impl Bundle {
                 importance: imp,
             }
         });
+        if let Some(s) = &self.sample {
+            files.push((SAMPLE_FILE.to_string(), s.to_bytes()));
+        }
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             flowhound_version: self.flowhound_version.clone(),
@@ -228,6 +251,8 @@ impl Bundle {
             ensemble: self.ensemble_params.clone(),
             supervised,
             training: self.training.clone(),
+            sample: self.sample.as_ref().map(|_| SAMPLE_FILE.to_string()),
+            category_names: self.category_names.clone(),
             files: files.iter().map(|(n, b)| (n.clone(), sha256(b))).collect(),
         };
         let mut m = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
@@ -351,6 +376,10 @@ impl Bundle {
                 .with_supervised(Supervised { forest, classes: sup.classes.clone() })
                 .map_err(|e| corrupt(&sup.file, e))?;
         }
+        let sample = match &m.sample {
+            Some(f) => Some(crate::sample::TrainingSample::from_bytes(&read(f)?, schema.len())?),
+            None => None,
+        };
         Ok(Bundle {
             features,
             pipeline,
@@ -361,6 +390,8 @@ impl Bundle {
             forest_params: m.supervised.map(|s| s.params),
             training: m.training,
             flowhound_version: m.flowhound_version,
+            sample,
+            category_names: m.category_names,
         })
     }
 }

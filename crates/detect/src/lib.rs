@@ -29,6 +29,7 @@ pub mod lof;
 pub mod metrics;
 pub mod ocsvm;
 pub mod run;
+pub mod sample;
 mod tensors;
 
 use std::fmt::Debug;
@@ -38,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bundle::{Bundle, BundleError, TrainingSummary};
 pub use ensemble::{Ensemble, EnsembleParams, Severity, Verdict};
-pub use run::{Holdout, Scorer, TrainReport, Trainer};
+pub use run::{Batch, Batches, Feedback, Holdout, Scorer, TrainReport, Trainer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {

@@ -12,6 +12,7 @@ use ndarray::ArrayView2;
 use crate::bundle::{Bundle, BundleError, TrainingSummary};
 use crate::ensemble::{self, EnsembleParams, Supervised, Verdict};
 use crate::forest::ForestParams;
+use crate::sample::TrainingSample;
 use crate::{DetectError, Kind, Params};
 
 /// A seeded share of the input's flows kept out of training, chosen by
@@ -62,6 +63,21 @@ pub struct Trainer {
     unsupervised: Vec<bool>,
     class: Vec<Option<u16>>,
     classes: Vec<String>,
+    /// Feedback rows added, and attack feedback a model without a forest
+    /// could not use.
+    feedback: u64,
+    feedback_unused: u64,
+}
+
+/// An analyst's verdict on a flagged flow, with the raw feature row it was
+/// scored on.
+#[derive(Debug, Clone, Copy)]
+pub enum Feedback<'a> {
+    /// A false positive: normal traffic, and its external addresses are
+    /// known from now on.
+    Benign { row: &'a [f32], external: &'a [std::net::IpAddr] },
+    /// A true positive of this attack class (a Random Forest example).
+    Attack { row: &'a [f32], class: &'a str },
 }
 
 /// What training did, for the summary.
@@ -108,7 +124,87 @@ impl Trainer {
             unsupervised: Vec::new(),
             class: Vec::new(),
             classes: vec!["benign".to_string()],
+            feedback: 0,
+            feedback_unused: 0,
         })
+    }
+
+    /// A trainer holding a saved model's training sample (see
+    /// [`crate::sample`]) with its settings, known addresses and classes: add
+    /// [`Feedback`], then [`Trainer::finish`] with the model's parameters.
+    pub fn from_bundle(b: &Bundle) -> Result<Self, BundleError> {
+        let sample = b.sample.as_ref().ok_or(BundleError::NoSample)?;
+        let mut t = Trainer::new(b.features.clone(), b.training.benign_only, b.forest_params.clone(), None)?;
+        for a in b.known.sorted() {
+            t.x.learn_external(a);
+        }
+        t.x.add_category_names(&b.category_names);
+        if let Some(sup) = b.ensemble.supervised() {
+            t.classes = sup.classes.clone();
+        }
+        let w = sample.width;
+        for (i, row) in sample.rows.chunks_exact(w).enumerate() {
+            if t.forest.is_some() {
+                t.class.push(sample.class[i]);
+                t.unsupervised.push(sample.unsupervised[i]);
+            } else if !sample.unsupervised[i] {
+                continue;
+            }
+            t.rows.extend_from_slice(row);
+        }
+        t.records = sample.len() as u64;
+        Ok(t)
+    }
+
+    /// Adds an analyst's verdict as `weight` training rows (one labeled row
+    /// among thousands would not move a detector). A benign row joins the
+    /// unsupervised training data with its external addresses learned (its
+    /// "never seen" feature cleared, as they are now seen); an attack row is
+    /// a Random Forest example and is left out when the model has none
+    /// (returns false). A row of another width is an error.
+    pub fn add_feedback(&mut self, fb: Feedback<'_>, weight: usize) -> Result<bool, DetectError> {
+        let width = self.x.schema().len();
+        let row = match fb {
+            Feedback::Benign { row, .. } | Feedback::Attack { row, .. } => row,
+        };
+        if row.len() != width {
+            return Err(DetectError::Width { model: "feedback", expected: width, got: row.len() });
+        }
+        let mut row = row.to_vec();
+        let (class, unsupervised) = match fb {
+            Feedback::Benign { external, .. } => {
+                for a in external {
+                    self.x.learn_external(*a);
+                }
+                if let Some(j) = self.x.schema().index("external_unseen") {
+                    row[j] = 0.0;
+                }
+                (Some(0), true)
+            }
+            Feedback::Attack { class, .. } => {
+                if self.forest.is_none() {
+                    self.feedback_unused += 1;
+                    return Ok(false);
+                }
+                let id = match self.classes.iter().position(|c| c == class) {
+                    Some(i) => i,
+                    None => {
+                        self.classes.push(class.to_string());
+                        self.classes.len() - 1
+                    }
+                };
+                (u16::try_from(id).ok(), false)
+            }
+        };
+        for _ in 0..weight.max(1) {
+            if self.forest.is_some() {
+                self.class.push(class);
+                self.unsupervised.push(unsupervised);
+            }
+            self.rows.extend_from_slice(&row);
+        }
+        self.feedback += 1;
+        Ok(true)
     }
 
     /// The class id of a flow's ground truth (`benign` = 0; an attack
@@ -177,6 +273,7 @@ impl Trainer {
     ) -> Result<(Bundle, TrainReport), BundleError> {
         let t = Instant::now();
         let width = self.x.schema().len();
+        let sample = TrainingSample::take(&self.rows, width, &self.class, &self.unsupervised);
         // With a forest, the rows hold attacks too; the unsupervised side
         // (preprocessing and detectors) sees only its own rows.
         let unsup_rows: Vec<f32> = if self.forest.is_some() {
@@ -261,6 +358,8 @@ impl Trainer {
             forest_rows,
             holdout: self.holdout,
             held_out: self.held_out,
+            feedback: self.feedback,
+            feedback_unused: self.feedback_unused,
         };
         let report = TrainReport {
             extract: extract_time,
@@ -280,6 +379,8 @@ impl Trainer {
             forest_params: self.forest.clone(),
             training,
             flowhound_version: env!("CARGO_PKG_VERSION").to_string(),
+            sample: Some(sample),
+            category_names: self.x.category_names().clone(),
         };
         Ok((bundle, report))
     }
@@ -330,5 +431,79 @@ impl<'a> Scorer<'a> {
     /// Hosts holding window state.
     pub fn active_hosts(&self) -> usize {
         self.x.active_hosts()
+    }
+}
+
+/// Scores records gathered into batches of a fixed size: the readers hand
+/// over a few thousand records at a time, and larger batches let the models
+/// use every core. Hands each scored batch, in input order, to a callback.
+#[derive(Debug)]
+pub struct Batches<'a> {
+    scorer: Scorer<'a>,
+    pending: Vec<FlowRecord>,
+    size: usize,
+}
+
+/// Flows scored at once by default.
+pub const BATCH: usize = 16_384;
+
+/// One scored batch: records, verdicts, and the rows behind them (raw
+/// features and model input, row-major) for explanations.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub recs: &'a [FlowRecord],
+    pub verdicts: &'a [Verdict],
+    pub raw: &'a [f32],
+    pub input: &'a [f32],
+}
+
+impl Batch<'_> {
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowRecord, &Verdict)> {
+        self.recs.iter().zip(self.verdicts)
+    }
+
+    /// Width of a raw feature row.
+    pub fn raw_width(&self) -> usize {
+        self.raw.len() / self.recs.len().max(1)
+    }
+}
+
+impl<'a> Batches<'a> {
+    pub fn new(bundle: &'a Bundle, size: usize) -> Result<Self, BundleError> {
+        Ok(Batches { scorer: Scorer::new(bundle)?, pending: Vec::with_capacity(size), size: size.max(1) })
+    }
+
+    /// Queues `recs`; scores and hands over a batch once enough are queued.
+    pub fn push<E: From<DetectError>>(
+        &mut self,
+        recs: &[FlowRecord],
+        each: &mut impl FnMut(&Batch<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.pending.extend_from_slice(recs);
+        if self.pending.len() >= self.size {
+            self.flush(each)?;
+        }
+        Ok(())
+    }
+
+    /// Scores and hands over whatever is queued.
+    pub fn flush<E: From<DetectError>>(&mut self, each: &mut impl FnMut(&Batch<'_>) -> Result<(), E>) -> Result<(), E> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let verdicts = self.scorer.score(&self.pending);
+        let result = match verdicts {
+            Ok(verdicts) => {
+                let (raw, input) = self.scorer.last_rows();
+                each(&Batch { recs: &self.pending, verdicts: &verdicts, raw, input })
+            }
+            Err(e) => Err(E::from(e)),
+        };
+        self.pending.clear();
+        result
+    }
+
+    pub fn bundle(&self) -> &'a Bundle {
+        self.scorer.bundle()
     }
 }

@@ -61,13 +61,18 @@ impl<'a> Reader<'a> {
 
     /// An `f32` tensor whose shape must match `want` (`None` = any size there).
     pub fn f32(&self, name: &str, want: &[Option<usize>]) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
-        let (shape, data) = self.view(name, Dtype::F32)?;
-        self.check_shape(name, &shape, want)?;
-        let v: Vec<f32> = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let (shape, v) = self.f32_or_nan(name, want)?;
         if v.iter().any(|x| !x.is_finite()) {
             return Err(DetectError::corrupt(self.model, format!("tensor {name:?} holds a non-finite value")));
         }
         Ok((shape, v))
+    }
+
+    /// Like [`Reader::f32`], but any value passes (data rows, where NaN = missing).
+    pub fn f32_or_nan(&self, name: &str, want: &[Option<usize>]) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
+        let (shape, data) = self.view(name, Dtype::F32)?;
+        self.check_shape(name, &shape, want)?;
+        Ok((shape, data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
     }
 
     pub fn u32(&self, name: &str, want: &[Option<usize>]) -> Result<(Vec<usize>, Vec<u32>), DetectError> {

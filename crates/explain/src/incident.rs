@@ -68,6 +68,9 @@ pub struct Incident {
     pub reason: String,
     pub explanation: Vec<Contribution>,
     pub samples: Vec<Sample>,
+    /// Every flow of it (input positions, in input order per part), for
+    /// feedback on the whole incident.
+    pub members: Vec<u64>,
     /// Flows of it an allowlist entry covers.
     pub suppressed: u64,
     last_t: i64,
@@ -124,6 +127,7 @@ impl Incidents {
                     reason: String::new(),
                     explanation: Vec::new(),
                     samples: Vec::new(),
+                    members: Vec::new(),
                     suppressed: 0,
                     last_t: t.unwrap_or(i64::MIN),
                     best: (false, f32::NEG_INFINITY),
@@ -135,6 +139,7 @@ impl Incidents {
         };
         let inc = &mut self.list[i];
         inc.flows += 1;
+        inc.members.push(flow);
         inc.suppressed += u64::from(suppressed);
         if let Some(t) = t {
             inc.first_seen = Some(inc.first_seen.map_or(t, |f| f.min(t)));
@@ -207,6 +212,7 @@ impl Incidents {
             let w = list[i].clone();
             let into = &mut list[j];
             into.flows += w.flows;
+            into.members.extend(w.members);
             into.suppressed += w.suppressed;
             into.bytes += w.bytes;
             into.targets.extend(w.targets);

@@ -13,6 +13,7 @@
 
 pub mod allow;
 pub mod incident;
+pub mod json;
 pub mod rules;
 pub mod text;
 

@@ -237,6 +237,24 @@ impl Extractor {
         self.learn_now = on;
     }
 
+    /// While training: counts `a` as seen when it is external (a training
+    /// set rebuilt from a model's sample and analyst feedback, where no
+    /// record passes through [`Extractor::extract`]).
+    pub fn learn_external(&mut self, a: IpAddr) {
+        if self.learning && !self.nets.is_internal(a) {
+            self.known.insert(a);
+        }
+    }
+
+    /// Adds readable names for category codes (from an earlier training).
+    pub fn add_category_names(&mut self, names: &BTreeMap<u32, String>) {
+        for (k, v) in names {
+            if self.names.len() < 4096 {
+                self.names.entry(*k).or_insert_with(|| v.clone());
+            }
+        }
+    }
+
     /// Names for category codes, for [`Pipeline::fit`].
     pub fn category_names(&self) -> &BTreeMap<u32, String> {
         &self.names

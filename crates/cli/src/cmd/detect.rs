@@ -4,15 +4,16 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use flowhound_detect::bundle::Bundle;
-use flowhound_detect::{Kind, Scorer, Severity, Verdict};
+use flowhound_detect::run::BATCH;
+use flowhound_detect::{Batch, Batches, Kind, Severity, Verdict};
 use flowhound_flow::FlowRecord;
 
-use super::features::{jnum, json_keys};
 use super::findings::{self, FindingArgs, Findings};
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
 use flowhound_explain::allow::Entry;
+use flowhound_explain::json::predicted;
 use flowhound_explain::{Finding, Incident};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -357,7 +358,7 @@ fn score_into(
             match a.format {
                 DetectFormat::Table => buf.extend_from_slice(findings::incident_table_row(i).as_bytes()),
                 _ => {
-                    let _ = serde_json::to_writer(&mut buf, &findings::incident_json(i));
+                    let _ = serde_json::to_writer(&mut buf, &flowhound_explain::json::incident_json(i));
                     buf.push(b'\n');
                 }
             }
@@ -379,69 +380,27 @@ pub fn score_each(
     input: &InputArgs,
     mut each: impl FnMut(&Batch<'_>) -> CliResult,
 ) -> CliResult<CliResult> {
-    let mut scorer = Scorer::new(bundle).usage()?;
+    let mut batches = Batches::new(bundle, BATCH).usage()?;
     let mut events = input.events(inputs)?;
     let mut error: Option<CliError> = None;
-    let mut pending: Vec<FlowRecord> = Vec::with_capacity(BATCH);
-    let mut flush = |pending: &mut Vec<FlowRecord>, error: &mut Option<CliError>| {
-        if error.is_some() || pending.is_empty() {
-            pending.clear();
-            return;
-        }
-        match scorer.score(pending) {
-            Ok(verdicts) => {
-                let (raw, input) = scorer.last_rows();
-                if let Err(e) = each(&Batch { recs: pending, verdicts: &verdicts, raw, input }) {
-                    *error = Some(e);
-                }
-            }
-            Err(e) => *error = Some(CliError::from(anyhow::Error::from(e))),
-        }
-        pending.clear();
-    };
     let report = flowhound_source::scan(
         inputs,
         opts,
         &mut events,
         |recs: &[FlowRecord]| recs.to_vec(),
         |recs| {
-            // The scan hands over a few thousand records at a time; scoring
-            // in larger batches lets the models use both cores.
-            pending.extend(recs);
-            if pending.len() >= BATCH {
-                flush(&mut pending, &mut error);
+            if error.is_none() {
+                error = batches.push(&recs, &mut each).err();
             }
         },
     );
-    flush(&mut pending, &mut error);
+    if error.is_none() {
+        error = batches.flush(&mut each).err();
+    }
     if let Some(e) = error {
         return Err(e);
     }
     Ok(events.finish(&report))
-}
-
-/// Flows scored at once.
-const BATCH: usize = 16_384;
-
-/// One scored batch: records, verdicts, and the rows behind them (raw
-/// features and model input, row-major) for explanations.
-#[derive(Debug)]
-pub struct Batch<'a> {
-    pub recs: &'a [FlowRecord],
-    pub verdicts: &'a [Verdict],
-    pub raw: &'a [f32],
-    pub input: &'a [f32],
-}
-
-impl Batch<'_> {
-    pub fn iter(&self) -> impl Iterator<Item = (&FlowRecord, &Verdict)> {
-        self.recs.iter().zip(self.verdicts)
-    }
-}
-
-/// A verdict's predicted attack category, by name (with a Random Forest).
-fn predicted<'a>(v: &Verdict, classes: Option<&'a [String]>) -> Option<&'a str> {
-    classes.and_then(|c| c.get(usize::from(v.category?))).map(String::as_str)
 }
 
 /// One scored flow with everything known about it, as written.
@@ -455,27 +414,7 @@ struct Row<'a> {
 
 fn write_json(buf: &mut Vec<u8>, row: &Row<'_>, names: &[&str], classes: Option<&[String]>) {
     let Row { flow, r, v, f, suppressed } = *row;
-    let mut m = serde_json::Map::new();
-    m.insert("flow".into(), flow.into());
-    json_keys(&mut m, r);
-    m.insert("score".into(), jnum(v.score));
-    m.insert("votes".into(), v.votes.into());
-    m.insert("severity".into(), v.severity.name().into());
-    m.insert("confidence".into(), jnum(v.confidence));
-    let models: serde_json::Map<String, serde_json::Value> = names
-        .iter()
-        .zip(&v.models)
-        .map(|(n, (s, f))| (n.to_string(), serde_json::json!({"score": jnum(*s), "flagged": f})))
-        .collect();
-    m.insert("models".into(), models.into());
-    if classes.is_some() {
-        m.insert("predicted_category".into(), predicted(v, classes).into());
-    }
-    findings::add_finding(&mut m, f, suppressed);
-    if let Some(t) = &r.truth {
-        m.insert("label".into(), if t.malicious { "malicious" } else { "benign" }.into());
-        m.insert("category".into(), t.category.as_deref().into());
-    }
+    let m = flowhound_explain::json::flow_json(flow, r, v, f, suppressed, names, classes);
     let _ = serde_json::to_writer(&mut *buf, &serde_json::Value::Object(m));
     buf.push(b'\n');
 }

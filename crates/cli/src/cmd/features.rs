@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use flowhound_explain::json::{flow_keys, jnum};
 use flowhound_features::schema::parse_window;
 use flowhound_features::{ExtractorParams, Kind};
 use flowhound_flow::FlowRecord;
@@ -223,30 +224,9 @@ fn write_csv(r: &FlowRecord, c: &Cells<'_>, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// An f32 as a JSON number without f64-widening noise (0.000064, not
-/// 0.00006399999983841553) and integers without `.0`.
-pub fn jnum(v: f32) -> serde_json::Value {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        serde_json::Value::from(v as i64)
-    } else {
-        let shortest: f64 = format!("{v}").parse().unwrap_or(f64::from(v));
-        serde_json::Number::from_f64(shortest).map_or(serde_json::Value::Null, serde_json::Value::Number)
-    }
-}
-
-/// Adds a flow's key fields (`KEYS`) to a JSON object.
-pub fn json_keys(m: &mut serde_json::Map<String, serde_json::Value>, r: &FlowRecord) {
-    m.insert("time".into(), r.start.map(|t| t.to_rfc3339()).into());
-    m.insert("src".into(), r.src.map(|a| a.to_string()).into());
-    m.insert("dst".into(), r.dst.map(|a| a.to_string()).into());
-    m.insert("src_port".into(), r.src_port.into());
-    m.insert("dst_port".into(), r.dst_port.into());
-    m.insert("protocol".into(), r.protocol.into());
-}
-
 fn write_json(r: &FlowRecord, names: &[String], c: &Cells<'_>, out: &mut Vec<u8>) {
     let mut m = serde_json::Map::new();
-    json_keys(&mut m, r);
+    flow_keys(&mut m, r);
     for (i, (n, v)) in names.iter().zip(c.row).enumerate() {
         let v = match c.text(i) {
             Some(t) => serde_json::Value::from(t),

@@ -3,16 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use flowhound_detect::bundle::Bundle;
-use flowhound_explain::allow::Entry;
-use flowhound_explain::{
-    Allowlist, Contribution, ExplainParams, Explainer, Finding, Incident, IncidentParams, Incidents,
-};
-use flowhound_flow::Timestamp;
-use serde_json::{json, Map, Value};
-
-use super::features::jnum;
 use crate::exit::{Classify, CliError, CliResult};
+use flowhound_detect::bundle::Bundle;
+use flowhound_explain::json::time;
+use flowhound_explain::{Allowlist, ExplainParams, Explainer, Incident, IncidentParams, Incidents};
 
 /// `detect`'s options for explanations, suppression and incidents.
 #[derive(Debug, Clone, clap::Args)]
@@ -100,78 +94,6 @@ impl FindingArgs {
             .usage()?;
         Ok(Findings { explainer, allow, incidents: Incidents::new(IncidentParams { gap_secs: gap, samples: 5 }) })
     }
-}
-
-fn time(us: Option<i64>) -> Value {
-    us.and_then(Timestamp::from_micros).map(|t| t.to_rfc3339()).into()
-}
-
-fn explanation_json(e: &[Contribution]) -> Value {
-    e.iter()
-        .map(|c| {
-            json!({
-                "feature": c.feature.as_ref(),
-                "value": jnum(c.value),
-                "baseline": jnum(c.baseline),
-                "z": jnum((c.z * 100.0).round() / 100.0),
-                "contribution": jnum((c.contribution * 1000.0).round() / 1000.0),
-            })
-        })
-        .collect()
-}
-
-/// Adds a flow's finding and suppression to its JSON object.
-pub fn add_finding(m: &mut Map<String, Value>, f: Option<&Finding>, suppressed: Option<&Entry>) {
-    m.insert("threat_class".into(), f.map(|f| f.class.as_ref()).into());
-    m.insert("threat_variant".into(), f.and_then(|f| f.variant.as_deref()).into());
-    m.insert("attack_technique".into(), f.and_then(|f| f.technique.as_deref()).into());
-    m.insert("reason".into(), f.map(|f| f.reason.as_str()).into());
-    m.insert("explanation".into(), f.map_or(Value::Null, |f| explanation_json(&f.explanation)));
-    m.insert("suppressed".into(), suppressed.is_some().into());
-    if let Some(e) = suppressed {
-        m.insert("suppressed_reason".into(), e.reason.as_str().into());
-    }
-}
-
-pub fn incident_json(i: &Incident) -> Value {
-    let samples: Vec<Value> = i
-        .samples
-        .iter()
-        .map(|s| {
-            json!({
-                "flow": s.flow,
-                "time": time(s.time),
-                "src": s.src.map(|a| a.to_string()),
-                "dst": s.dst.map(|a| a.to_string()),
-                "src_port": s.src_port,
-                "dst_port": s.dst_port,
-                "protocol": s.protocol,
-                "score": jnum(s.score),
-            })
-        })
-        .collect();
-    json!({
-        "incident": i.id,
-        "threat_class": i.class.as_ref(),
-        "threat_variant": i.variant.as_deref(),
-        "attack_technique": i.technique.as_deref(),
-        "actor": i.actor.map(|a| a.to_string()),
-        "actor_role": i.actor_role.name(),
-        "first_seen": time(i.first_seen),
-        "last_seen": time(i.last_seen),
-        "flows": i.flows,
-        "distinct_targets": i.targets.len(),
-        "distinct_ports": i.ports.len(),
-        "bytes": i.bytes,
-        "severity": i.peak_severity.name(),
-        "score": jnum(i.max_score),
-        "confidence": jnum(i.confidence),
-        "reason": i.reason,
-        "explanation": explanation_json(&i.explanation),
-        "samples": samples,
-        "suppressed_flows": i.suppressed,
-        "absorbed": i.absorbed.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<Map<String, Value>>(),
-    })
 }
 
 /// `1h 02m`, `41s`.
