@@ -35,6 +35,8 @@ enum Command {
     Evaluate(cmd::evaluate::Args),
     Generate(cmd::generate::Args),
     Demo(cmd::demo::Args),
+    Serve(cmd::serve::Args),
+    Report(cmd::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,8 @@ fn main() -> ExitCode {
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Report(a) => cmd::report::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -295,6 +295,12 @@ fn demo_runs_end_to_end() {
     let top = t.split("top incidents").nth(1).unwrap_or_else(|| panic!("no incidents: {t}"));
     assert!(top.lines().skip(2).take(10).all(|l| l.split_whitespace().count() > 10), "{top}");
     assert!(top.contains("port_scan") && top.contains("probed"), "{top}");
+    // And the dashboard's static report, whose path it prints.
+    let path = t.split("written to ").last().and_then(|l| l.lines().next()).unwrap_or_default();
+    assert!(path.ends_with(".html"), "{t}");
+    let html = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(html.contains("id=\"flowhound-report\""));
+    let _ = std::fs::remove_file(path);
 }
 
 #[test]
@@ -868,4 +874,96 @@ fn detect_explains_classifies_groups_and_suppresses() {
     let o = run(&["detect", "-m", &model, &test_log, "--rules", &bad.display().to_string()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("no feature named \"no_such_feature\""), "{}", text(&o.stderr));
+}
+
+/// The embedded data of a static report.
+fn report_data(html: &str) -> Value {
+    let start = html.find(r#"id="flowhound-report">"#).expect("data element") + r#"id="flowhound-report">"#.len();
+    let end = start + html[start..].find("</script>").expect("end");
+    serde_json::from_str(&html[start..end]).expect("report JSON")
+}
+
+/// `report` writes one self-contained page whose numbers are `detect`'s;
+/// `train --feedback DB` turns the dashboard's false positives into benign
+/// training rows: the retrained model flags far fewer of them and keeps the
+/// attacks.
+#[test]
+fn report_and_training_with_dashboard_feedback() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (train, train_labels) = generated(dir.path(), "train.log", 12_000, 21);
+    let (day, day_labels) = generated(dir.path(), "day.log", 8_000, 22);
+    let m1 = dir.path().join("m1").display().to_string();
+    let o = run(&["train", &train, "--labels", &train_labels, "--benign-only", "-m", &m1, "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    let html_path = dir.path().join("r.html");
+    let o = run(&["report", "-m", &m1, &day, "--labels", &day_labels, "-o", &html_path.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&html_path).expect("report");
+    assert!(!html.contains("src=\"/assets/") && !html.contains("href=\"/assets/"), "every asset inlined");
+    let data = report_data(&html);
+    let o = run(&["detect", "-m", &m1, &day, "--labels", &day_labels, "-q"]);
+    let detected = text(&o.stdout).lines().count() as u64;
+    assert_eq!(data["analysis"]["summary"]["flows"], 8000);
+    assert_eq!(data["analysis"]["summary"]["anomalies"], detected, "the report counts what detect writes");
+    assert_eq!(data["anomalies"].as_array().map(Vec::len), Some(detected as usize));
+    assert!(data["analysis"]["summary"]["ground_truth"]["quality"]["roc_auc"].as_f64().is_some_and(|a| a > 0.9));
+    assert!(data["incidents"].as_array().is_some_and(|i| !i.is_empty()));
+    let o = run(&["report", "-m", &m1, "/nonexistent.log", "-o", &html_path.display().to_string()]);
+    assert_eq!(o.status.code(), Some(3), "a missing input is an input error");
+
+    // A dashboard database where the analyst marked every false positive of
+    // the day's analysis.
+    let db = dir.path().join("fh.db");
+    let store = flowhound_server::Store::open(&db).expect("db");
+    let bundle = flowhound_detect::Bundle::load(Path::new(&m1)).expect("model");
+    let labels =
+        flowhound_flow::labels::LabelTable::parse(&std::fs::read(&day_labels).expect("labels")).expect("table");
+    let opts = flowhound_source::ScanOptions { labels: Some(std::sync::Arc::new(labels)), ..Default::default() };
+    let inputs = [flowhound_source::Input::Path(day.clone().into())];
+    let a =
+        flowhound_server::analyze(&bundle, &inputs, &opts, &Default::default(), &Default::default()).expect("analysis");
+    let id = store.create_analysis("day.log", 1).expect("create");
+    store.finish_analysis(id, &a).expect("store");
+    let fp: Vec<u64> = a.anomalies.iter().filter(|x| x.json["label"] == "benign").map(|x| x.flow).collect();
+    let tp = a.anomalies.iter().filter(|x| x.json["label"] == "malicious").count();
+    assert!(fp.len() > 100, "{} false positives to mark", fp.len());
+    for f in &fp {
+        let v = flowhound_server::store::Verdict::FalsePositive;
+        store.add_feedback(id, Some(*f as i64), None, v, "fine").expect("feedback").expect("flagged flow");
+    }
+    drop(store);
+
+    let m2 = dir.path().join("m2").display().to_string();
+    let db = db.display().to_string();
+    let o = run(&["train", &train, "--labels", &train_labels, "--benign-only", "-m", &m2, "--feedback", &db]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!("feedback: {} false positives as benign rows", fp.len())), "{err}");
+    let o = run(&["detect", "-m", &m2, &day, "--labels", &day_labels, "-q"]);
+    let after: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let fp_after = after.iter().filter(|v| v["label"] == "benign").count();
+    let tp_after = after.iter().filter(|v| v["label"] == "malicious").count();
+    eprintln!("false positives {} → {fp_after}, attacks flagged {tp} → {tp_after}", fp.len());
+    assert!(fp_after * 2 < fp.len(), "false positives {} → {fp_after}", fp.len());
+    assert!(tp_after * 100 >= tp * 95, "attacks flagged {tp} → {tp_after}");
+
+    // A file that is not a dashboard database is a usage error.
+    let o = run(&["train", &train, "-m", &m2, "--feedback", &train]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+#[test]
+fn serve_refuses_to_listen_openly_without_a_token() {
+    let o = run(&["serve", "-m", "/nonexistent", "--addr", "0.0.0.0:0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--token"), "{}", text(&o.stderr));
+    let o = run(&["serve", "-m", "/nonexistent", "--max-upload", "lots"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--max-upload"), "{}", text(&o.stderr));
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("x.db").display().to_string();
+    let o = run(&["serve", "-m", "/nonexistent", "--db", &db, "--addr", "127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(2), "a missing model is a usage error");
+    assert!(text(&o.stderr).contains("/nonexistent"), "{}", text(&o.stderr));
 }

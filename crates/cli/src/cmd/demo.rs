@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::convert::OutFormat;
 use super::detect::{self, DetectFormat, MinSeverity};
 use super::features::FeatureArgs;
-use super::{findings, generate, train, InputArgs};
+use super::{findings, generate, report, train, InputArgs};
 use crate::exit::{Classify, CliResult};
 
 /// Run flowhound end to end on generated traffic: generate a training day and
@@ -92,6 +92,8 @@ pub fn run(a: Args) -> CliResult {
             extras: Vec::new(),
             internal: Vec::new(),
         },
+        feedback: None,
+        feedback_weight: flowhound_server::retrain::DEFAULT_WEIGHT,
     };
     let (bundle, report) = train::train(&t)?;
     print!("{}", train::summary(&bundle, &report, &model));
@@ -120,6 +122,20 @@ pub fn run(a: Args) -> CliResult {
         print!("{}", findings::incident_table_row(i));
     }
     println!("\nanomalies written to {}", dir.join("anomalies.jsonl").display());
+    // The report outlives a temporary demo folder.
+    let html = match &a.dir {
+        Some(d) => d.join("report.html"),
+        None => std::env::temp_dir().join(format!("flowhound-demo-report-{}.html", a.seed)),
+    };
+    let r = report::Args {
+        input: input(&days[1].0, days[1].1.clone()),
+        model: model.clone(),
+        output: html.clone(),
+        allowlist: None,
+        max_anomalies: 5000,
+    };
+    report::report(&r)?;
+    println!("dashboard report (charts, tables, explanations) written to {}", html.display());
     println!(
         "Next: `flowhound detect -m {} {} --format table --min-severity high`",
         model.display(),

@@ -8,6 +8,8 @@ pub mod features;
 pub mod findings;
 pub mod generate;
 pub mod inspect;
+pub mod report;
+pub mod serve;
 pub mod train;
 
 use std::io::IsTerminal;

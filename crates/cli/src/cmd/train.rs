@@ -74,6 +74,17 @@ pub struct Args {
 
     #[command(flatten)]
     pub features: FeatureArgs,
+
+    /// The dashboard's database (`serve --db`): its analyst verdicts join the
+    /// training data — false positives as benign rows (their external
+    /// addresses become known), true positives as Random Forest examples
+    /// (with --supervised).
+    #[arg(long, value_name = "DB")]
+    pub feedback: Option<PathBuf>,
+
+    /// Training rows each verdict counts as.
+    #[arg(long, default_value_t = flowhound_server::retrain::DEFAULT_WEIGHT, value_name = "N")]
+    pub feedback_weight: usize,
 }
 
 /// Parses `--detectors`, listing every unknown name.
@@ -126,6 +137,13 @@ pub fn train(a: &Args) -> CliResult<(Bundle, TrainReport)> {
     let forest = a.supervised.then(flowhound_detect::forest::ForestParams::default);
     let holdout = a.holdout.map(|fraction| flowhound_detect::Holdout { fraction, seed: a.seed });
     let mut trainer = Trainer::new(fparams, a.benign_only, forest, holdout).usage()?;
+    let examples = match &a.feedback {
+        Some(db) => flowhound_server::Store::open_existing(db)
+            .and_then(|s| s.training_examples())
+            .map_err(|e| anyhow::Error::from(e).context(format!("--feedback {}", db.display())))
+            .usage()?,
+        None => Vec::new(),
+    };
     let mut events = a.input.events(&inputs)?;
     let t = Instant::now();
     let report = flowhound_source::scan(
@@ -139,6 +157,22 @@ pub fn train(a: &Args) -> CliResult<(Bundle, TrainReport)> {
     events.finish(&report)?;
     if trainer.records() == 0 {
         return Err(CliError::input(anyhow::anyhow!("no flow records to train on")));
+    }
+    if !examples.is_empty() {
+        let used = flowhound_server::retrain::add_examples(&mut trainer, &examples, a.feedback_weight).usage()?;
+        if !a.input.quiet {
+            eprintln!(
+                "feedback: {} false positives as benign rows, {} true positives as forest examples{} (×{} each)",
+                used.benign,
+                used.attacks,
+                if used.unused > 0 {
+                    format!(", {} true positives unused without --supervised", used.unused)
+                } else {
+                    String::new()
+                },
+                a.feedback_weight
+            );
+        }
     }
     let spinner = (!a.input.quiet && std::io::stderr().is_terminal()).then(|| {
         let s = ProgressBar::new_spinner();

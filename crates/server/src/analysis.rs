@@ -1,0 +1,342 @@
+//! One analysis: score inputs with a model, explain and classify what is
+//! flagged, group it into incidents, and gather the summary, the ground-truth
+//! metrics and the charts. The dashboard runs it on uploads in the
+//! background; `flowhound report` runs it on files.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use flowhound_detect::bundle::Bundle;
+use flowhound_detect::run::BATCH;
+use flowhound_detect::{metrics, Batch, Batches, DetectError, Severity};
+use flowhound_explain::json::{flow_json, incident_json};
+use flowhound_explain::{Allowlist, ExplainParams, Explainer, IncidentParams, Incidents};
+use flowhound_features::Kind as FeatureKind;
+use flowhound_flow::net::Networks;
+use flowhound_flow::FlowRecord;
+use flowhound_source::{FileReport, Input, ScanEvents, ScanOptions};
+use serde_json::{json, Map, Value};
+
+use crate::charts::Charts;
+
+/// Settings of one analysis.
+#[derive(Debug)]
+pub struct AnalysisParams {
+    pub top_features: usize,
+    pub incident_gap_secs: u32,
+    pub allow: Allowlist,
+    /// The model version the summary names.
+    pub model_version: i64,
+}
+
+impl Default for AnalysisParams {
+    fn default() -> Self {
+        AnalysisParams { top_features: 5, incident_gap_secs: 900, allow: Allowlist::default(), model_version: 1 }
+    }
+}
+
+/// Shared with whoever watches: raw bytes read of the total, and a stop flag.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub read: AtomicU64,
+    pub total: AtomicU64,
+    pub cancel: AtomicBool,
+}
+
+impl Progress {
+    /// Share done, 0..=1.
+    pub fn fraction(&self) -> f64 {
+        let (r, t) = (self.read.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed));
+        if t == 0 {
+            0.0
+        } else {
+            (r as f64 / t as f64).min(1.0)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// Nothing usable in the input: its problems, one per file.
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Bundle(#[from] flowhound_detect::BundleError),
+    #[error(transparent)]
+    Explain(#[from] flowhound_explain::ExplainError),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// One flagged flow, as stored and shown.
+#[derive(Debug, Clone)]
+pub struct Anomaly {
+    pub flow: u64,
+    pub severity: Severity,
+    pub class: String,
+    pub score: f32,
+    pub suppressed: bool,
+    /// `detect`'s JSON object of the flow, plus `details`.
+    pub json: Map<String, Value>,
+    /// The raw feature row it was scored on (for retraining with feedback).
+    pub raw: Vec<f32>,
+    /// Its external addresses (learned as known when marked benign).
+    pub external: Vec<IpAddr>,
+}
+
+/// One incident, as stored and shown.
+#[derive(Debug, Clone)]
+pub struct IncidentRow {
+    pub id: u64,
+    pub severity: Severity,
+    pub class: String,
+    pub score: f32,
+    pub json: Value,
+    /// Its flows (input positions).
+    pub members: Vec<u64>,
+}
+
+/// Everything one analysis found.
+#[derive(Debug)]
+pub struct Analysis {
+    pub summary: Value,
+    pub charts: Value,
+    pub anomalies: Vec<Anomaly>,
+    pub incidents: Vec<IncidentRow>,
+}
+
+/// Counts rejected lines and raw bytes read.
+struct Events<'a> {
+    progress: &'a Progress,
+    rejected: u64,
+    files: Vec<FileReport>,
+}
+
+impl ScanEvents for Events<'_> {
+    fn reject(&mut self, _r: &flowhound_source::LineReject<'_>) {
+        self.rejected += 1;
+    }
+    fn progress(&mut self, raw: u64) {
+        self.progress.read.fetch_add(raw, Ordering::Relaxed);
+    }
+    fn file_done(&mut self, f: &FileReport) {
+        self.files.push(f.clone());
+    }
+}
+
+/// Fields of the record beyond the key fields, for the detail panel. Text
+/// fields are whatever the input said: the page shows them as text.
+fn details(r: &FlowRecord) -> Value {
+    let cloud = r.cloud.as_deref();
+    json!({
+        "bytes": r.bytes.total,
+        "packets": r.packets.total,
+        "duration_s": r.duration_us.map(|d| d as f64 / 1e6),
+        "action": r.action.map(|a| a.as_str()),
+        "tcp_flags": r.tcp_flags,
+        "state": r.state.as_deref(),
+        "service": r.service.as_deref(),
+        "direction": r.direction.map(|d| d.as_str()),
+        "interface_id": cloud.and_then(|c| c.interface_id.as_deref()),
+        "account_id": cloud.and_then(|c| c.account_id.as_deref()),
+        "vpc_id": cloud.and_then(|c| c.vpc_id.as_deref()),
+        "instance_id": cloud.and_then(|c| c.instance_id.as_deref()),
+    })
+}
+
+/// Ground truth gathered per flow.
+#[derive(Debug, Default)]
+struct Truth {
+    labels: Vec<bool>,
+    categories: Vec<Option<String>>,
+    scores: Vec<f32>,
+    flags: Vec<bool>,
+    /// (category, class or "not flagged") → flows
+    classes: std::collections::BTreeMap<(String, String), u64>,
+}
+
+/// Scores `inputs` with `bundle`; `progress` is updated as bytes are read and
+/// checked for cancellation between batches.
+pub fn analyze(
+    bundle: &Bundle,
+    inputs: &[Input],
+    opts: &ScanOptions,
+    p: &AnalysisParams,
+    progress: &Progress,
+) -> Result<Analysis, AnalysisError> {
+    progress.total.store(inputs.iter().map(Input::size).sum(), Ordering::Relaxed);
+    let names = bundle.ensemble.model_names();
+    let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
+    let mut explainer = Explainer::new(bundle, None, &ExplainParams { top: p.top_features })?;
+    let mut incidents = Incidents::new(IncidentParams { gap_secs: p.incident_gap_secs, samples: 5 });
+    let mut charts = Charts::new(names.clone());
+    let nets = Networks::new(&bundle.features.internal);
+    let mut anomalies: Vec<Anomaly> = Vec::new();
+    let mut truth = Truth::default();
+    let (mut flows, mut suppressed) = (0u64, 0u64);
+    let mut by_severity = [0u64; 4];
+    let mut by_class: std::collections::BTreeMap<String, u64> = Default::default();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    let mut batches = Batches::new(bundle, BATCH)?;
+    let mut each = |batch: &Batch<'_>| -> Result<(), AnalysisError> {
+        if progress.cancel.load(Ordering::Relaxed) {
+            return Err(AnalysisError::Cancelled);
+        }
+        let found = explainer.explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {
+            batch.verdicts[i].severity != Severity::None
+        })?;
+        let (wr, wi) = (batch.raw_width(), batch.input.len() / batch.recs.len().max(1));
+        for (i, ((r, v), f)) in batch.iter().zip(&found).enumerate() {
+            let flow = flows;
+            flows += 1;
+            by_severity[v.severity as usize] += 1;
+            if let Some(t) = r.start {
+                first = first.min(t.secs());
+                last = last.max(t.secs());
+            }
+            let raw = &batch.raw[i * wr..(i + 1) * wr];
+            charts.add(flow, r, v, raw, &batch.input[i * wi..(i + 1) * wi]);
+            let class = f.as_ref().map(|f| f.class.to_string());
+            if let Some(t) = &r.truth {
+                truth.labels.push(t.malicious);
+                truth.categories.push(t.category.as_ref().map(|c| c.to_string()));
+                truth.scores.push(v.score);
+                truth.flags.push(v.severity != Severity::None);
+                if t.malicious {
+                    let key = (
+                        t.category.as_deref().unwrap_or("unknown").to_string(),
+                        class.clone().unwrap_or_else(|| "not flagged".into()),
+                    );
+                    *truth.classes.entry(key).or_default() += 1;
+                }
+            }
+            let Some(f) = f else { continue };
+            let entry = p.allow.check(r);
+            suppressed += u64::from(entry.is_some());
+            *by_class.entry(f.class.to_string()).or_default() += 1;
+            incidents.push(flow, r, v, f, entry.is_some());
+            let mut json = flow_json(flow, r, v, Some(f), entry, &names, classes);
+            json.insert("details".into(), details(r));
+            anomalies.push(Anomaly {
+                flow,
+                severity: v.severity,
+                class: f.class.to_string(),
+                score: v.score,
+                suppressed: entry.is_some(),
+                json,
+                raw: raw.to_vec(),
+                external: [r.src, r.dst].into_iter().flatten().filter(|a| !nets.is_internal(*a)).collect(),
+            });
+        }
+        Ok(())
+    };
+    let mut events = Events { progress, rejected: 0, files: Vec::new() };
+    let mut error: Option<AnalysisError> = None;
+    let report = flowhound_source::scan(
+        inputs,
+        opts,
+        &mut events,
+        |recs: &[FlowRecord]| recs.to_vec(),
+        |recs| {
+            if error.is_none() {
+                error = batches.push(&recs, &mut each).err();
+            }
+        },
+    );
+    if error.is_none() {
+        error = batches.flush(&mut each).err();
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if flows == 0 {
+        let problems: Vec<String> = report
+            .files
+            .iter()
+            .map(|f| format!("{}: {}", file_name(&f.name), public_error(f).unwrap_or_else(|| "no flow records".into())))
+            .collect();
+        return Err(AnalysisError::Input(if problems.is_empty() {
+            "no flow records".into()
+        } else {
+            problems.join("; ")
+        }));
+    }
+    let incidents: Vec<IncidentRow> = incidents
+        .finish()
+        .into_iter()
+        .map(|i| IncidentRow {
+            id: i.id,
+            severity: i.peak_severity,
+            class: i.class.to_string(),
+            score: i.max_score,
+            json: incident_json(&i),
+            members: i.members,
+        })
+        .collect();
+    let schema = &bundle.pipeline.input;
+    let raw_names: Vec<String> = schema.names().map(str::to_string).collect();
+    let numeric: Vec<bool> = schema.features.iter().map(|f| f.kind != FeatureKind::Categorical).collect();
+    let threshold = 1.0 - bundle.ensemble_params.contamination;
+    let charts = charts.finish(threshold, &raw_names, &numeric);
+    let incidents_by_severity = |s: Severity| incidents.iter().filter(|i| i.severity == s).count();
+    let mut summary = json!({
+        "flows": flows,
+        "anomalies": by_severity[1..].iter().sum::<u64>(),
+        "by_severity": {"high": by_severity[3], "medium": by_severity[2], "low": by_severity[1]},
+        "by_model": names.iter().zip(&charts["models"]["flagged"].as_array().cloned().unwrap_or_default()).map(|(n, c)| (n.to_string(), c.clone())).collect::<Map<String, Value>>(),
+        "by_class": by_class,
+        "suppressed": suppressed,
+        "incidents": {"total": incidents.len(), "high": incidents_by_severity(Severity::High), "medium": incidents_by_severity(Severity::Medium), "low": incidents_by_severity(Severity::Low)},
+        "time_span": if first <= last { json!({"first": ts(first), "last": ts(last)}) } else { Value::Null },
+        "rejected_lines": events.rejected,
+        "files": report.files.iter().map(|f| json!({"name": file_name(&f.name), "format": f.format, "records": f.records, "rejected": f.rejected, "error": public_error(f)})).collect::<Vec<_>>(),
+        "model_version": p.model_version,
+        "voters": names,
+        "min_votes": bundle.ensemble.min_votes(),
+        "threshold": threshold,
+    });
+    if !truth.labels.is_empty() {
+        summary["ground_truth"] = ground_truth(&truth);
+    }
+    Ok(Analysis { summary, charts, anomalies, incidents })
+}
+
+/// A file's problem without the server's folders in it.
+fn public_error(f: &FileReport) -> Option<String> {
+    let e = f.error.as_deref()?;
+    let short = file_name(&f.name);
+    let e = e.replace(&format!("{}: ", f.name), "").replace(&f.name, &short);
+    Some(e)
+}
+
+/// A file's own name: the server's folders are nobody's business.
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path).file_name().map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn ts(secs: i64) -> Option<String> {
+    flowhound_flow::Timestamp::from_secs(secs).map(|t| t.to_rfc3339())
+}
+
+/// `evaluate`'s numbers for the ensemble, with curves and confusion tables.
+fn ground_truth(t: &Truth) -> Value {
+    let cats: Vec<Option<&str>> = t.categories.iter().map(|c| c.as_deref()).collect();
+    let q = metrics::quality(&t.labels, &cats, &t.scores, &t.flags);
+    let (roc, pr) = metrics::curves(&t.labels, &t.scores, 200);
+    let pts = |c: &metrics::Curve| c.iter().map(|(x, y)| json!([round(*x), round(*y)])).collect::<Vec<_>>();
+    let malicious = t.labels.iter().filter(|l| **l).count();
+    json!({
+        "labeled": t.labels.len(),
+        "malicious": malicious,
+        "quality": q,
+        "roc": pts(&roc),
+        "pr": pts(&pr),
+        "class_confusion": t.classes.iter().map(|((c, k), n)| json!({"category": c, "class": k, "flows": n})).collect::<Vec<_>>(),
+    })
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}

@@ -1,0 +1,568 @@
+//! The dashboard's SQLite database: analyses with their summaries, flagged
+//! flows and incidents, analyst feedback, allowlist entries and model
+//! versions. One file, surviving restarts; `flowhound train --feedback DB`
+//! reads the feedback straight from it.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::analysis::Analysis;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("stored JSON is unreadable: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Version of the tables this build creates.
+const SCHEMA: i64 = 1;
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+  version INTEGER PRIMARY KEY, path TEXT NOT NULL, created TEXT NOT NULL,
+  parent INTEGER, feedback INTEGER NOT NULL DEFAULT 0, note TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS analyses (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL, status TEXT NOT NULL,
+  progress REAL NOT NULL DEFAULT 0, error TEXT, model_version INTEGER, summary TEXT, charts TEXT);
+CREATE TABLE IF NOT EXISTS anomalies (
+  analysis_id INTEGER NOT NULL, flow INTEGER NOT NULL, severity INTEGER NOT NULL, class TEXT NOT NULL,
+  score REAL NOT NULL, suppressed INTEGER NOT NULL, json TEXT NOT NULL, raw BLOB NOT NULL, external TEXT NOT NULL,
+  incident INTEGER, PRIMARY KEY (analysis_id, flow));
+CREATE INDEX IF NOT EXISTS anomalies_rank ON anomalies (analysis_id, severity DESC, score DESC);
+CREATE TABLE IF NOT EXISTS incidents (
+  analysis_id INTEGER NOT NULL, incident INTEGER NOT NULL, severity INTEGER NOT NULL, class TEXT NOT NULL,
+  score REAL NOT NULL, json TEXT NOT NULL, PRIMARY KEY (analysis_id, incident));
+CREATE TABLE IF NOT EXISTS feedback (
+  id INTEGER PRIMARY KEY, analysis_id INTEGER NOT NULL, flow INTEGER, incident INTEGER,
+  verdict TEXT NOT NULL, note TEXT NOT NULL, created TEXT NOT NULL, class TEXT, flows INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS allowlist (
+  id INTEGER PRIMARY KEY, entry TEXT NOT NULL, created TEXT NOT NULL, feedback_id INTEGER);
+";
+
+/// A verdict on a flow or an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    TruePositive,
+    FalsePositive,
+}
+
+impl Verdict {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "true_positive" => Some(Verdict::TruePositive),
+            "false_positive" => Some(Verdict::FalsePositive),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::TruePositive => "true_positive",
+            Verdict::FalsePositive => "false_positive",
+        }
+    }
+}
+
+/// A feedback row ready for training: the verdict and the raw feature row of
+/// one flow it covers.
+#[derive(Debug, Clone)]
+pub struct TrainingExample {
+    pub verdict: Verdict,
+    pub class: String,
+    pub raw: Vec<f32>,
+    pub external: Vec<IpAddr>,
+}
+
+/// (id, entry, created, feedback id) of an allowlist entry.
+pub type AllowRow = (i64, String, String, Option<i64>);
+
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+/// Seconds since the epoch as RFC 3339.
+pub fn now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    flowhound_flow::Timestamp::from_secs(secs).map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+fn raw_bytes(raw: &[f32]) -> Vec<u8> {
+    raw.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn raw_floats(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+impl Store {
+    /// Opens (creating) the database; analyses left `queued`/`running` by a
+    /// stopped server are marked failed, since their work is gone.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        Self::init(conn).map_err(|e| open_err(e.to_string()))
+    }
+
+    /// Opens an existing database read-only (for `train --feedback`).
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| StoreError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: format!("not a flowhound dashboard database ({e})"),
+            })?;
+        if version.as_deref() != Some(&SCHEMA.to_string()) {
+            return Err(StoreError::Open {
+                path: path.display().to_string(),
+                reason: format!("schema version {version:?}, this flowhound reads {SCHEMA}"),
+            });
+        }
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    /// An in-memory database (tests).
+    pub fn memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "busy_timeout", 5000)?;
+        conn.execute_batch(TABLES)?;
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1)", [SCHEMA.to_string()])?;
+        conn.execute(
+            "UPDATE analyses SET status = 'failed', error = 'the server stopped before it finished' WHERE status IN ('queued', 'running')",
+            [],
+        )?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves a usable connection: SQLite
+        // rolls back whatever transaction was open.
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    // ---- models
+
+    /// Registers a model folder as a new version; returns the version.
+    pub fn add_model(&self, path: &str, parent: Option<i64>, feedback: u64, note: &str) -> Result<i64, StoreError> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO models (path, created, parent, feedback, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![path, now(), parent, feedback as i64, note],
+        )?;
+        Ok(db.last_insert_rowid())
+    }
+
+    /// The version registered for a model folder, if any.
+    pub fn model_by_path(&self, path: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT version FROM models WHERE path = ?1 ORDER BY version DESC LIMIT 1", [path], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The root of a version (following `parent` to the model given with
+    /// `--model`) and its folder.
+    pub fn root_model(&self, version: i64) -> Result<Option<(i64, String)>, StoreError> {
+        let db = self.db();
+        let mut v = version;
+        for _ in 0..10_000 {
+            let row: Option<(Option<i64>, String)> = db
+                .query_row("SELECT parent, path FROM models WHERE version = ?1", [v], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match row {
+                Some((Some(p), _)) => v = p,
+                Some((None, path)) => return Ok(Some((v, path))),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The newest version and its folder.
+    pub fn latest_model(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT version, path FROM models ORDER BY version DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    pub fn models(&self) -> Result<Value, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT version, created, parent, feedback, note FROM models ORDER BY version DESC")?;
+        let rows = st.query_map([], |r| {
+            Ok(json!({
+                "version": r.get::<_, i64>(0)?,
+                "created": r.get::<_, String>(1)?,
+                "parent": r.get::<_, Option<i64>>(2)?,
+                "feedback": r.get::<_, i64>(3)?,
+                "note": r.get::<_, String>(4)?,
+            }))
+        })?;
+        Ok(Value::Array(rows.collect::<Result<_, _>>()?))
+    }
+
+    // ---- analyses
+
+    pub fn create_analysis(&self, name: &str, model_version: i64) -> Result<i64, StoreError> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO analyses (name, created, status, model_version) VALUES (?1, ?2, 'queued', ?3)",
+            params![name, now(), model_version],
+        )?;
+        Ok(db.last_insert_rowid())
+    }
+
+    pub fn set_status(&self, id: i64, status: &str, error: Option<&str>) -> Result<(), StoreError> {
+        self.db().execute("UPDATE analyses SET status = ?2, error = ?3 WHERE id = ?1", params![id, status, error])?;
+        Ok(())
+    }
+
+    /// Stores a finished analysis in one transaction and marks it done.
+    pub fn finish_analysis(&self, id: i64, a: &Analysis) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        {
+            let mut member: std::collections::HashMap<u64, u64> = Default::default();
+            let mut ins = tx.prepare(
+                "INSERT INTO incidents (analysis_id, incident, severity, class, score, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for i in &a.incidents {
+                ins.execute(params![
+                    id,
+                    i.id as i64,
+                    i.severity as i64,
+                    i.class,
+                    f64::from(i.score),
+                    i.json.to_string()
+                ])?;
+                for f in &i.members {
+                    member.insert(*f, i.id);
+                }
+            }
+            let mut ins = tx.prepare(
+                "INSERT INTO anomalies (analysis_id, flow, severity, class, score, suppressed, json, raw, external, incident)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for x in &a.anomalies {
+                let incident = member.get(&x.flow).map(|i| *i as i64);
+                let mut j = x.json.clone();
+                j.insert("incident".into(), incident.into());
+                let external: Vec<String> = x.external.iter().map(ToString::to_string).collect();
+                ins.execute(params![
+                    id,
+                    x.flow as i64,
+                    x.severity as i64,
+                    x.class,
+                    f64::from(x.score),
+                    x.suppressed,
+                    Value::Object(j).to_string(),
+                    raw_bytes(&x.raw),
+                    external.join(" "),
+                    incident
+                ])?;
+            }
+        }
+        tx.execute(
+            "UPDATE analyses SET status = 'done', progress = 1, summary = ?2, charts = ?3 WHERE id = ?1",
+            params![id, a.summary.to_string(), a.charts.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn analysis_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+        Ok(json!({
+            "id": r.get::<_, i64>(0)?,
+            "name": r.get::<_, String>(1)?,
+            "created": r.get::<_, String>(2)?,
+            "status": r.get::<_, String>(3)?,
+            "progress": r.get::<_, f64>(4)?,
+            "error": r.get::<_, Option<String>>(5)?,
+            "model_version": r.get::<_, Option<i64>>(6)?,
+        }))
+    }
+
+    pub fn analyses(&self) -> Result<Value, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT id, name, created, status, progress, error, model_version, summary FROM analyses ORDER BY id DESC",
+        )?;
+        let rows = st.query_map([], |r| {
+            let mut v = Self::analysis_row(r)?;
+            let summary: Option<String> = r.get(7)?;
+            if let Some(s) = summary.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
+                v["flows"] = s["flows"].clone();
+                v["anomalies"] = s["anomalies"].clone();
+                v["by_severity"] = s["by_severity"].clone();
+            }
+            Ok(v)
+        })?;
+        Ok(Value::Array(rows.collect::<Result<_, _>>()?))
+    }
+
+    /// Status, and when done the summary and charts; `None` if unknown.
+    pub fn analysis(&self, id: i64) -> Result<Option<Value>, StoreError> {
+        let db = self.db();
+        let row = db
+            .query_row(
+                "SELECT id, name, created, status, progress, error, model_version, summary, charts FROM analyses WHERE id = ?1",
+                [id],
+                |r| Ok((Self::analysis_row(r)?, r.get::<_, Option<String>>(7)?, r.get::<_, Option<String>>(8)?)),
+            )
+            .optional()?;
+        let Some((mut v, summary, charts)) = row else { return Ok(None) };
+        if let Some(s) = summary {
+            v["summary"] = serde_json::from_str(&s)?;
+        }
+        if let Some(c) = charts {
+            v["charts"] = serde_json::from_str(&c)?;
+        }
+        Ok(Some(v))
+    }
+
+    pub fn analysis_exists(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self.db().query_row("SELECT 1 FROM analyses WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some())
+    }
+
+    /// Flagged flows, most severe and highest score first, with the feedback
+    /// given on each. `severity`: at least this rank (1 low .. 3 high).
+    pub fn anomalies(
+        &self,
+        id: i64,
+        severity: Option<i64>,
+        class: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(u64, Vec<Value>), StoreError> {
+        let db = self.db();
+        let sev = severity.unwrap_or(1);
+        let total: i64 = db.query_row(
+            "SELECT COUNT(*) FROM anomalies WHERE analysis_id = ?1 AND severity >= ?2 AND (?3 IS NULL OR class = ?3)",
+            params![id, sev, class],
+            |r| r.get(0),
+        )?;
+        let mut st = db.prepare(
+            "SELECT a.json, (SELECT verdict FROM feedback f WHERE f.analysis_id = a.analysis_id AND (f.flow = a.flow OR f.incident = a.incident) ORDER BY f.id DESC LIMIT 1)
+             FROM anomalies a WHERE a.analysis_id = ?1 AND a.severity >= ?2 AND (?3 IS NULL OR a.class = ?3)
+             ORDER BY a.severity DESC, a.score DESC, a.flow LIMIT ?4 OFFSET ?5",
+        )?;
+        let rows = st.query_map(params![id, sev, class, limit, offset], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (j, fb) = row?;
+            let mut v: Value = serde_json::from_str(&j)?;
+            v["feedback"] = fb.into();
+            out.push(v);
+        }
+        Ok((total as u64, out))
+    }
+
+    /// One flagged flow, `None` if not flagged in that analysis.
+    pub fn anomaly(&self, id: i64, flow: i64) -> Result<Option<Value>, StoreError> {
+        let j: Option<String> = self
+            .db()
+            .query_row("SELECT json FROM anomalies WHERE analysis_id = ?1 AND flow = ?2", params![id, flow], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(j.map(|j| serde_json::from_str(&j)).transpose()?)
+    }
+
+    pub fn incidents(&self, id: i64) -> Result<Vec<Value>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT i.json, (SELECT verdict FROM feedback f WHERE f.analysis_id = i.analysis_id AND f.incident = i.incident ORDER BY f.id DESC LIMIT 1)
+             FROM incidents i WHERE i.analysis_id = ?1 ORDER BY i.incident",
+        )?;
+        let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (j, fb) = row?;
+            let mut v: Value = serde_json::from_str(&j)?;
+            v["feedback"] = fb.into();
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    // ---- feedback
+
+    /// Records a verdict on a flagged flow or an incident; returns the
+    /// feedback id and the number of flows it covers (0: no such item).
+    pub fn add_feedback(
+        &self,
+        analysis: i64,
+        flow: Option<i64>,
+        incident: Option<i64>,
+        verdict: Verdict,
+        note: &str,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        let db = self.db();
+        let (class, flows): (Option<String>, i64) = match (flow, incident) {
+            (Some(f), _) => db
+                .query_row("SELECT class, 1 FROM anomalies WHERE analysis_id = ?1 AND flow = ?2", params![analysis, f], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?
+                .unwrap_or((None, 0)),
+            (None, Some(i)) => db
+                .query_row(
+                    "SELECT i.class, (SELECT COUNT(*) FROM anomalies a WHERE a.analysis_id = i.analysis_id AND a.incident = i.incident)
+                     FROM incidents i WHERE i.analysis_id = ?1 AND i.incident = ?2",
+                    params![analysis, i],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .unwrap_or((None, 0)),
+            (None, None) => (None, 0),
+        };
+        if class.is_none() {
+            return Ok(None);
+        }
+        db.execute(
+            "INSERT INTO feedback (analysis_id, flow, incident, verdict, note, created, class, flows) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![analysis, flow, if flow.is_some() { None } else { incident }, verdict.name(), note, now(), class, flows],
+        )?;
+        Ok(Some((db.last_insert_rowid(), flows as u64)))
+    }
+
+    /// Every feedback entry, newest first, with the flow it names.
+    pub fn feedback(&self) -> Result<Vec<Value>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT f.id, f.analysis_id, f.flow, f.incident, f.verdict, f.note, f.created, f.class, f.flows,
+                    (SELECT json FROM anomalies a WHERE a.analysis_id = f.analysis_id AND a.flow = f.flow),
+                    (SELECT json FROM incidents i WHERE i.analysis_id = f.analysis_id AND i.incident = f.incident)
+             FROM feedback f ORDER BY f.id DESC",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                json!({
+                    "id": r.get::<_, i64>(0)?,
+                    "analysis_id": r.get::<_, i64>(1)?,
+                    "flow_id": r.get::<_, Option<i64>>(2)?,
+                    "incident_id": r.get::<_, Option<i64>>(3)?,
+                    "verdict": r.get::<_, String>(4)?,
+                    "note": r.get::<_, String>(5)?,
+                    "created": r.get::<_, String>(6)?,
+                    "threat_class": r.get::<_, Option<String>>(7)?,
+                    "flows": r.get::<_, i64>(8)?,
+                }),
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<String>>(10)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut v, flow, incident) = row?;
+            if let Some(f) = flow {
+                v["flow"] = serde_json::from_str(&f)?;
+            }
+            if let Some(i) = incident {
+                v["incident"] = serde_json::from_str(&i)?;
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// The flows feedback covers, one example each (the latest verdict on a
+    /// flow wins, whether given on the flow or on its incident), for training.
+    pub fn training_examples(&self) -> Result<Vec<TrainingExample>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT a.analysis_id, a.flow, f.verdict, a.class, a.raw, a.external FROM feedback f
+             JOIN anomalies a ON a.analysis_id = f.analysis_id
+              AND (a.flow = f.flow OR (f.flow IS NULL AND a.incident = f.incident))
+             ORDER BY f.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut latest: std::collections::BTreeMap<(i64, i64), TrainingExample> = Default::default();
+        for row in rows {
+            let (key, verdict, class, raw, external) = row?;
+            let Some(verdict) = Verdict::parse(&verdict) else { continue };
+            let external = external.split_whitespace().filter_map(|a| a.parse().ok()).collect();
+            latest.insert(key, TrainingExample { verdict, class, raw: raw_floats(&raw), external });
+        }
+        Ok(latest.into_values().collect())
+    }
+
+    /// A flagged flow's record fields, for an allowlist suggestion.
+    pub fn anomaly_json_for_feedback(&self, feedback: i64) -> Result<Option<(Value, Option<i64>)>, StoreError> {
+        let db = self.db();
+        let row: Option<(Option<String>, Option<String>)> = db
+            .query_row(
+                "SELECT (SELECT json FROM anomalies a WHERE a.analysis_id = f.analysis_id AND a.flow = f.flow),
+                        (SELECT json FROM incidents i WHERE i.analysis_id = f.analysis_id AND i.incident = f.incident)
+                 FROM feedback f WHERE f.id = ?1",
+                [feedback],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((Some(f), _)) => Some((serde_json::from_str(&f)?, None)),
+            Some((None, Some(i))) => Some((serde_json::from_str(&i)?, Some(1))),
+            _ => None,
+        })
+    }
+
+    // ---- allowlist
+
+    /// Adds an entry (one `[[allow]]` table's TOML body, already checked).
+    pub fn add_allow(&self, entry: &str, feedback: Option<i64>) -> Result<i64, StoreError> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO allowlist (entry, created, feedback_id) VALUES (?1, ?2, ?3)",
+            params![entry, now(), feedback],
+        )?;
+        Ok(db.last_insert_rowid())
+    }
+
+    pub fn remove_allow(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self.db().execute("DELETE FROM allowlist WHERE id = ?1", [id])? > 0)
+    }
+
+    /// Allowlist entries, oldest first.
+    pub fn allow_entries(&self) -> Result<Vec<AllowRow>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id, entry, created, feedback_id FROM allowlist ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The whole allowlist as one TOML document.
+    pub fn allow_toml(&self) -> Result<String, StoreError> {
+        Ok(self.allow_entries()?.iter().map(|(_, e, _, _)| format!("[[allow]]\n{e}\n")).collect())
+    }
+}

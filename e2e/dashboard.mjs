@@ -1,0 +1,169 @@
+// End-to-end test of the dashboard in real headless Chromium (Debian's
+// /usr/bin/chromium, driven by playwright-core; no browser download).
+//
+// generate → train → `flowhound serve` → upload a generated day with ground
+// truth through the page → wait for the analysis → open a detail panel →
+// mark a false positive and add its allowlist suggestion → reload and see the
+// feedback kept → retrain with feedback → screenshots into docs/screenshots/.
+// The ground-truth category of every attack is `<img src=x onerror=alert(1)>`:
+// it must show as text and never run. Then the static report, opened from a
+// file, must render the same page.
+//
+//   node e2e/dashboard.mjs      (FLOWHOUND_BIN, CHROMIUM override the paths)
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = process.env.FLOWHOUND_BIN || join(root, 'target/debug/flowhound');
+const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const shots = join(root, 'docs/screenshots');
+const PAYLOAD = '<img src=x onerror=alert(1)>';
+const work = mkdtempSync(join(tmpdir(), 'flowhound-e2e-'));
+const run = (...args) => execFileSync(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+let server;
+let failures = 0;
+
+function check(ok, what) {
+  console.log((ok ? 'ok   ' : 'FAIL ') + what);
+  if (!ok) failures++;
+}
+
+async function main() {
+  run('generate', '-o', join(work, 'train.log'), '--flows', '30000', '--seed', '11', '--start', '2026-11-02T00:00:00Z', '-q');
+  run('generate', '-o', join(work, 'day.log'), '--flows', '12000', '--seed', '11', '--start', '2026-11-03T00:00:00Z', '-q');
+  run('train', '-m', join(work, 'model'), join(work, 'train.log'), '--labels', join(work, 'train.log.labels.csv'), '--benign-only', '-q');
+  // Hostile ground truth: every attack's category is an HTML payload.
+  const labels = readFileSync(join(work, 'day.log.labels.csv'), 'utf8')
+    .split('\n')
+    .map((l, i) => (i > 0 && l.includes(',true,') ? l.replace(/,true,.*$/, ',true,' + PAYLOAD) : l))
+    .join('\n');
+  writeFileSync(join(work, 'hostile.labels.csv'), labels);
+
+  const port = 18000 + Math.floor(Math.random() * 2000);
+  server = spawn(bin, ['serve', '-m', join(work, 'model'), '--db', join(work, 'data/flowhound.db'), '--addr', '127.0.0.1:' + port], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  server.stderr.on('data', (d) => { log += d; });
+  const base = 'http://127.0.0.1:' + port;
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(base + '/api/health')).ok) break; } catch (e) { /* not yet */ }
+    if (i > 100) throw new Error('server did not start: ' + log);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const browser = await chromium.launch({
+    executablePath: browserPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
+  const dialogs = [];
+  page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+
+  await page.goto(base + '/');
+  await page.waitForSelector('#drop');
+  await page.setInputFiles('#labels-file', join(work, 'hostile.labels.csv'));
+  await page.setInputFiles('#file', join(work, 'day.log'));
+  await page.waitForSelector('#cards .card', { timeout: 120000 });
+  await page.waitForSelector('#anomaly-table tbody tr');
+  const flows = await page.textContent('#cards .card:first-child .v');
+  check(flows.replace(/,/g, '') === '12000', 'summary shows the 12 000 uploaded flows (' + flows + ')');
+  const rows = await page.locator('#anomaly-table tbody tr').count();
+  check(rows === 100, 'anomalies table shows the first page of 100 (' + rows + ')');
+  await page.screenshot({ path: join(shots, 'dashboard-anomalies.png') });
+
+  // Detail panel of the top flow: explanation, fields, the hostile category as text.
+  await page.click('#anomaly-table tbody tr:first-child');
+  await page.waitForSelector('#detail:not([hidden])');
+  const reason = await page.textContent('#detail-reason');
+  check(reason.length > 10, 'detail panel gives a reason: ' + reason);
+  const expl = await page.locator('#detail-explanation tbody tr').count();
+  check(expl >= 3, 'detail panel lists the top features (' + expl + ')');
+  const fields = await page.textContent('#detail-fields');
+  check(fields.includes(PAYLOAD), 'the hostile category is shown literally as text');
+  check((await page.locator('img').count()) === 0, 'no <img> element was created from flow data');
+  await page.fill('#fb-note', 'known load test');
+  await page.screenshot({ path: join(shots, 'dashboard-detail.png') });
+  const flowId = (await page.textContent('#detail-title')).match(/Flow (\d+)/)[1];
+
+  // Feedback with a note, then its allowlist suggestion.
+  await page.click('#fb-fp');
+  await page.waitForFunction(() => document.getElementById('fb-status').textContent.startsWith('Marked false positive'));
+  await page.waitForSelector('#fb-suggestion:not([hidden])');
+  const sugg = await page.textContent('#fb-suggestion-text');
+  check(sugg.includes('src =') && sugg.includes('reason ='), 'a false positive suggests an allowlist entry');
+  await page.click('#fb-allow');
+  await page.waitForFunction(() => document.getElementById('fb-status').textContent.startsWith('Added to the allowlist'));
+
+  // Reload: the verdict is kept (from SQLite) and shown on the row and in the feedback tab.
+  await page.reload();
+  await page.waitForSelector('#anomaly-table tbody tr');
+  const kept = await page.locator(`#anomaly-table tbody tr[data-flow="${flowId}"] .fbv`).textContent();
+  check(kept === 'false positive', 'after a reload the flow still shows its verdict (' + kept + ')');
+  await page.click('[data-tab="feedback"]');
+  await page.waitForSelector('#feedback-table tbody tr');
+  const fbText = await page.textContent('#feedback-table');
+  check(fbText.includes('known load test') && fbText.includes('flow ' + flowId), 'the feedback tab lists the verdict with its note');
+  check((await page.locator('#allow-table tbody tr').count()) === 1, 'the allowlist holds the added entry');
+  await page.screenshot({ path: join(shots, 'dashboard-feedback.png') });
+
+  // Incidents, charts, ground truth.
+  await page.click('[data-tab="incidents"]');
+  await page.waitForSelector('#incident-table tbody tr');
+  await page.click('#incident-table tbody tr:first-child');
+  await page.waitForSelector('#detail-flows tbody tr');
+  check((await page.textContent('#detail-title')).startsWith('Incident 1'), 'an incident opens with its sample flows');
+  await page.screenshot({ path: join(shots, 'dashboard-incident.png') });
+  await page.click('#detail-close');
+  await page.click('[data-tab="charts"]');
+  await page.waitForSelector('#c-timeline canvas');
+  const canvases = await page.locator('#tab-charts canvas').count();
+  check(canvases >= 10, 'every chart draws (' + canvases + ' canvases)');
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: join(shots, 'dashboard-charts.png'), fullPage: true });
+  await page.click('[data-tab="truth"]');
+  await page.waitForSelector('#c-roc canvas');
+  const auc = await page.textContent('#truth-metrics');
+  check(/ROC-AUC/.test(auc), 'ground truth metrics are shown');
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: join(shots, 'dashboard-truth.png'), fullPage: true });
+
+  // Retrain with feedback: a new model version, named on the page.
+  await page.click('#retrain');
+  await page.waitForFunction(() => /model v2 trained/.test(document.getElementById('retrain-status').textContent), null, { timeout: 120000 });
+  check((await page.textContent('#model-version')) === 'model v2', 'the page shows model v2 after retraining');
+
+  // The static report, from a file: same page, no server.
+  const report = join(work, 'report.html');
+  run('report', '-m', join(work, 'model'), join(work, 'day.log'), '--labels', join(work, 'hostile.labels.csv'), '-o', report, '-q');
+  const rp = await browser.newPage({ viewport: { width: 1500, height: 950 } });
+  rp.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+  rp.on('pageerror', (e) => errors.push(String(e)));
+  await rp.goto('file://' + report);
+  await rp.waitForSelector('#anomaly-table tbody tr');
+  check((await rp.textContent('#cards .card:first-child .v')).replace(/,/g, '') === '12000', 'the static report renders the analysis offline');
+  await rp.click('[data-tab="charts"]');
+  await rp.waitForSelector('#c-pca canvas');
+  await rp.waitForTimeout(800);
+  await rp.screenshot({ path: join(shots, 'report-charts.png') });
+
+  check(dialogs.length === 0, 'no script from flow data ran (dialogs: ' + JSON.stringify(dialogs) + ')');
+  check(errors.length === 0, 'no page errors ' + JSON.stringify(errors));
+  await browser.close();
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(e);
+  failures++;
+} finally {
+  if (server) server.kill('SIGINT');
+  rmSync(work, { recursive: true, force: true });
+}
+console.log(failures ? failures + ' check(s) failed' : 'all dashboard checks passed');
+process.exit(failures ? 1 : 0);
