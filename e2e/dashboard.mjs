@@ -151,6 +151,31 @@ async function main() {
   await rp.waitForTimeout(800);
   await rp.screenshot({ path: join(shots, 'report-charts.png') });
 
+  // With a token: the page asks for it, refuses a wrong one, opens with the right one.
+  const tport = port + 1;
+  const token = 'e2e-token-0123456789abcdef';
+  const tserver = spawn(bin, ['serve', '-m', join(work, 'model'), '--db', join(work, 'data2/flowhound.db'), '--addr', '127.0.0.1:' + tport, '--token', token], { stdio: 'ignore' });
+  try {
+    for (let i = 0; ; i++) {
+      try { if ((await fetch('http://127.0.0.1:' + tport + '/api/health')).ok) break; } catch (e) { /* not yet */ }
+      if (i > 100) throw new Error('token server did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const lp = await browser.newPage();
+    await lp.goto('http://127.0.0.1:' + tport + '/');
+    await lp.waitForSelector('#login:not([hidden])');
+    await lp.fill('#login-token', 'wrong-token-wrong-token');
+    await lp.click('#login-form button');
+    await lp.waitForFunction(() => document.getElementById('login-error').textContent.includes('not accepted'));
+    check(await lp.isHidden('#app'), 'a wrong token keeps the dashboard closed');
+    await lp.fill('#login-token', token);
+    await lp.click('#login-form button');
+    await lp.waitForSelector('#app:not([hidden])');
+    check((await lp.textContent('#model-version')) === 'model v1', 'the right token opens the dashboard');
+  } finally {
+    tserver.kill('SIGINT');
+  }
+
   check(dialogs.length === 0, 'no script from flow data ran (dialogs: ' + JSON.stringify(dialogs) + ')');
   check(errors.length === 0, 'no page errors ' + JSON.stringify(errors));
   await browser.close();

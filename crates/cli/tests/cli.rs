@@ -925,8 +925,11 @@ fn report_and_training_with_dashboard_feedback() {
         flowhound_server::analyze(&bundle, &inputs, &opts, &Default::default(), &Default::default()).expect("analysis");
     let id = store.create_analysis("day.log", 1).expect("create");
     store.finish_analysis(id, &a).expect("store");
-    let fp: Vec<u64> = a.anomalies.iter().filter(|x| x.json["label"] == "benign").map(|x| x.flow).collect();
-    let tp = a.anomalies.iter().filter(|x| x.json["label"] == "malicious").count();
+    let label = |x: &flowhound_server::analysis::Anomaly| {
+        serde_json::from_str::<Value>(&x.json).expect("json")["label"].clone()
+    };
+    let fp: Vec<u64> = a.anomalies.iter().filter(|x| label(x) == "benign").map(|x| x.flow).collect();
+    let tp = a.anomalies.iter().filter(|x| label(x) == "malicious").count();
     assert!(fp.len() > 100, "{} false positives to mark", fp.len());
     for f in &fp {
         let v = flowhound_server::store::Verdict::FalsePositive;

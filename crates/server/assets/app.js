@@ -47,7 +47,7 @@
   function showLogin(msg) {
     $('app').hidden = true;
     $('login').hidden = false;
-    $('login-error').textContent = msg || '';
+    $('login-error').textContent = state.triedToken ? 'That token was not accepted.' : msg || '';
   }
 
   // ---- analyses list and upload
@@ -590,6 +590,7 @@
     $('login-form').addEventListener('submit', async (e) => {
       e.preventDefault();
       sessionStorage.setItem('flowhound-token', $('login-token').value);
+      state.triedToken = true;
       start();
     });
   }

@@ -2,8 +2,6 @@
 //! from one file), and the static report: the same page with its scripts,
 //! styles and one analysis inlined.
 
-use serde_json::Value;
-
 pub const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
@@ -22,8 +20,8 @@ pub fn get(name: &str) -> Option<(&'static str, &'static str)> {
 
 /// JSON safe inside a `<script>` element: `<` never appears raw, so neither
 /// `</script>` nor `<!--` in a flow field can end or bend the element.
-fn script_json(v: &Value) -> String {
-    v.to_string().replace('<', "\\u003c")
+fn script_json(json: &str) -> String {
+    json.replace('<', "\\u003c")
 }
 
 /// A script's text safe inside `<script>`: the only sequence that can end
@@ -33,30 +31,46 @@ fn script_text(js: &str) -> String {
     js.replace("</script", "<\\/script")
 }
 
-/// The page as one self-contained HTML file showing `data` (see the report
-/// mode in app.js: `{"analysis", "anomalies", "incidents"}`).
-pub fn report_html(data: &Value) -> String {
-    let mut html = INDEX_HTML.to_string();
-    html = html.replace(r#"<link rel="stylesheet" href="/assets/app.css">"#, &format!("<style>\n{APP_CSS}\n</style>"));
-    html = html.replace(
-        r#"<script src="/assets/echarts.min.js"></script>"#,
-        &format!("<script>\n{}\n</script>", script_text(ECHARTS_JS)),
-    );
-    html = html.replace(
-        r#"<script src="/assets/app.js"></script>"#,
-        &format!(
-            "<script type=\"application/json\" id=\"flowhound-report\">{}</script>\n<script>\n{}\n</script>",
-            script_json(data),
-            script_text(APP_JS)
+const CSS_TAG: &str = r#"<link rel="stylesheet" href="/assets/app.css">"#;
+const ECHARTS_TAG: &str = r#"<script src="/assets/echarts.min.js"></script>"#;
+const APP_TAG: &str = r#"<script src="/assets/app.js"></script>"#;
+
+/// The page as one self-contained HTML file showing `data_json` (see the
+/// report mode in app.js: `{"analysis", "anomalies", "incidents"}`).
+pub fn report_html(data_json: &str) -> String {
+    let data = script_json(data_json);
+    let echarts = script_text(ECHARTS_JS);
+    let app = script_text(APP_JS);
+    let mut out =
+        String::with_capacity(INDEX_HTML.len() + APP_CSS.len() + echarts.len() + app.len() + data.len() + 200);
+    let mut rest = INDEX_HTML;
+    for (tag, with) in [
+        (CSS_TAG, format!("<style>\n{APP_CSS}\n</style>")),
+        (ECHARTS_TAG, format!("<script>\n{echarts}\n</script>")),
+        (
+            APP_TAG,
+            format!(
+                "<script type=\"application/json\" id=\"flowhound-report\">{data}</script>\n<script>\n{app}\n</script>"
+            ),
         ),
-    );
-    html
+    ] {
+        // The tags are in index.html (a unit test checks): copy up to each,
+        // then its inlined replacement.
+        let (head, tail) = rest.split_once(tag).unwrap_or((rest, ""));
+        out.push_str(head);
+        out.push_str(&with);
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
-/// What a static report shows of an analysis: its summary and charts, the
-/// `max_anomalies` most severe flagged flows (highest score first) and every
-/// incident, in the shapes the API serves.
-pub fn report_data(name: &str, a: &crate::Analysis, max_anomalies: usize) -> Value {
+/// What a static report shows of an analysis, as JSON text: its summary and
+/// charts, the `max_anomalies` most severe flagged flows (highest score
+/// first) and every incident, in the shapes the API serves. Composed from
+/// the already serialized flows: parsing 100k of them back into trees would
+/// cost gigabytes.
+pub fn report_data(name: &str, a: &crate::Analysis, max_anomalies: usize) -> String {
     let mut member = std::collections::HashMap::new();
     for i in &a.incidents {
         for f in &i.members {
@@ -65,27 +79,34 @@ pub fn report_data(name: &str, a: &crate::Analysis, max_anomalies: usize) -> Val
     }
     let mut order: Vec<&crate::analysis::Anomaly> = a.anomalies.iter().collect();
     order.sort_by(|x, y| y.severity.cmp(&x.severity).then(y.score.total_cmp(&x.score)).then(x.flow.cmp(&y.flow)));
-    let anomalies: Vec<Value> = order
-        .into_iter()
-        .take(max_anomalies)
-        .map(|x| {
-            let mut j = x.json.clone();
-            j.insert("incident".into(), member.get(&x.flow).copied().into());
-            Value::Object(j)
-        })
-        .collect();
-    serde_json::json!({
-        "analysis": {
-            "id": 1,
-            "name": name,
-            "status": "done",
-            "model_version": a.summary["model_version"],
-            "summary": a.summary,
-            "charts": a.charts,
-        },
-        "anomalies": anomalies,
-        "incidents": a.incidents.iter().map(|i| i.json.clone()).collect::<Vec<_>>(),
-    })
+    let analysis = serde_json::json!({
+        "id": 1,
+        "name": name,
+        "status": "done",
+        "model_version": a.summary["model_version"],
+        "summary": a.summary,
+        "charts": a.charts,
+    });
+    let mut out = format!("{{\"analysis\":{analysis},\"anomalies\":[");
+    for (k, x) in order.into_iter().take(max_anomalies).enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        // Every flow's JSON is an object: add its incident before the `}`.
+        let body = x.json.strip_suffix('}').unwrap_or(&x.json);
+        let incident = member.get(&x.flow).map_or("null".to_string(), u64::to_string);
+        out.push_str(body);
+        out.push_str(&format!(",\"incident\":{incident}}}"));
+    }
+    out.push_str("],\"incidents\":[");
+    for (k, i) in a.incidents.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        out.push_str(&i.json);
+    }
+    out.push_str("]}");
+    out
 }
 
 #[cfg(test)]
@@ -94,8 +115,11 @@ mod tests {
 
     #[test]
     fn report_inlines_everything_and_cannot_be_broken_out_of() {
+        for tag in [CSS_TAG, ECHARTS_TAG, APP_TAG] {
+            assert_eq!(INDEX_HTML.matches(tag).count(), 1, "{tag} in index.html once");
+        }
         let data = serde_json::json!({"analysis": {"name": "</script><img src=x onerror=alert(1)>"}});
-        let html = report_html(&data);
+        let html = report_html(&data.to_string());
         assert!(!html.contains("src=\"/assets/"), "no external asset left");
         assert!(!html.contains("href=\"/assets/"), "no external stylesheet left");
         assert!(!html.contains("</script><img"), "a field cannot close the data element");

@@ -153,6 +153,13 @@ impl Store {
         Ok(Store { conn: Mutex::new(conn) })
     }
 
+    /// Runs an INSERT; returns the new row's id.
+    fn insert(&self, sql: &str, p: impl rusqlite::Params) -> Result<i64, StoreError> {
+        let db = self.db();
+        db.execute(sql, p)?;
+        Ok(db.last_insert_rowid())
+    }
+
     fn db(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves a usable connection: SQLite
         // rolls back whatever transaction was open.
@@ -163,12 +170,10 @@ impl Store {
 
     /// Registers a model folder as a new version; returns the version.
     pub fn add_model(&self, path: &str, parent: Option<i64>, feedback: u64, note: &str) -> Result<i64, StoreError> {
-        let db = self.db();
-        db.execute(
+        self.insert(
             "INSERT INTO models (path, created, parent, feedback, note) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![path, now(), parent, feedback as i64, note],
-        )?;
-        Ok(db.last_insert_rowid())
+        )
     }
 
     /// The version registered for a model folder, if any.
@@ -225,12 +230,10 @@ impl Store {
     // ---- analyses
 
     pub fn create_analysis(&self, name: &str, model_version: i64) -> Result<i64, StoreError> {
-        let db = self.db();
-        db.execute(
+        self.insert(
             "INSERT INTO analyses (name, created, status, model_version) VALUES (?1, ?2, 'queued', ?3)",
             params![name, now(), model_version],
-        )?;
-        Ok(db.last_insert_rowid())
+        )
     }
 
     pub fn set_status(&self, id: i64, status: &str, error: Option<&str>) -> Result<(), StoreError> {
@@ -248,14 +251,7 @@ impl Store {
                 "INSERT INTO incidents (analysis_id, incident, severity, class, score, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for i in &a.incidents {
-                ins.execute(params![
-                    id,
-                    i.id as i64,
-                    i.severity as i64,
-                    i.class,
-                    f64::from(i.score),
-                    i.json.to_string()
-                ])?;
+                ins.execute(params![id, i.id as i64, i.severity as i64, i.class, f64::from(i.score), &*i.json])?;
                 for f in &i.members {
                     member.insert(*f, i.id);
                 }
@@ -266,8 +262,6 @@ impl Store {
             )?;
             for x in &a.anomalies {
                 let incident = member.get(&x.flow).map(|i| *i as i64);
-                let mut j = x.json.clone();
-                j.insert("incident".into(), incident.into());
                 let external: Vec<String> = x.external.iter().map(ToString::to_string).collect();
                 ins.execute(params![
                     id,
@@ -276,7 +270,7 @@ impl Store {
                     x.class,
                     f64::from(x.score),
                     x.suppressed,
-                    Value::Object(j).to_string(),
+                    &*x.json,
                     raw_bytes(&x.raw),
                     external.join(" "),
                     incident
@@ -363,17 +357,18 @@ impl Store {
             |r| r.get(0),
         )?;
         let mut st = db.prepare(
-            "SELECT a.json, (SELECT verdict FROM feedback f WHERE f.analysis_id = a.analysis_id AND (f.flow = a.flow OR f.incident = a.incident) ORDER BY f.id DESC LIMIT 1)
+            "SELECT a.json, (SELECT verdict FROM feedback f WHERE f.analysis_id = a.analysis_id AND (f.flow = a.flow OR f.incident = a.incident) ORDER BY f.id DESC LIMIT 1), a.incident
              FROM anomalies a WHERE a.analysis_id = ?1 AND a.severity >= ?2 AND (?3 IS NULL OR a.class = ?3)
              ORDER BY a.severity DESC, a.score DESC, a.flow LIMIT ?4 OFFSET ?5",
         )?;
         let rows = st.query_map(params![id, sev, class, limit, offset], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (j, fb) = row?;
+            let (j, fb, incident) = row?;
             let mut v: Value = serde_json::from_str(&j)?;
+            v["incident"] = incident.into();
             v["feedback"] = fb.into();
             out.push(v);
         }
@@ -541,12 +536,10 @@ impl Store {
 
     /// Adds an entry (one `[[allow]]` table's TOML body, already checked).
     pub fn add_allow(&self, entry: &str, feedback: Option<i64>) -> Result<i64, StoreError> {
-        let db = self.db();
-        db.execute(
+        self.insert(
             "INSERT INTO allowlist (entry, created, feedback_id) VALUES (?1, ?2, ?3)",
             params![entry, now(), feedback],
-        )?;
-        Ok(db.last_insert_rowid())
+        )
     }
 
     pub fn remove_allow(&self, id: i64) -> Result<bool, StoreError> {

@@ -274,6 +274,31 @@ async fn feedback_makes_the_next_run_better_and_attacks_stay_flagged() {
     assert_eq!(a3["summary"]["suppressed"], backups_after as u64);
     assert!(flagged(&fx.app, third).await.iter().filter(|f| is_backup(f)).all(|f| f["suppressed"] == true));
 
+    // Two uploads at once: both queue and run in the background while the
+    // API keeps answering, and both finish with the same counts.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (s, v) = call(&fx.app, multipart(&[("file", "day.log", &log), ("labels", "l.csv", &labels)])).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        ids.push(v["id"].as_i64().expect("id"));
+    }
+    let (s, _) = call(&fx.app, get("/api/health")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, list) = call(&fx.app, get("/api/analyses")).await;
+    let pending = list.as_array().expect("list").iter().filter(|a| a["status"] != "done").count();
+    assert!(pending >= 1, "the API answered while analyses were still under way: {list}");
+    for id in &ids {
+        for _ in 0..600 {
+            let (_, a) = call(&fx.app, get(&format!("/api/analyses/{id}"))).await;
+            if a["status"] == "done" {
+                assert_eq!(a["summary"]["anomalies"], a3["summary"]["anomalies"]);
+                break;
+            }
+            assert_ne!(a["status"], "failed", "{a}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     // Export as CSV: one header and one row per verdict.
     let res = fx.app.clone().oneshot(get("/api/feedback/export?format=csv")).await.expect("res");
     assert_eq!(res.status(), StatusCode::OK);

@@ -382,24 +382,7 @@ pub fn score_each(
 ) -> CliResult<CliResult> {
     let mut batches = Batches::new(bundle, BATCH).usage()?;
     let mut events = input.events(inputs)?;
-    let mut error: Option<CliError> = None;
-    let report = flowhound_source::scan(
-        inputs,
-        opts,
-        &mut events,
-        |recs: &[FlowRecord]| recs.to_vec(),
-        |recs| {
-            if error.is_none() {
-                error = batches.push(&recs, &mut each).err();
-            }
-        },
-    );
-    if error.is_none() {
-        error = batches.flush(&mut each).err();
-    }
-    if let Some(e) = error {
-        return Err(e);
-    }
+    let report = flowhound_server::analysis::score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
     Ok(events.finish(&report))
 }
 

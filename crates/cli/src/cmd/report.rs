@@ -90,6 +90,7 @@ pub fn report(a: &Args) -> CliResult<Written> {
         .collect();
     let data = flowhound_server::assets::report_data(&name.join(", "), &analysis, a.max_anomalies);
     let html = flowhound_server::assets::report_html(&data);
+    drop(data);
     std::fs::write(&a.output, &html).runtime(format!("writing {}", a.output.display()))?;
     Ok(Written {
         flows: analysis.summary["flows"].as_u64().unwrap_or(0),
