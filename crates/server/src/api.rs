@@ -232,6 +232,8 @@ async fn upload(State(s): St, mut mp: Multipart) -> Result<(StatusCode, Json<Val
     let mut labels: Option<Vec<u8>> = None;
     let mut size = 0usize;
     let tmp = tempfile_in(&dir)?;
+    // Whatever goes wrong before the analysis owns the folder removes it.
+    let mut cleanup = RemoveOnDrop(Some(tmp.clone()));
     while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, s.max_upload))? {
         match field.name() {
             Some("file") => {
@@ -256,21 +258,13 @@ async fn upload(State(s): St, mut mp: Multipart) -> Result<(StatusCode, Json<Val
         }
     }
     let Some((_, name)) = file else {
-        let _ = std::fs::remove_dir_all(&tmp);
         return Err(ApiError::bad("no `file` field in the upload"));
     };
     if size == 0 {
-        let _ = std::fs::remove_dir_all(&tmp);
         return Err(ApiError::bad("the uploaded file is empty"));
     }
     let labels = match labels {
-        Some(b) => match LabelTable::parse(&b) {
-            Ok(t) => Some(Arc::new(t)),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                return Err(ApiError::bad(format!("labels: {e}")));
-            }
-        },
+        Some(b) => Some(Arc::new(LabelTable::parse(&b).map_err(|e| ApiError::bad(format!("labels: {e}")))?)),
         None => None,
     };
     let model = s.current_model();
@@ -278,6 +272,7 @@ async fn upload(State(s): St, mut mp: Multipart) -> Result<(StatusCode, Json<Val
     let home = dir.join(id.to_string());
     let _ = std::fs::remove_dir_all(&home);
     std::fs::rename(&tmp, &home)?;
+    cleanup.0 = None;
     let input = home.join(&name);
     let progress = Arc::new(Progress::default());
     s.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, progress.clone());
@@ -290,6 +285,17 @@ fn multipart_error_too_large(max: usize) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the upload is larger than this server accepts ({} MiB, --max-upload)", max >> 20),
     )
+}
+
+/// Removes a folder when dropped, unless disarmed (`.0 = None`).
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
 }
 
 /// A fresh folder for an upload in progress.

@@ -132,6 +132,8 @@ impl AppState {
                 let bundle = if path == given { bundle } else { load(&path)? };
                 Model { version: v, path, bundle }
             }
+            // The newest version's folder is gone: back to the given model.
+            (Some(v), _) => Model { version: v, path: given, bundle },
             _ => {
                 let v = store.add_model(&given_str, None, 0, "given with --model")?;
                 Model { version: v, path: given, bundle }

@@ -344,6 +344,13 @@ async fn tokens_limits_and_bad_requests_get_clear_json_errors() {
     let (s, v) = call(&fx.app, auth(multipart(&[("file", "big.log", &big)]))).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     assert!(v["error"].as_str().is_some_and(|e| e.contains("--max-upload")), "{v}");
+    let (s, v) = call(&fx.app, auth(multipart(&[("file", "empty.log", b"")]))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let leftovers: Vec<String> = std::fs::read_dir(fx.state.data_dir.join("uploads"))
+        .expect("uploads")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(leftovers.is_empty(), "refused uploads leave nothing behind: {leftovers:?}");
 
     // Garbage is analyzed and fails with the reason, without a panic.
     let (s, v) = call(&fx.app, auth(multipart(&[("file", "junk.log", b"\x00\x01 not a flow log\n")]))).await;
