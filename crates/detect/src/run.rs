@@ -132,9 +132,14 @@ impl Trainer {
     /// A trainer holding a saved model's training sample (see
     /// [`crate::sample`]) with its settings, known addresses and classes: add
     /// [`Feedback`], then [`Trainer::finish`] with the model's parameters.
-    pub fn from_bundle(b: &Bundle) -> Result<Self, BundleError> {
+    /// `add_forest`: give a model without a Random Forest one (for attack
+    /// feedback); its training rows, the traffic it learned as normal, are
+    /// the forest's benign class.
+    pub fn from_bundle(b: &Bundle, add_forest: bool) -> Result<Self, BundleError> {
         let sample = b.sample.as_ref().ok_or(BundleError::NoSample)?;
-        let mut t = Trainer::new(b.features.clone(), b.training.benign_only, b.forest_params.clone(), None)?;
+        let adding = add_forest && b.forest_params.is_none();
+        let forest = if adding { Some(ForestParams::default()) } else { b.forest_params.clone() };
+        let mut t = Trainer::new(b.features.clone(), b.training.benign_only, forest, None)?;
         for a in b.known.sorted() {
             t.x.learn_external(a);
         }
@@ -145,7 +150,8 @@ impl Trainer {
         let w = sample.width;
         for (i, row) in sample.rows.chunks_exact(w).enumerate() {
             if t.forest.is_some() {
-                t.class.push(sample.class[i]);
+                let unlabeled_normal = adding && sample.unsupervised[i] && sample.class[i].is_none();
+                t.class.push(if unlabeled_normal { Some(0) } else { sample.class[i] });
                 t.unsupervised.push(sample.unsupervised[i]);
             } else if !sample.unsupervised[i] {
                 continue;

@@ -7,6 +7,7 @@
 //!
 //! A retrained model always starts from its root model (the one given with
 //! `--model`) plus all feedback so far, so verdicts are never counted twice.
+//! A root without a Random Forest gets one once there are true positives.
 
 use std::time::Duration;
 
@@ -53,13 +54,17 @@ pub fn add_examples(
 }
 
 /// Refits `root`'s detectors (same settings and seed) on its training sample
-/// plus the feedback.
+/// plus the feedback. True positives give a model without a Random Forest
+/// one: the sample is its benign class, the confirmed attacks its other
+/// classes (by threat class). The vote rule stays the root's (the forest is
+/// an extra voter; the votes needed count the detectors only).
 pub fn retrain(
     root: &Bundle,
     examples: &[TrainingExample],
     weight: usize,
 ) -> Result<(Bundle, FeedbackUse), BundleError> {
-    let mut t = Trainer::from_bundle(root)?;
+    let attacks = examples.iter().any(|e| e.verdict == Verdict::TruePositive);
+    let mut t = Trainer::from_bundle(root, attacks)?;
     let used = add_examples(&mut t, examples, weight)?;
     let pp = PipelineParams { scaling: root.pipeline.scaling, ..Default::default() };
     let (b, _) = t.finish(&pp, &root.params, &root.ensemble_params, root.training.seed, Duration::ZERO, &|_, _| {})?;

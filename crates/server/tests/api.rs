@@ -237,11 +237,21 @@ async fn feedback_makes_the_next_run_better_and_attacks_stay_flagged() {
         assert_eq!(v["flows"], 1);
         suggestion = v["allowlist_suggestion"].clone();
     }
+    // And confirms the flagged vertical port scan flows as attacks.
+    let scans: Vec<&Value> =
+        before.iter().filter(|f| f["label"] == "malicious" && f["category"] == "port_scan_vertical").collect();
+    assert!(scans.len() > 50, "{}", scans.len());
+    for f in &scans {
+        let body = json!({"analysis_id": first, "flow_id": f["flow"], "verdict": "true_positive"});
+        let (s, v) = call(&fx.app, post_json("/api/feedback", &body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert!(v["allowlist_suggestion"].is_null(), "a true positive suggests no allowlist entry");
+    }
     assert_eq!(suggestion["src"], BACKUP_SRC);
     assert_eq!(suggestion["dst"], BACKUP_DST);
     assert_eq!(suggestion["ports"], json!([443]));
     let (_, fb) = call(&fx.app, get("/api/feedback")).await;
-    assert_eq!(fb.as_array().map(Vec::len), Some(backups.len()));
+    assert_eq!(fb.as_array().map(Vec::len), Some(backups.len() + scans.len()));
     // Feedback shows on the flows.
     let again = flagged(&fx.app, first).await;
     assert!(again.iter().filter(|f| is_backup(f)).all(|f| f["feedback"] == "false_positive"));
@@ -250,12 +260,23 @@ async fn feedback_makes_the_next_run_better_and_attacks_stay_flagged() {
     assert_eq!(s, StatusCode::CREATED, "{r}");
     assert_eq!(r["version"], 2);
     assert_eq!(r["feedback"]["benign"], backups.len() as u64);
+    assert_eq!(r["feedback"]["attacks"], scans.len() as u64, "true positives train a Random Forest");
     assert_eq!(fx.state.current_model().version, 2);
 
     let second = analyze(&fx.app, &log, &labels).await;
     let (_, a2) = call(&fx.app, get(&format!("/api/analyses/{second}"))).await;
     assert_eq!(a2["model_version"], 2);
+    let voters = &a2["summary"]["voters"];
+    assert_eq!(voters.as_array().map(Vec::len), Some(5), "the forest joined the vote: {voters}");
+    assert_eq!(a2["summary"]["min_votes"], 2, "the vote rule is the root's");
     let after = flagged(&fx.app, second).await;
+    // The forest names each confirmed flow by the class it was confirmed as.
+    let confirmed: std::collections::HashMap<&Value, &Value> =
+        scans.iter().map(|f| (&f["flow"], &f["threat_class"])).collect();
+    let named =
+        after.iter().filter(|f| confirmed.get(&f["flow"]).is_some_and(|c| f["predicted_category"] == **c)).count();
+    eprintln!("confirmed port-scan flows named by the new forest: {named} of {}", scans.len());
+    assert!(named * 10 >= scans.len() * 9, "the forest names the confirmed attacks: {named} of {}", scans.len());
     let backups_after = after.iter().filter(|f| is_backup(f)).count();
     let attacks_after = after.iter().filter(|f| f["label"] == "malicious").count();
     eprintln!(
@@ -304,15 +325,15 @@ async fn feedback_makes_the_next_run_better_and_attacks_stay_flagged() {
     assert_eq!(res.status(), StatusCode::OK);
     let csv = res.into_body().collect().await.expect("body").to_bytes();
     let csv = String::from_utf8_lossy(&csv);
-    assert_eq!(csv.lines().count(), backups.len() + 1);
-    assert!(csv.lines().nth(1).is_some_and(|l| l.contains("false_positive") && l.contains(BACKUP_SRC)));
+    assert_eq!(csv.lines().count(), backups.len() + scans.len() + 1);
+    assert!(csv.lines().any(|l| l.contains("false_positive") && l.contains(BACKUP_SRC)));
 
     // The store survives a restart: a new state on the same database sees
     // the analyses, the feedback and model version 2.
     let db = fx.state.data_dir.join("flowhound.db");
     drop(fx.app);
     let store = Store::open(&db).expect("reopen");
-    assert_eq!(store.feedback().expect("feedback").len(), backups.len());
+    assert_eq!(store.feedback().expect("feedback").len(), backups.len() + scans.len());
     assert_eq!(store.latest_model().expect("models").map(|m| m.0), Some(2));
 }
 
