@@ -5,8 +5,9 @@
 // truth through the page → wait for the analysis → open a detail panel →
 // mark a false positive and add its allowlist suggestion → reload and see the
 // feedback kept → retrain with feedback → screenshots into docs/screenshots/.
-// The ground-truth category of every attack is `<img src=x onerror=alert(1)>`:
-// it must show as text and never run. Then the static report, opened from a
+// The ground-truth category of every attack is `<img src=x onerror=alert(1)>`
+// and every flow's interface id `eni-<img/src=x/onerror=alert(2)>`: they must
+// show as text and never run. Then the static report, opened from a
 // file, must render the same page.
 //
 //   node e2e/dashboard.mjs      (FLOWHOUND_BIN, CHROMIUM override the paths)
@@ -22,6 +23,7 @@ const bin = process.env.FLOWHOUND_BIN || join(root, 'target/debug/flowhound');
 const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const shots = join(root, 'docs/screenshots');
 const PAYLOAD = '<img src=x onerror=alert(1)>';
+const ENI = 'eni-<img/src=x/onerror=alert(2)>';
 const work = mkdtempSync(join(tmpdir(), 'flowhound-e2e-'));
 const run = (...args) => execFileSync(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
 let server;
@@ -42,6 +44,13 @@ async function main() {
     .map((l, i) => (i > 0 && l.includes(',true,') ? l.replace(/,true,.*$/, ',true,' + PAYLOAD) : l))
     .join('\n');
   writeFileSync(join(work, 'hostile.labels.csv'), labels);
+  // And a hostile flow field: every record's interface id carries markup
+  // (no spaces: VPC fields are space-separated).
+  const day = readFileSync(join(work, 'day.log'), 'utf8')
+    .split('\n')
+    .map((l) => { const f = l.split(' '); if (/^\d/.test(l) && f.length > 3) f[2] = ENI; return f.join(' '); })
+    .join('\n');
+  writeFileSync(join(work, 'day.log'), day);
 
   const port = 18000 + Math.floor(Math.random() * 2000);
   server = spawn(bin, ['serve', '-m', join(work, 'model'), '--db', join(work, 'data/flowhound.db'), '--addr', '127.0.0.1:' + port], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -85,6 +94,7 @@ async function main() {
   check(expl >= 3, 'detail panel lists the top features (' + expl + ')');
   const fields = await page.textContent('#detail-fields');
   check(fields.includes(PAYLOAD), 'the hostile category is shown literally as text');
+  check(fields.includes(ENI), 'the hostile interface id (a flow field) is shown literally as text');
   check((await page.locator('img').count()) === 0, 'no <img> element was created from flow data');
   await page.fill('#fb-note', 'known load test');
   await page.screenshot({ path: join(shots, 'dashboard-detail.png') });
