@@ -54,6 +54,12 @@ struct Spec {
     expires: Option<String>,
 }
 
+/// Seconds since the epoch now: the `now` of [`Allowlist::parse`] (a clock
+/// before 1970 reads as 0, which only keeps entries from expiring).
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 /// One checked entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -248,7 +248,7 @@ fn float(out: &mut Vec<u8>, v: f64) {
 
 /// RFC 4180 quoting when needed. Values are attacker-controlled: a comma,
 /// quote or newline in a service name must not shift columns.
-fn csv_field(out: &mut Vec<u8>, s: &str) {
+pub fn csv_field(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         for b in s.bytes() {

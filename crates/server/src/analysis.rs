@@ -4,7 +4,7 @@
 //! background; `flowhound report` runs it on files.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::run::BATCH;
@@ -35,12 +35,11 @@ impl Default for AnalysisParams {
     }
 }
 
-/// Shared with whoever watches: raw bytes read of the total, and a stop flag.
+/// Shared with whoever watches: raw bytes read of the total.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub read: AtomicU64,
     pub total: AtomicU64,
-    pub cancel: AtomicBool,
 }
 
 impl Progress {
@@ -66,8 +65,6 @@ pub enum AnalysisError {
     Bundle(#[from] flowhound_detect::BundleError),
     #[error(transparent)]
     Explain(#[from] flowhound_explain::ExplainError),
-    #[error("cancelled")]
-    Cancelled,
 }
 
 /// One flagged flow, as stored and shown.
@@ -110,11 +107,17 @@ pub struct Analysis {
     pub incidents: Vec<IncidentRow>,
 }
 
+impl Analysis {
+    /// Each flagged flow's incident id, by flow position.
+    pub fn incident_of(&self) -> std::collections::HashMap<u64, u64> {
+        self.incidents.iter().flat_map(|i| i.members.iter().map(move |f| (*f, i.id))).collect()
+    }
+}
+
 /// Counts rejected lines and raw bytes read.
 struct Events<'a> {
     progress: &'a Progress,
     rejected: u64,
-    files: Vec<FileReport>,
 }
 
 impl ScanEvents for Events<'_> {
@@ -123,9 +126,6 @@ impl ScanEvents for Events<'_> {
     }
     fn progress(&mut self, raw: u64) {
         self.progress.read.fetch_add(raw, Ordering::Relaxed);
-    }
-    fn file_done(&mut self, f: &FileReport) {
-        self.files.push(f.clone());
     }
 }
 
@@ -160,8 +160,7 @@ struct Truth {
     classes: std::collections::BTreeMap<(String, String), u64>,
 }
 
-/// Scores `inputs` with `bundle`; `progress` is updated as bytes are read and
-/// checked for cancellation between batches.
+/// Scores `inputs` with `bundle`; `progress` is updated as bytes are read.
 pub fn analyze(
     bundle: &Bundle,
     inputs: &[Input],
@@ -184,9 +183,6 @@ pub fn analyze(
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     let mut batches = Batches::new(bundle, BATCH)?;
     let mut each = |batch: &Batch<'_>| -> Result<(), AnalysisError> {
-        if progress.cancel.load(Ordering::Relaxed) {
-            return Err(AnalysisError::Cancelled);
-        }
         let found = explainer.explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {
             batch.verdicts[i].severity != Severity::None
         })?;
@@ -235,7 +231,7 @@ pub fn analyze(
         }
         Ok(())
     };
-    let mut events = Events { progress, rejected: 0, files: Vec::new() };
+    let mut events = Events { progress, rejected: 0 };
     let report = score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
     if flows == 0 {
         let problems: Vec<String> = report
@@ -329,7 +325,7 @@ fn public_error(f: &FileReport) -> Option<String> {
 }
 
 /// A file's own name: the server's folders are nobody's business.
-fn file_name(path: &str) -> String {
+pub fn file_name(path: &str) -> String {
     std::path::Path::new(path).file_name().map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
 }
 

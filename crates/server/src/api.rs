@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use flowhound_explain::allow::now_secs;
 use flowhound_explain::Allowlist;
 use flowhound_flow::labels::LabelTable;
 use flowhound_source::{Input, ScanOptions};
@@ -212,12 +213,16 @@ fn safe_name(name: &str) -> String {
     }
 }
 
+fn too_large(max: usize) -> ApiError {
+    ApiError(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the upload is larger than this server accepts ({} MiB, --max-upload)", max >> 20),
+    )
+}
+
 fn multipart_error(e: axum::extract::multipart::MultipartError, max: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the upload is larger than this server accepts ({} MiB, --max-upload)", max >> 20),
-        )
+        too_large(max)
     } else {
         ApiError::bad(format!("unreadable upload: {}", e.body_text()))
     }
@@ -228,27 +233,25 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, max: usize) -> A
 async fn upload(State(s): St, mut mp: Multipart) -> Result<(StatusCode, Json<Value>), ApiError> {
     let dir = s.data_dir.join("uploads");
     tokio::fs::create_dir_all(&dir).await?;
-    let mut file: Option<(PathBuf, String)> = None;
+    let mut name: Option<String> = None;
     let mut labels: Option<Vec<u8>> = None;
     let mut size = 0usize;
-    let tmp = tempfile_in(&dir)?;
-    // Whatever goes wrong before the analysis owns the folder removes it.
-    let mut cleanup = RemoveOnDrop(Some(tmp.clone()));
+    // Removed on drop: whatever goes wrong before the analysis owns it.
+    let tmp = tempfile::Builder::new().prefix(".incoming-").tempdir_in(&dir)?;
     while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, s.max_upload))? {
         match field.name() {
             Some("file") => {
-                let name = safe_name(field.file_name().unwrap_or("upload"));
-                let path = tmp.join(&name);
-                let mut out = tokio::fs::File::create(&path).await?;
+                let n = safe_name(field.file_name().unwrap_or("upload"));
+                let mut out = tokio::fs::File::create(tmp.path().join(&n)).await?;
                 while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, s.max_upload))? {
                     size += chunk.len();
                     if size > s.max_upload {
-                        return Err(multipart_error_too_large(s.max_upload));
+                        return Err(too_large(s.max_upload));
                     }
                     tokio::io::AsyncWriteExt::write_all(&mut out, &chunk).await?;
                 }
                 tokio::io::AsyncWriteExt::flush(&mut out).await?;
-                file = Some((path, name));
+                name = Some(n);
             }
             Some("labels") => {
                 let b = field.bytes().await.map_err(|e| multipart_error(e, s.max_upload))?;
@@ -257,7 +260,7 @@ async fn upload(State(s): St, mut mp: Multipart) -> Result<(StatusCode, Json<Val
             _ => {}
         }
     }
-    let Some((_, name)) = file else {
+    let Some(name) = name else {
         return Err(ApiError::bad("no `file` field in the upload"));
     };
     if size == 0 {
@@ -271,45 +274,14 @@ async fn upload(State(s): St, mut mp: Multipart) -> Result<(StatusCode, Json<Val
     let id = s.store.create_analysis(&name, model.version)?;
     let home = dir.join(id.to_string());
     let _ = std::fs::remove_dir_all(&home);
-    std::fs::rename(&tmp, &home)?;
-    cleanup.0 = None;
+    std::fs::rename(tmp.path(), &home)?;
+    // Moved: nothing left to remove.
+    let _ = tmp.keep();
     let input = home.join(&name);
     let progress = Arc::new(Progress::default());
     s.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, progress.clone());
     tokio::spawn(run_analysis(s.clone(), id, model, input, labels, progress));
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "status": "queued"}))))
-}
-
-fn multipart_error_too_large(max: usize) -> ApiError {
-    ApiError(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the upload is larger than this server accepts ({} MiB, --max-upload)", max >> 20),
-    )
-}
-
-/// Removes a folder when dropped, unless disarmed (`.0 = None`).
-struct RemoveOnDrop(Option<PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
-}
-
-/// A fresh folder for an upload in progress.
-fn tempfile_in(dir: &std::path::Path) -> std::io::Result<PathBuf> {
-    for k in 0..1000u32 {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let p = dir.join(format!(".incoming-{}-{nanos}-{k}", std::process::id()));
-        match std::fs::create_dir(&p) {
-            Ok(()) => return Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("no free upload folder name"))
 }
 
 /// Waits for a worker, then analyzes on a blocking thread (the async
@@ -327,11 +299,10 @@ async fn run_analysis(
     let allow_text = s.store.allow_toml().unwrap_or_default();
     let s2 = s.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         // Entries were checked when added; one that no longer parses (an
         // edited database) is logged and the list left empty rather than
         // failing the analysis.
-        let allow = Allowlist::parse(&allow_text, now).unwrap_or_else(|e| {
+        let allow = Allowlist::parse(&allow_text, now_secs()).unwrap_or_else(|e| {
             tracing::warn!("allowlist not applied: {e}");
             Allowlist::default()
         });
@@ -400,10 +371,10 @@ async fn add_feedback(
 /// The allowlist entry a false positive suggests: for a flow, its source,
 /// destination, port and protocol; for an incident, its actor.
 fn suggestion(s: &AppState, feedback: i64) -> Result<Value, ApiError> {
-    let Some((v, incident)) = s.store.anomaly_json_for_feedback(feedback)? else { return Ok(Value::Null) };
+    let Some((v, incident)) = s.store.judged_item(feedback)? else { return Ok(Value::Null) };
     let class = v["threat_class"].as_str().unwrap_or("anomaly");
     let reason = format!("false positive ({class}), feedback #{feedback}");
-    Ok(if incident.is_some() {
+    Ok(if incident {
         match (v["actor"].as_str(), v["actor_role"].as_str()) {
             (Some(a), Some("destination")) => json!({"dst": a, "reason": reason}),
             (Some(a), _) => json!({"src": a, "reason": reason}),
@@ -445,11 +416,9 @@ fn csv_cell(v: &Value) -> String {
     // A leading =+-@ would be a formula in a spreadsheet: the flow fields
     // are attacker-controlled.
     let t = if t.starts_with(['=', '+', '-', '@']) && t.parse::<f64>().is_err() { format!("'{t}") } else { t };
-    if t.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", t.replace('"', "\"\""))
-    } else {
-        t
-    }
+    let mut out = Vec::with_capacity(t.len() + 2);
+    flowhound_flow::write::csv_field(&mut out, &t);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn export_feedback(State(s): St, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
@@ -538,8 +507,7 @@ async fn add_allow(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body.map_err(|e| ApiError::bad(e.body_text()))?;
     let text = entry_toml(&b.entry)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let list = Allowlist::parse(&format!("[[allow]]\n{text}"), now).map_err(|e| ApiError::bad(e.to_string()))?;
+    let list = Allowlist::parse(&format!("[[allow]]\n{text}"), now_secs()).map_err(|e| ApiError::bad(e.to_string()))?;
     if list.is_empty() && list.expired().is_empty() {
         return Err(ApiError::bad("the entry matches nothing"));
     }
@@ -590,7 +558,7 @@ async fn retrain_model(State(s): St) -> Result<(StatusCode, Json<Value>), ApiErr
             other => ApiError::internal(other),
         })?;
         let note = format!("root v{root_v} + {} false positives, {} true positives", used.benign, used.attacks);
-        let n = s2.store.models()?.as_array().map_or(0, Vec::len) + 1;
+        let n = s2.store.latest_model()?.map_or(1, |(v, _)| v + 1);
         let path = dir.join(format!("v{n}-{}", std::process::id()));
         bundle.save(&path).map_err(ApiError::internal)?;
         let version =

@@ -71,12 +71,7 @@ pub fn report_html(data_json: &str) -> String {
 /// the already serialized flows: parsing 100k of them back into trees would
 /// cost gigabytes.
 pub fn report_data(name: &str, a: &crate::Analysis, max_anomalies: usize) -> String {
-    let mut member = std::collections::HashMap::new();
-    for i in &a.incidents {
-        for f in &i.members {
-            member.insert(*f, i.id);
-        }
-    }
+    let member = a.incident_of();
     let mut order: Vec<&crate::analysis::Anomaly> = a.anomalies.iter().collect();
     order.sort_by(|x, y| y.severity.cmp(&x.severity).then(y.score.total_cmp(&x.score)).then(x.flow.cmp(&y.flow)));
     let analysis = serde_json::json!({

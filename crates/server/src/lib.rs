@@ -118,10 +118,6 @@ impl AppState {
         config.check()?;
         let store = Store::open(&config.db)?;
         let data_dir = config.db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        Self::with_store(store, data_dir, config)
-    }
-
-    pub fn with_store(store: Store, data_dir: PathBuf, config: &ServerConfig) -> Result<Arc<AppState>, ServerError> {
         let given = std::fs::canonicalize(&config.model_dir)
             .map_err(|e| ServerError::Config(format!("model folder {}: {e}", config.model_dir.display())))?;
         let given_str = given.display().to_string();

@@ -92,8 +92,9 @@ pub struct Store {
 
 /// Seconds since the epoch as RFC 3339.
 pub fn now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    flowhound_flow::Timestamp::from_secs(secs).map(|t| t.to_rfc3339()).unwrap_or_default()
+    flowhound_flow::Timestamp::from_secs(flowhound_explain::allow::now_secs())
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
 }
 
 fn raw_bytes(raw: &[f32]) -> Vec<u8> {
@@ -246,15 +247,12 @@ impl Store {
         let mut db = self.db();
         let tx = db.transaction()?;
         {
-            let mut member: std::collections::HashMap<u64, u64> = Default::default();
+            let member = a.incident_of();
             let mut ins = tx.prepare(
                 "INSERT INTO incidents (analysis_id, incident, severity, class, score, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for i in &a.incidents {
                 ins.execute(params![id, i.id as i64, i.severity as i64, i.class, f64::from(i.score), &*i.json])?;
-                for f in &i.members {
-                    member.insert(*f, i.id);
-                }
             }
             let mut ins = tx.prepare(
                 "INSERT INTO anomalies (analysis_id, flow, severity, class, score, suppressed, json, raw, external, incident)
@@ -513,8 +511,9 @@ impl Store {
         Ok(latest.into_values().collect())
     }
 
-    /// A flagged flow's record fields, for an allowlist suggestion.
-    pub fn anomaly_json_for_feedback(&self, feedback: i64) -> Result<Option<(Value, Option<i64>)>, StoreError> {
+    /// What a feedback entry judged, for an allowlist suggestion: the
+    /// flagged flow's JSON (`false`) or the incident's (`true`).
+    pub fn judged_item(&self, feedback: i64) -> Result<Option<(Value, bool)>, StoreError> {
         let db = self.db();
         let row: Option<(Option<String>, Option<String>)> = db
             .query_row(
@@ -526,8 +525,8 @@ impl Store {
             )
             .optional()?;
         Ok(match row {
-            Some((Some(f), _)) => Some((serde_json::from_str(&f)?, None)),
-            Some((None, Some(i))) => Some((serde_json::from_str(&i)?, Some(1))),
+            Some((Some(f), _)) => Some((serde_json::from_str(&f)?, false)),
+            Some((None, Some(i))) => Some((serde_json::from_str(&i)?, true)),
             _ => None,
         })
     }

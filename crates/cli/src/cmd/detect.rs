@@ -430,10 +430,10 @@ fn write_csv(buf: &mut Vec<u8>, row: &Row<'_>, classes: Option<&[String]>) {
         None => ("", ""),
     };
     let _ = write!(buf, ",{label},");
-    super::features::csv_text(buf, cat);
+    flowhound_flow::write::csv_field(buf, cat);
     if classes.is_some() {
         buf.push(b',');
-        super::features::csv_text(buf, predicted(v, classes).unwrap_or(""));
+        flowhound_flow::write::csv_field(buf, predicted(v, classes).unwrap_or(""));
     }
     for t in [
         f.map(|f| f.class.as_ref()),
@@ -442,7 +442,7 @@ fn write_csv(buf: &mut Vec<u8>, row: &Row<'_>, classes: Option<&[String]>) {
         f.map(|f| f.reason.as_str()),
     ] {
         buf.push(b',');
-        super::features::csv_text(buf, t.unwrap_or(""));
+        flowhound_flow::write::csv_field(buf, t.unwrap_or(""));
     }
     let _ = write!(buf, ",{}", suppressed.is_some());
     buf.push(b'\n');

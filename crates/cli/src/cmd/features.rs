@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use flowhound_explain::json::{flow_keys, jnum};
 use flowhound_features::schema::parse_window;
 use flowhound_features::{ExtractorParams, Kind};
+use flowhound_flow::write::csv_field;
 use flowhound_flow::FlowRecord;
 use ipnet::IpNet;
 
@@ -178,17 +179,6 @@ impl Cells<'_> {
     }
 }
 
-/// Appends `s` as one CSV cell, quoted when it must be.
-pub fn csv_text(out: &mut Vec<u8>, s: &str) {
-    if s.contains([',', '"', '\n', '\r']) {
-        out.push(b'"');
-        out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(s.as_bytes());
-    }
-}
-
 fn write_csv(r: &FlowRecord, c: &Cells<'_>, out: &mut Vec<u8>) {
     use std::io::Write;
     if let Some(t) = r.start {
@@ -209,7 +199,7 @@ fn write_csv(r: &FlowRecord, c: &Cells<'_>, out: &mut Vec<u8>) {
     for (i, v) in c.row.iter().enumerate() {
         out.push(b',');
         match c.text(i) {
-            Some(t) => csv_text(out, t),
+            Some(t) => csv_field(out, t),
             None => num(out, *v),
         }
     }
@@ -219,7 +209,7 @@ fn write_csv(r: &FlowRecord, c: &Cells<'_>, out: &mut Vec<u8>) {
     }
     out.push(b',');
     if let Some(cat) = r.truth.as_ref().and_then(|t| t.category.as_deref()) {
-        csv_text(out, cat);
+        csv_field(out, cat);
     }
     out.push(b'\n');
 }

@@ -71,21 +71,7 @@ impl FindingArgs {
         let explainer = Explainer::new(bundle, rules.as_deref(), &ExplainParams { top: self.top_features })
             .map_err(anyhow::Error::from)
             .usage()?;
-        let allow = match &self.allowlist {
-            Some(p) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                let list = Allowlist::parse(&read(p, "allowlist")?, now)
-                    .map_err(|e| anyhow::Error::from(e).context(format!("in {}", p.display())))
-                    .usage()?;
-                for e in list.expired() {
-                    eprintln!("warning: allowlist {}: {e} has expired and is not applied", p.display());
-                }
-                list
-            }
-            None => Allowlist::default(),
-        };
+        let allow = load_allowlist(self.allowlist.as_deref())?;
         let gap = flowhound_features::schema::parse_window(&self.incident_gap)
             .filter(|g| *g > 0)
             .ok_or_else(|| {
@@ -94,6 +80,20 @@ impl FindingArgs {
             .usage()?;
         Ok(Findings { explainer, allow, incidents: Incidents::new(IncidentParams { gap_secs: gap, samples: 5 }) })
     }
+}
+
+/// An `--allowlist` file, checked as of now (bad entries are usage errors
+/// listing every problem; expired ones are warned about and not applied),
+/// or the empty list.
+pub fn load_allowlist(path: Option<&Path>) -> CliResult<Allowlist> {
+    let Some(p) = path else { return Ok(Allowlist::default()) };
+    let list = Allowlist::parse(&read(p, "allowlist")?, flowhound_explain::allow::now_secs())
+        .map_err(|e| anyhow::Error::from(e).context(format!("in {}", p.display())))
+        .usage()?;
+    for e in list.expired() {
+        eprintln!("warning: allowlist {}: {e} has expired and is not applied", p.display());
+    }
+    Ok(list)
 }
 
 /// `1h 02m`, `41s`.

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use flowhound_explain::Allowlist;
 use flowhound_server::{AnalysisParams, Progress};
 
 use super::InputArgs;
@@ -64,30 +63,14 @@ pub fn run(a: Args) -> CliResult {
 pub fn report(a: &Args) -> CliResult<Written> {
     let bundle = super::detect::load_model(&a.model, &[])?;
     let (inputs, opts) = a.input.prepare()?;
-    let allow = match &a.allowlist {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).usage()?;
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-            Allowlist::parse(&text, now)
-                .map_err(|e| anyhow::Error::from(e).context(format!("in {}", p.display())))
-                .usage()?
-        }
-        None => Allowlist::default(),
-    };
+    let allow = super::findings::load_allowlist(a.allowlist.as_deref())?;
     let params = AnalysisParams { allow, ..Default::default() };
     let analysis =
         flowhound_server::analyze(&bundle, &inputs, &opts, &params, &Progress::default()).map_err(|e| match e {
             flowhound_server::analysis::AnalysisError::Input(_) => CliError::input(e),
             other => CliError::from(anyhow::Error::from(other)),
         })?;
-    let name: Vec<String> = inputs
-        .iter()
-        .map(|i| {
-            let n = i.name();
-            std::path::Path::new(&n).file_name().map_or(n.clone(), |f| f.to_string_lossy().into_owned())
-        })
-        .collect();
+    let name: Vec<String> = inputs.iter().map(|i| flowhound_server::analysis::file_name(&i.name())).collect();
     let data = flowhound_server::assets::report_data(&name.join(", "), &analysis, a.max_anomalies);
     let html = flowhound_server::assets::report_html(&data);
     drop(data);
