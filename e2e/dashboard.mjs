@@ -145,6 +145,8 @@ async function main() {
   // Retrain with feedback: a new model version, named on the page.
   await page.click('#retrain');
   await page.waitForFunction(() => /model v2 trained/.test(document.getElementById('retrain-status').textContent), null, { timeout: 120000 });
+  // Wait for the header too rather than read it once: CI machines differ in how fast the version list comes back.
+  await page.waitForFunction(() => document.getElementById('model-version').textContent === 'model v2', null, { timeout: 10000 }).catch(() => {});
   check((await page.textContent('#model-version')) === 'model v2', 'the page shows model v2 after retraining');
 
   // The static report, from a file: same page, no server.

@@ -388,8 +388,9 @@
     $('retrain-status').textContent = 'retraining…';
     try {
       const r = await api('/api/models/retrain', { method: 'POST' });
-      $('retrain-status').textContent = 'model v' + r.version + ' trained with ' + r.feedback.benign + ' false and ' + r.feedback.attacks + ' true positives; new uploads use it.';
+      // The version list first, so that when the status says "trained" the header already names it.
       await loadModels();
+      $('retrain-status').textContent = 'model v' + r.version + ' trained with ' + r.feedback.benign + ' false and ' + r.feedback.attacks + ' true positives; new uploads use it.';
     } catch (e) {
       $('retrain-status').textContent = 'retrain failed: ' + e.message;
     } finally {
