@@ -1,19 +1,18 @@
 //! The `flowhound` command line.
 
-mod cmd;
-mod exit;
-mod output;
+use flowhound::cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::exit::CliError;
+use flowhound::exit::CliError;
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success (rejected lines alone do not fail a run; they are counted)
-  1  runtime error (an output could not be written, an internal failure)
+  1  runtime error (an output could not be written, an internal failure, an alert
+     neither delivered nor spooled)
   2  usage error (bad flags or arguments, invalid mapping or parameters)
   3  input error (an input missing, unreadable, of unknown format, truncated,
      or without a single parsable line); every readable input was still processed";
@@ -37,6 +36,8 @@ enum Command {
     Demo(cmd::demo::Args),
     Serve(cmd::serve::Args),
     Report(cmd::report::Args),
+    /// Check a sink configuration (`config check`).
+    Config(cmd::sinks::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::Config(a) => cmd::sinks::run_config(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

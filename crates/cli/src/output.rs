@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use flate2::write::GzEncoder;
 
+#[derive(Debug)]
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
     /// An existing non-regular file: written in place, never renamed over.
@@ -20,6 +21,7 @@ enum Sink {
     Gz(Box<GzEncoder<BufWriter<tempfile::NamedTempFile>>>),
 }
 
+#[derive(Debug)]
 pub struct Output {
     sink: Sink,
     path: Option<PathBuf>,

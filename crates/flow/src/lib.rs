@@ -17,6 +17,7 @@ pub mod error;
 pub mod json;
 pub mod labels;
 pub mod net;
+pub mod parquet;
 pub mod parse;
 mod proto;
 pub mod reader;

@@ -10,9 +10,10 @@
 
 mod driver;
 mod input;
+pub mod s3;
 
 pub use driver::{scan, FileReport, LineReject, ScanEvents, ScanOptions, ScanReport, MAX_LINE};
-pub use input::{resolve, Input, SourceError};
+pub use input::{resolve, resolve_in, DayRange, Input, SourceError};
 
 /// The shared datasets folder: `$FLOWHOUND_DATASETS`, else `shared/datasets`
 /// beside the repository (`repo` is the repository root). `None`, with a note

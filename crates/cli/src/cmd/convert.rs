@@ -61,6 +61,7 @@ pub struct Args {
 }
 
 /// Serializes records in one of the output formats.
+#[derive(Debug)]
 pub enum Writer {
     Vpc(VpcWriter),
     Csv(CsvWriter),

@@ -34,6 +34,8 @@ fn input(log: &Path, labels: PathBuf) -> InputArgs {
         input_format: None,
         map_file: None,
         map: Vec::new(),
+        since: None,
+        until: None,
         labels: Some(labels),
         rejects: None,
         quiet: true,
@@ -108,6 +110,7 @@ pub fn run(a: Args) -> CliResult {
         min_severity: MinSeverity::Low,
         threshold: Vec::new(),
         findings: Default::default(),
+        sinks: Default::default(),
     };
     let (tally, verdict) = detect::detect(&d)?;
     verdict?;

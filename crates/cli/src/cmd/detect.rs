@@ -9,6 +9,7 @@ use flowhound_detect::{Batch, Batches, Kind, Severity, Verdict};
 use flowhound_flow::FlowRecord;
 
 use super::findings::{self, FindingArgs, Findings};
+use super::sinks::{self, SinkArgs};
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
@@ -79,6 +80,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub findings: FindingArgs,
+
+    #[command(flatten)]
+    pub sinks: SinkArgs,
 }
 
 /// Counts for the summary.
@@ -106,6 +110,10 @@ pub struct Tally {
     /// Incidents of the written severities (suppressed ones only with
     /// --show-suppressed), most severe first.
     pub incidents: Vec<Incident>,
+    /// Lines the readers rejected.
+    pub rejected: u64,
+    /// What the sinks did with the incidents (with --sink or --config).
+    pub delivery: Option<flowhound_sink::Summary>,
 }
 
 impl Tally {
@@ -177,6 +185,9 @@ impl Tally {
                 by(Severity::Low)
             );
         }
+        if let Some(d) = &self.delivery {
+            s += &d.render();
+        }
         if self.labeled > 0 {
             let benign = self.labeled - self.malicious;
             s += &format!(
@@ -246,10 +257,48 @@ pub fn run(a: Args) -> CliResult {
 pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
     let bundle = load_model(&a.model, &a.threshold)?;
     let (inputs, opts) = a.input.prepare()?;
+    let sink_config = a.sinks.load()?;
+    let to_stdout = a.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
+    if to_stdout
+        && sink_config.as_ref().is_some_and(|c| c.sinks.iter().any(|s| !s.target.remote() && s.target.address() == "-"))
+    {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "a sink writes to stdout and so would detect's own output: give detect -o FILE, or the sink a file"
+        )));
+    }
+    // Sinks open before the work: a bad path or client fails the run at once.
+    let dispatcher = match &sink_config {
+        Some(c) => {
+            let source = inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ");
+            let model =
+                a.model.file_name().map_or_else(|| a.model.display().to_string(), |n| n.to_string_lossy().into());
+            Some(sinks::open(c, flowhound_sink::Meta { model, source })?)
+        }
+        None => None,
+    };
     let mut out = Output::create(a.output.as_deref()).usage()?;
-    let result = score_into(&bundle, &inputs, &opts, a, &mut out)?;
+    let (mut tally, verdict) = score_into(&bundle, &inputs, &opts, a, &mut out)?;
     out.finish()?;
-    Ok(result)
+    if let Some(mut d) = dispatcher {
+        d.send(&tally.incidents);
+        let stats = flowhound_sink::RunStats {
+            flows: tally.flows,
+            rejected: tally.rejected,
+            anomalies: [tally.by_severity[1], tally.by_severity[2], tally.by_severity[3]],
+            anomalies_by_class: tally.by_class.clone(),
+        };
+        let summary = d.finish(&stats);
+        let dropped = summary.dropped();
+        tally.delivery = Some(summary);
+        if dropped > 0 {
+            // Still a result: the tally is printed, then the run fails.
+            let e = CliError::from(anyhow::anyhow!(
+                "{dropped} alert(s) could not be delivered nor spooled (see the summary)"
+            ));
+            return Ok((tally, verdict.and(Err(e))));
+        }
+    }
+    Ok((tally, verdict))
 }
 
 /// Loads a model folder and applies `--threshold` overrides; a broken model
@@ -322,7 +371,7 @@ fn score_into(
         DetectFormat::Jsonl => {}
     }
     let mut buf = Vec::new();
-    let verdict = score_each(bundle, inputs, opts, &a.input, |batch| {
+    let (verdict, rejected) = score_each(bundle, inputs, opts, &a.input, |batch| {
         buf.clear();
         let found = explainer
             .explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {
@@ -351,6 +400,7 @@ fn score_into(
         }
         out.write_all(&buf).map_err(CliError::from)
     })?;
+    tally.rejected = rejected;
     tally.incidents = incidents.finish();
     if a.findings.incidents {
         buf.clear();
@@ -371,19 +421,20 @@ fn score_into(
 
 /// Scans `inputs` in order and scores them in batches; `each` gets every
 /// batch of records with their verdicts, in input order. Returns the scan's
-/// verdict (failed inputs → exit 3, after everything readable was scored);
-/// the first error from scoring or from `each` stops the work.
+/// verdict (failed inputs → exit 3, after everything readable was scored)
+/// and the number of rejected lines; the first error from scoring or from
+/// `each` stops the work.
 pub fn score_each(
     bundle: &Bundle,
     inputs: &[flowhound_source::Input],
     opts: &flowhound_source::ScanOptions,
     input: &InputArgs,
     mut each: impl FnMut(&Batch<'_>) -> CliResult,
-) -> CliResult<CliResult> {
+) -> CliResult<(CliResult, u64)> {
     let mut batches = Batches::new(bundle, BATCH).usage()?;
     let mut events = input.events(inputs)?;
     let report = flowhound_server::analysis::score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
-    Ok(events.finish(&report))
+    Ok((events.finish(&report), report.rejected))
 }
 
 /// One scored flow with everything known about it, as written.

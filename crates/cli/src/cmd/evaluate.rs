@@ -109,7 +109,7 @@ pub fn run(a: Args) -> CliResult {
         flags: vec![Vec::new(); voters.len() + 1],
         ..Default::default()
     };
-    let verdict = score_each(&bundle, &inputs, &opts, &a.input, |batch| {
+    let (verdict, _) = score_each(&bundle, &inputs, &opts, &a.input, |batch| {
         for (r, v) in batch.iter() {
             index += 1;
             if holdout.is_some_and(|h| !h.holds(index - 1)) {

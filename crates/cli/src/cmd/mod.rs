@@ -10,6 +10,7 @@ pub mod generate;
 pub mod inspect;
 pub mod report;
 pub mod serve;
+pub mod sinks;
 pub mod train;
 
 use std::io::IsTerminal;
@@ -29,9 +30,19 @@ use crate::output::Output;
 /// Options of every command that reads flow records.
 #[derive(Debug, clap::Args)]
 pub struct InputArgs {
-    /// Files, directories, globs, or `-` for stdin; gzip is read transparently.
+    /// Files, directories, globs, `s3://BUCKET/PREFIX` (objects below it, or a glob over keys), or `-`
+    /// for stdin; gzip and VPC Flow Logs' Parquet are read transparently.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
+
+    /// Read only files and objects whose path holds a date (`…/YYYY/MM/DD/…`, the VPC Flow Logs S3
+    /// layout) on or after this day (YYYY-MM-DD); paths without a date are read.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// ... and on or before this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
 
     /// Skip format detection: vpc, zeek, zeek-json, zeek-csv, unsw, cic, csv, jsonl.
     #[arg(long, value_name = "FORMAT")]
@@ -102,6 +113,22 @@ impl InputArgs {
                 None => problems.push(format!("--input-format {name:?}: expected one of {}", Format::NAMES.join(", "))),
             }
         }
+        let mut days = flowhound_source::DayRange::default();
+        for (flag, value, slot) in
+            [("--since", &self.since, &mut days.since), ("--until", &self.until, &mut days.until)]
+        {
+            if let Some(v) = value {
+                match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+                    Ok(d) => *slot = Some(d),
+                    Err(_) => problems.push(format!("{flag} {v:?}: expected a day as YYYY-MM-DD")),
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (days.since, days.until) {
+            if a > b {
+                problems.push(format!("--since {a} is after --until {b}"));
+            }
+        }
         let mut labels = None;
         if let Some(p) = &self.labels {
             match std::fs::read(p).map_err(anyhow::Error::from).and_then(|b| Ok(LabelTable::parse(&b)?)) {
@@ -112,7 +139,7 @@ impl InputArgs {
         if !problems.is_empty() {
             return Err(CliError::usage(anyhow::anyhow!(problems.join("\n  "))));
         }
-        let inputs = flowhound_source::resolve(&self.inputs).input()?;
+        let inputs = flowhound_source::resolve_in(&self.inputs, &days).input()?;
         if labels.is_some() && inputs.len() != 1 {
             return Err(CliError::usage(anyhow::anyhow!(
                 "--labels describes one log by line number, but {} inputs were given",
@@ -138,6 +165,7 @@ impl InputArgs {
     }
 }
 
+#[derive(Debug)]
 pub struct Events {
     bar: Option<ProgressBar>,
     rejects: Option<Output>,
