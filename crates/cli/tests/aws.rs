@@ -10,7 +10,7 @@ mod harness;
 mod run;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use harness::{aws_env, gzip, Moto, Proxy};
 use run::{day, flowhound, incidents, model, ok, s};
@@ -39,14 +39,22 @@ fn keys(list: &[Value]) -> BTreeMap<(String, String), u64> {
     out
 }
 
-#[test]
-fn s3_in_sns_cloudwatch_and_ocsf_out_once_per_dedup_window() {
-    let Some(moto) = Moto::start() else { return };
+/// The endpoint, a scratch folder, a model, and two more days of the same
+/// network (2 and 3 November); `None` without moto_server.
+fn setup() -> Option<(Moto, tempfile::TempDir, String, PathBuf, PathBuf)> {
+    let moto = Moto::start()?;
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
     let model = model(dir);
     let d2 = day(dir, "d2.log", "2026-11-02T00:00:00Z", "7", "6000");
     let d3 = day(dir, "d3.log", "2026-11-03T00:00:00Z", "7", "8000");
+    Some((moto, tmp, model, d2, d3))
+}
+
+#[test]
+fn s3_in_sns_cloudwatch_and_ocsf_out_once_per_dedup_window() {
+    let Some((moto, tmp, model, d2, d3)) = setup() else { return };
+    let dir = tmp.path();
     let g2 = gzip(&d2, &dir.join("d2.log.gz"));
     let g3 = gzip(&d3, &dir.join("d3.log.gz"));
     let k2 = format!("g2={KEY}/2026/11/02/123456789012_vpcflowlogs_us-east-1_fl-0abc_20261102T0000Z_1a2b.log.gz");
@@ -169,12 +177,8 @@ fn s3_in_sns_cloudwatch_and_ocsf_out_once_per_dedup_window() {
 
 #[test]
 fn an_endpoint_that_dies_and_comes_back_loses_nothing() {
-    let Some(moto) = Moto::start() else { return };
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Some((moto, tmp, model, d2, d3)) = setup() else { return };
     let dir = tmp.path();
-    let model = model(dir);
-    let d2 = day(dir, "d2.log", "2026-11-02T00:00:00Z", "7", "6000");
-    let d3 = day(dir, "d3.log", "2026-11-03T00:00:00Z", "7", "8000");
     let setup = moto.helper(&["setup", "unused", "alerts", "alerts-q"]);
     let topic = setup["topic_arn"].as_str().expect("topic").to_string();
     let queue = setup["queue_url"].as_str().expect("queue").to_string();

@@ -191,16 +191,17 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
-/// `64MiB`, `500KiB`, `1GiB`, `1000` (bytes).
+/// `64MiB`, `512MiB`, `2GiB`, `100MB`, `10 kb`, `4096` (bytes); units are
+/// binary and case-insensitive. Also `serve --max-upload`.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..at].parse().ok()?;
-    let mult = match s[at..].trim() {
-        "" | "B" => 1,
-        "KiB" | "K" | "KB" => 1 << 10,
-        "MiB" | "M" | "MB" => 1 << 20,
-        "GiB" | "G" | "GB" => 1 << 30,
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
         _ => return None,
     };
     n.checked_mul(mult)
@@ -457,7 +458,10 @@ timeout = "0s"
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("-1s"), None);
         assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
         assert_eq!(parse_size("12"), Some(12));
-        assert_eq!(parse_size("1PB"), None);
+        assert_eq!(parse_size("10 kb"), Some(10 << 10));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("5TB"), None);
     }
 }

@@ -434,6 +434,15 @@ async fn attempt(s: &mut Sink, m: &Value) -> Result<(), Failure> {
     }
 }
 
+/// Waits for the sink's rate limit, then sends with retries.
+async fn paced(s: &mut Sink, m: &Value) -> Result<(), Failure> {
+    let wait = s.bucket.take();
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    attempt(s, m).await
+}
+
 async fn deliver(s: &mut Sink, msg: Value, spool_max: u64) {
     // Order: while older messages wait, new ones queue behind them; a sink
     // that failed is probed again after a pause, not at every message.
@@ -442,11 +451,7 @@ async fn deliver(s: &mut Sink, msg: Value, spool_max: u64) {
         replay(s).await;
     }
     if s.queued == 0 && s.down.is_none() {
-        let wait = s.bucket.take();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        match attempt(s, &msg["message"]).await {
+        match paced(s, &msg["message"]).await {
             Ok(()) => {
                 s.stats.sent += 1;
                 return;
@@ -512,11 +517,7 @@ async fn replay(s: &mut Sink) {
             done += 1;
             continue;
         };
-        let wait = s.bucket.take();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        match attempt(s, &msg["message"]).await {
+        match paced(s, &msg["message"]).await {
             Ok(()) => {
                 s.stats.sent += 1;
                 s.stats.replayed += 1;

@@ -44,20 +44,9 @@ pub struct Args {
     pub feedback_weight: usize,
 }
 
-/// `512MiB`, `2GiB`, `100MB`, `4096`.
+/// `512MiB`, `2GiB`, `100MB`, `4096`: the sizes the sink configuration takes.
 pub fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: usize = n.parse().ok()?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
+    flowhound_sink::config::parse_size(s).and_then(|n| usize::try_from(n).ok())
 }
 
 pub fn default_db() -> PathBuf {
@@ -93,19 +82,4 @@ pub fn run(a: Args) -> CliResult {
         flowhound_server::ServerError::Model { .. } | flowhound_server::ServerError::Config(_) => CliError::usage(e),
         other => CliError::from(anyhow::Error::from(other)),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512MiB"), Some(512 << 20));
-        assert_eq!(parse_size("2GiB"), Some(2 << 30));
-        assert_eq!(parse_size("4096"), Some(4096));
-        assert_eq!(parse_size("10 kb"), Some(10 << 10));
-        assert_eq!(parse_size("lots"), None);
-        assert_eq!(parse_size("5TB"), None);
-    }
 }
