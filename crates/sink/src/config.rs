@@ -52,6 +52,11 @@ impl Target {
         }
     }
 
+    /// A file sink writing to stdout.
+    pub fn is_stdout(&self) -> bool {
+        matches!(self, Target::Jsonl(None) | Target::Ocsf(None) | Target::Ecs(None))
+    }
+
     /// Whether messages cross a network (and so are retried and spooled).
     pub fn remote(&self) -> bool {
         matches!(self, Target::Sns(_) | Target::CloudWatch(_) | Target::Webhook(_) | Target::Slack(_))
@@ -368,7 +373,7 @@ impl ConfigSpec {
                 _ => problems.push(format!("delivery: spool_max {m:?} is not a size like 64MiB")),
             }
         }
-        let stdout = sinks.iter().filter(|s| s.target.address() == "-" && !s.target.remote()).count();
+        let stdout = sinks.iter().filter(|s| s.target.is_stdout()).count();
         if stdout > 1 {
             problems.push(format!("{stdout} sinks write to stdout; give all but one a file"));
         }

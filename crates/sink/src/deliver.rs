@@ -247,23 +247,13 @@ impl Dispatcher {
         })
     }
 
-    /// Delivers messages left in the spools by earlier runs, in order.
-    pub fn replay(&mut self) {
-        let rt = &self.rt;
-        for s in &mut self.sinks {
-            if s.queued > 0 {
-                rt.block_on(replay(s));
-            }
-        }
-    }
-
     /// Deduplicates, filters, renders and sends incidents to every sink.
     pub fn send(&mut self, incidents: &[Incident]) {
         let now_us = format::now_ms() * 1000;
         for i in incidents {
             self.incidents += 1;
             *self.seen.entry((i.peak_severity, i.class.to_string())).or_default() += 1;
-            let mut alert = Alert::new(i.clone());
+            let mut alert = Alert::new(i);
             let first = alert.incident.first_seen.unwrap_or(now_us);
             let last = alert.time_us().unwrap_or(now_us).max(first);
             if self.window_us > 0 {
@@ -285,13 +275,17 @@ impl Dispatcher {
                 e.sent.push((first, last));
             }
             for s in &mut self.sinks {
+                // CloudWatch takes the run's metrics at the end, not incidents.
+                if let Target::CloudWatch(_) = s.cfg.target {
+                    continue;
+                }
                 let wanted = i.peak_severity >= s.cfg.min_severity
                     && (s.cfg.classes.is_empty() || s.cfg.classes.iter().any(|c| c == i.class.as_ref()));
-                let Some(m) = render(&s.cfg.target, &alert, &self.meta) else { continue };
                 if !wanted {
                     s.stats.filtered += 1;
                     continue;
                 }
+                let m = render(&s.cfg.target, &alert, &self.meta);
                 let msg = json!({"uid": alert.uid, "message": m});
                 self.rt.block_on(deliver(s, msg, self.spool_max));
             }
@@ -350,10 +344,9 @@ impl Dispatcher {
     }
 }
 
-/// The message a sink sends for an alert; `None` for sinks that take no
-/// incidents (CloudWatch takes the run's metrics).
-fn render(t: &Target, a: &Alert, meta: &Meta) -> Option<Value> {
-    Some(match t {
+/// The message a sink sends for an alert (CloudWatch sinks take none).
+fn render(t: &Target, a: &Alert<'_>, meta: &Meta) -> Value {
+    match t {
         Target::Jsonl(_) | Target::Webhook(_) => format::native(a, meta),
         Target::Ocsf(_) => format::ocsf(a, meta),
         Target::Ecs(_) => format::ecs(a, meta),
@@ -368,8 +361,8 @@ fn render(t: &Target, a: &Alert, meta: &Meta) -> Option<Value> {
                 "attributes": {"severity": i.peak_severity.name(), "threat_class": i.class.as_ref(), "uid": a.uid},
             })
         }
-        Target::CloudWatch(_) => return None,
-    })
+        Target::CloudWatch(_) => Value::Null,
+    }
 }
 
 /// The run's metrics: flows, rejected lines, anomalies and incidents in all

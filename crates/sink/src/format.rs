@@ -26,21 +26,22 @@ pub struct Meta {
 
 /// One incident on its way to the sinks.
 #[derive(Debug, Clone)]
-pub struct Alert {
+pub struct Alert<'a> {
     /// Stable id of this alert: the same incident of the same run gives the
     /// same uid, so a receiver can drop at-least-once duplicates.
     pub uid: String,
     /// What deduplication compares: threat class and actor.
     pub key: String,
-    pub incident: Incident,
+    /// Borrowed: an incident lists every member flow, too much to copy per alert.
+    pub incident: &'a Incident,
     /// Alerts of this key held back by deduplication since the last one sent,
     /// and their flows.
     pub repeats: u64,
     pub repeated_flows: u64,
 }
 
-impl Alert {
-    pub fn new(incident: Incident) -> Alert {
+impl<'a> Alert<'a> {
+    pub fn new(incident: &'a Incident) -> Alert<'a> {
         let actor = incident.actor.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
         let key = format!("{}|{actor}", incident.class);
         let first = incident.first_seen.map(|t| t.to_string()).unwrap_or_default();
@@ -56,7 +57,7 @@ impl Alert {
 }
 
 /// `HIGH port_scan from 10.0.0.5: <reason>` — one line, for subjects and chat.
-pub fn summary(a: &Alert) -> String {
+pub fn summary(a: &Alert<'_>) -> String {
     let i = &a.incident;
     let actor = i.actor.map(|x| x.to_string()).unwrap_or_else(|| "unknown host".into());
     let mut s = format!("{} {} by {}: {}", i.peak_severity.name().to_uppercase(), i.class, actor, i.reason);
@@ -68,8 +69,8 @@ pub fn summary(a: &Alert) -> String {
 
 /// flowhound's own incident JSON (what `detect --incidents` writes) with the
 /// alert's uid and dedup counters.
-pub fn native(a: &Alert, meta: &Meta) -> Value {
-    let mut v = incident_json(&a.incident);
+pub fn native(a: &Alert<'_>, meta: &Meta) -> Value {
+    let mut v = incident_json(a.incident);
     if let Some(m) = v.as_object_mut() {
         m.insert("uid".into(), a.uid.clone().into());
         m.insert("repeats".into(), a.repeats.into());
@@ -130,7 +131,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// OCSF Detection Finding (class_uid 2004, category 2 Findings, activity 1
 /// Create), one per incident, with its sample flows as evidences.
-pub fn ocsf(a: &Alert, meta: &Meta) -> Value {
+pub fn ocsf(a: &Alert<'_>, meta: &Meta) -> Value {
     let i = &a.incident;
     let (severity_id, severity) = ocsf_severity(i.peak_severity);
     let attacks: Vec<Value> = i
@@ -232,7 +233,7 @@ fn ecs_severity(s: Severity) -> u8 {
 /// Elastic Common Schema alert event for an incident. The actor is the
 /// source when it is the sending side, the destination when it is the
 /// target (a flooded host); the strongest sample fills the other side.
-pub fn ecs(a: &Alert, meta: &Meta) -> Value {
+pub fn ecs(a: &Alert<'_>, meta: &Meta) -> Value {
     let i = &a.incident;
     let sample = i.samples.first();
     let actor = i.actor.map(|x| x.to_string());
@@ -330,7 +331,7 @@ fn slack_escape(s: &str) -> String {
 }
 
 /// A Slack incoming-webhook body: a plain-text fallback and one section.
-pub fn slack(a: &Alert, meta: &Meta) -> Value {
+pub fn slack(a: &Alert<'_>, meta: &Meta) -> Value {
     let i = &a.incident;
     let text = slack_escape(&summary(a));
     let fields = format!(
@@ -351,7 +352,7 @@ pub fn slack(a: &Alert, meta: &Meta) -> Value {
 }
 
 /// SNS subject: at most 100 printable ASCII characters, as SNS requires.
-pub fn sns_subject(a: &Alert) -> String {
+pub fn sns_subject(a: &Alert<'_>) -> String {
     let i = &a.incident;
     let actor = i.actor.map(|x| x.to_string()).unwrap_or_else(|| "unknown host".into());
     let s = format!("flowhound {} {} by {}", i.peak_severity.name(), i.class, actor);

@@ -259,9 +259,7 @@ pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
     let (inputs, opts) = a.input.prepare()?;
     let sink_config = a.sinks.load()?;
     let to_stdout = a.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
-    if to_stdout
-        && sink_config.as_ref().is_some_and(|c| c.sinks.iter().any(|s| !s.target.remote() && s.target.address() == "-"))
-    {
+    if to_stdout && sink_config.as_ref().is_some_and(|c| c.sinks.iter().any(|s| s.target.is_stdout())) {
         return Err(CliError::usage(anyhow::anyhow!(
             "a sink writes to stdout and so would detect's own output: give detect -o FILE, or the sink a file"
         )));
@@ -270,8 +268,7 @@ pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
     let dispatcher = match &sink_config {
         Some(c) => {
             let source = inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ");
-            let model =
-                a.model.file_name().map_or_else(|| a.model.display().to_string(), |n| n.to_string_lossy().into());
+            let model = flowhound_server::analysis::file_name(&a.model.to_string_lossy());
             Some(sinks::open(c, flowhound_sink::Meta { model, source })?)
         }
         None => None,
