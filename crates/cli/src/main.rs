@@ -36,6 +36,7 @@ enum Command {
     Demo(cmd::demo::Args),
     Serve(cmd::serve::Args),
     Report(cmd::report::Args),
+    Watch(cmd::watch::Args),
     /// Check a sink configuration (`config check`).
     Config(cmd::sinks::ConfigArgs),
 }
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::Watch(a) => cmd::watch::run(a),
         Command::Config(a) => cmd::sinks::run_config(a),
     };
     match result {

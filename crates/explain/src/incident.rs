@@ -19,11 +19,14 @@ pub struct IncidentParams {
     pub gap_secs: u32,
     /// Flows kept as samples per incident (the first ones).
     pub samples: usize,
+    /// Most member flow positions kept per incident (`flows` still counts
+    /// all): a live incident of a week-long flood must not grow without end.
+    pub max_members: usize,
 }
 
 impl Default for IncidentParams {
     fn default() -> Self {
-        IncidentParams { gap_secs: 900, samples: 5 }
+        IncidentParams { gap_secs: 900, samples: 5, max_members: usize::MAX }
     }
 }
 
@@ -78,6 +81,32 @@ pub struct Incident {
     pub absorbed: std::collections::BTreeMap<Arc<str>, u64>,
     /// (not an answer, score) of the flow whose story is told.
     best: (bool, f32),
+    /// Grown since [`Incidents::take_touched`] last looked.
+    touched: bool,
+}
+
+impl Incident {
+    /// Folds a weak incident of the same actor into this one.
+    fn absorb(&mut self, w: Incident, max_members: usize) {
+        self.flows += w.flows;
+        let room = max_members.saturating_sub(self.members.len());
+        self.members.extend(w.members.into_iter().take(room));
+        self.suppressed += w.suppressed;
+        self.bytes += w.bytes;
+        self.targets.extend(w.targets);
+        self.ports.extend(w.ports);
+        self.peak_severity = self.peak_severity.max(w.peak_severity);
+        self.confidence = self.confidence.max(w.confidence);
+        self.max_score = self.max_score.max(w.max_score);
+        self.first_seen = self.first_seen.min(w.first_seen).or(w.first_seen);
+        self.last_seen = self.last_seen.max(w.last_seen);
+        *self.absorbed.entry(w.class.clone()).or_default() += w.flows;
+    }
+}
+
+/// Whether a class is what a flow is called before its context shows more.
+fn is_weak(class: &str) -> bool {
+    class == WEAK_FIRST_CONTACT || class == crate::OTHER
 }
 
 /// The class of first contact with an unknown address.
@@ -89,6 +118,8 @@ pub struct Incidents {
     params: IncidentParams,
     open: FxHashMap<(Arc<str>, Option<IpAddr>), usize>,
     list: Vec<Incident>,
+    /// Live ids, in order of opening (batch ids are ranks, set at the end).
+    opened: u64,
 }
 
 impl Incidents {
@@ -108,8 +139,9 @@ impl Incidents {
         let i = match joins {
             Some(i) => i,
             None => {
+                self.opened += 1;
                 self.list.push(Incident {
-                    id: 0,
+                    id: self.opened,
                     class: f.class.clone(),
                     variant: f.variant.clone(),
                     technique: f.technique.clone(),
@@ -132,6 +164,7 @@ impl Incidents {
                     last_t: t.unwrap_or(i64::MIN),
                     best: (false, f32::NEG_INFINITY),
                     absorbed: Default::default(),
+                    touched: false,
                 });
                 self.open.insert(key, self.list.len() - 1);
                 self.list.len() - 1
@@ -139,7 +172,10 @@ impl Incidents {
         };
         let inc = &mut self.list[i];
         inc.flows += 1;
-        inc.members.push(flow);
+        inc.touched = true;
+        if inc.members.len() < self.params.max_members {
+            inc.members.push(flow);
+        }
         inc.suppressed += u64::from(suppressed);
         if let Some(t) = t {
             inc.first_seen = Some(inc.first_seen.map_or(t, |f| f.min(t)));
@@ -183,6 +219,79 @@ impl Incidents {
         }
     }
 
+    /// Live use: the classed incidents that grew since the last call, as they
+    /// stand now (weak ones, `unknown_ip` and `other_anomaly`, wait for
+    /// [`Incidents::close_idle`]: most are the first flows of something their
+    /// context names a moment later).
+    pub fn take_touched(&mut self) -> Vec<Incident> {
+        let mut out = Vec::new();
+        for inc in &mut self.list {
+            if std::mem::take(&mut inc.touched) && !is_weak(&inc.class) {
+                out.push(inc.clone());
+            }
+        }
+        out
+    }
+
+    /// Keeps at most `n` member flow positions per incident from now on.
+    pub fn limit_members(&mut self, n: usize) {
+        self.params.max_members = n;
+    }
+
+    /// Incidents still open.
+    pub fn open_count(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Live use: ends every incident whose last flow is before `before_us`
+    /// (event time; the caller gives its watermark minus the gap and the
+    /// allowed lateness) and returns them in order of first flow. A weak one
+    /// is first folded into a classed incident of its actor that it touches
+    /// within the gap, open or ending, as [`Incidents::finish`] does.
+    pub fn close_idle(&mut self, before_us: i64) -> Vec<Incident> {
+        let gap = i64::from(self.params.gap_secs) * 1_000_000;
+        let ending = |inc: &Incident| inc.last_seen.is_some() && inc.last_t < before_us;
+        if !self.list.iter().any(ending) {
+            return Vec::new();
+        }
+        let mut list = std::mem::take(&mut self.list);
+        let mut gone = vec![false; list.len()];
+        for i in 0..list.len() {
+            if !(ending(&list[i]) && is_weak(&list[i].class)) {
+                continue;
+            }
+            let near = |b: &Incident| match (list[i].first_seen, list[i].last_seen, b.first_seen, b.last_seen) {
+                (Some(af), Some(al), Some(bf), Some(bl)) => af <= bl + gap && bf <= al + gap,
+                _ => false,
+            };
+            let target = (0..list.len()).find(|&j| {
+                !gone[j] && j != i && list[j].actor == list[i].actor && !is_weak(&list[j].class) && near(&list[j])
+            });
+            if let (Some(j), Some(_)) = (target, list[i].actor) {
+                let w = list[i].clone();
+                list[j].absorb(w, self.params.max_members);
+                gone[i] = true;
+            }
+        }
+        let mut closed = Vec::new();
+        for (inc, g) in list.into_iter().zip(gone) {
+            if g {
+                continue;
+            }
+            if ending(&inc) {
+                closed.push(inc);
+            } else {
+                self.list.push(inc);
+            }
+        }
+        self.open.clear();
+        for (k, inc) in self.list.iter().enumerate() {
+            self.open.insert((inc.class.clone(), inc.actor), k);
+        }
+        closed.sort_by_key(|i| (i.first_seen, i.id));
+        closed
+    }
+
     /// The incidents, most severe first (then highest score, then earliest).
     /// A weak incident (`unknown_ip`, `other_anomaly`: what a flow is called
     /// before its context shows more, e.g. the first probes of a flood) is
@@ -190,7 +299,7 @@ impl Incidents {
     /// touches within the gap, and listed there under `absorbed`.
     pub fn finish(self) -> Vec<Incident> {
         let gap = i64::from(self.params.gap_secs) * 1_000_000;
-        let weak = |c: &str| c == WEAK_FIRST_CONTACT || c == crate::OTHER;
+        let weak = is_weak;
         let mut list = self.list;
         let mut strong: FxHashMap<IpAddr, Vec<usize>> = FxHashMap::default();
         for (i, inc) in list.iter().enumerate() {
@@ -210,19 +319,7 @@ impl Incidents {
             let Some(cands) = list[i].actor.and_then(|a| strong.get(&a)) else { continue };
             let Some(&j) = cands.iter().find(|&&j| near(&list[i], &list[j])) else { continue };
             let w = list[i].clone();
-            let into = &mut list[j];
-            into.flows += w.flows;
-            into.members.extend(w.members);
-            into.suppressed += w.suppressed;
-            into.bytes += w.bytes;
-            into.targets.extend(w.targets);
-            into.ports.extend(w.ports);
-            into.peak_severity = into.peak_severity.max(w.peak_severity);
-            into.confidence = into.confidence.max(w.confidence);
-            into.max_score = into.max_score.max(w.max_score);
-            into.first_seen = into.first_seen.min(w.first_seen).or(w.first_seen);
-            into.last_seen = into.last_seen.max(w.last_seen);
-            *into.absorbed.entry(w.class.clone()).or_default() += w.flows;
+            list[j].absorb(w, usize::MAX);
             gone[i] = true;
         }
         let mut list: Vec<Incident> = list.into_iter().zip(gone).filter(|(_, g)| !g).map(|(i, _)| i).collect();
@@ -274,7 +371,7 @@ mod tests {
 
     #[test]
     fn one_actor_one_class_one_incident_until_a_gap() {
-        let mut inc = Incidents::new(IncidentParams { gap_secs: 60, samples: 2 });
+        let mut inc = Incidents::new(IncidentParams { gap_secs: 60, samples: 2, ..Default::default() });
         let scan = finding("port_scan", "10.0.3.7");
         // 412 probes in 40 s, then the same scanner again 10 minutes later.
         for k in 0..412u16 {
@@ -304,5 +401,42 @@ mod tests {
         assert_eq!((list[1].class.as_ref(), list[1].flows), ("port_scan", 1));
         assert_eq!(list[2].class.as_ref(), "connection_burst");
         assert_eq!((list[3].class.as_ref(), list[3].actor), ("unknown_ip", "10.0.3.8".parse().ok()));
+    }
+
+    #[test]
+    fn live_incidents_alert_as_they_grow_and_close_when_idle() {
+        let mut inc = Incidents::new(IncidentParams { gap_secs: 60, samples: 2, max_members: 3 });
+        let low = verdict(0.6, Severity::Low);
+        // The scanner's first probe looks like first contact, then a scan.
+        inc.push(0, &flow(0, "10.0.3.7", "10.0.1.8", 1), &low, &finding("unknown_ip", "10.0.3.7"), false);
+        assert!(inc.take_touched().is_empty(), "weak incidents wait for their context");
+        for k in 1..10u16 {
+            inc.push(
+                u64::from(k),
+                &flow(i64::from(k), "10.0.3.7", "10.0.1.9", k),
+                &low,
+                &finding("port_scan", "10.0.3.7"),
+                false,
+            );
+        }
+        let now = inc.take_touched();
+        assert_eq!((now.len(), now[0].class.as_ref(), now[0].flows, now[0].id), (1, "port_scan", 9, 2));
+        assert!(inc.take_touched().is_empty(), "nothing grew since");
+        // Another host's first contact, far from any scan.
+        inc.push(20, &flow(30, "10.0.3.8", "1.2.3.4", 443), &low, &finding("unknown_ip", "10.0.3.8"), false);
+        // The first probe, idle past the cut, is folded into the open scan;
+        // nothing else ends yet.
+        assert!(inc.close_idle(5_000_000).is_empty());
+        assert_eq!(inc.open_count(), 2);
+        // Past the scan's last flow (9 s) and the other's (30 s).
+        let closed = inc.close_idle(31_000_000);
+        assert_eq!(closed.len(), 2, "{closed:?}");
+        assert_eq!((closed[0].class.as_ref(), closed[0].flows, closed[0].members.len()), ("port_scan", 10, 3));
+        assert_eq!(closed[0].absorbed.get("unknown_ip"), Some(&1));
+        assert_eq!((closed[1].class.as_ref(), closed[1].actor), ("unknown_ip", "10.0.3.8".parse().ok()));
+        assert_eq!(inc.open_count(), 0);
+        // The scanner again: a new incident with a new id.
+        inc.push(30, &flow(200, "10.0.3.7", "10.0.1.9", 80), &low, &finding("port_scan", "10.0.3.7"), false);
+        assert_eq!(inc.take_touched()[0].id, 4);
     }
 }

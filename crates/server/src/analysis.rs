@@ -172,7 +172,8 @@ pub fn analyze(
     let names = bundle.ensemble.model_names();
     let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
     let mut explainer = Explainer::new(bundle, None, &ExplainParams { top: p.top_features })?;
-    let mut incidents = Incidents::new(IncidentParams { gap_secs: p.incident_gap_secs, samples: 5 });
+    let mut incidents =
+        Incidents::new(IncidentParams { gap_secs: p.incident_gap_secs, samples: 5, ..Default::default() });
     let mut charts = Charts::new(names.clone());
     let nets = Networks::new(&bundle.features.internal);
     let mut anomalies: Vec<Anomaly> = Vec::new();

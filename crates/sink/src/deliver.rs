@@ -103,6 +103,10 @@ struct DedupEntry {
     sent: Vec<(i64, i64)>,
     repeats: u64,
     repeated_flows: u64,
+    /// The highest severity alerted for this key: an incident that grows
+    /// more severe (a live one, seen again as it escalates) is alerted again.
+    #[serde(default)]
+    severity: u8,
 }
 
 /// Alerts remembered per key, and for how long (event time before the newest).
@@ -261,7 +265,11 @@ impl Dispatcher {
                 // Within the window of an alert sent, on either side: a replay
                 // of the same logs is held back as well as a repeat.
                 let w = self.window_us;
-                if e.sent.iter().any(|&(f, l)| first <= l.saturating_add(w) && last >= f.saturating_sub(w)) {
+                let escalates = i.peak_severity as u8 > e.severity;
+                e.severity = e.severity.max(i.peak_severity as u8);
+                if !escalates
+                    && e.sent.iter().any(|&(f, l)| first <= l.saturating_add(w) && last >= f.saturating_sub(w))
+                {
                     e.repeats += 1;
                     e.repeated_flows += i.flows;
                     self.deduplicated += 1;

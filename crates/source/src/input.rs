@@ -105,6 +105,12 @@ impl Input {
             rd.read_to_end(&mut data).map_err(io_err)?;
             return Ok(Box::new(flowhound_flow::parquet::ParquetText::new(data).map_err(io_err)?));
         }
+        // A packet capture (pcap, pcapng; gzipped too) becomes its flows.
+        if rd.fill_buf().is_ok_and(flowhound_flow::pcap::is_capture) {
+            let mut data = Vec::new();
+            rd.read_to_end(&mut data).map_err(io_err)?;
+            return Ok(Box::new(flowhound_flow::pcap::CaptureText::new(&data, Default::default())));
+        }
         Ok(rd)
     }
 }

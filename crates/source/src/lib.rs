@@ -10,6 +10,7 @@
 
 mod driver;
 mod input;
+pub mod live;
 pub mod s3;
 
 pub use driver::{scan, FileReport, LineReject, ScanEvents, ScanOptions, ScanReport, MAX_LINE};

@@ -32,7 +32,7 @@ pub enum MinSeverity {
 }
 
 impl MinSeverity {
-    fn severity(self) -> Severity {
+    pub fn severity(self) -> Severity {
         match self {
             MinSeverity::Low => Severity::Low,
             MinSeverity::Medium => Severity::Medium,

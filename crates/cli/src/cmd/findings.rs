@@ -78,7 +78,11 @@ impl FindingArgs {
                 anyhow::anyhow!("--incident-gap {:?}: expected a duration like 90s, 15m or 1h", self.incident_gap)
             })
             .usage()?;
-        Ok(Findings { explainer, allow, incidents: Incidents::new(IncidentParams { gap_secs: gap, samples: 5 }) })
+        Ok(Findings {
+            explainer,
+            allow,
+            incidents: Incidents::new(IncidentParams { gap_secs: gap, samples: 5, ..Default::default() }),
+        })
     }
 }
 

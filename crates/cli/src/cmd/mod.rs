@@ -12,6 +12,7 @@ pub mod report;
 pub mod serve;
 pub mod sinks;
 pub mod train;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -1,0 +1,872 @@
+//! `flowhound watch`: a long-running detector over live sources.
+//!
+//! Sources (crates/source/src/live.rs) run on their own threads and send
+//! chunks of records through one bounded channel. This loop gathers them
+//! into batches (scored when full or after `--flush`), explains and writes
+//! the flagged flows as they are scored, grows incidents and hands every
+//! classed incident that grew to the sinks at once (their dedup keeps one
+//! alert per incident, and alerts again when it escalates), and ends
+//! incidents once event time has moved a gap (plus the allowed lateness)
+//! past their last flow. Records are scored in arrival order, exactly as
+//! `detect` scores a file, so replaying a file gives the same findings.
+//! Offsets of followed files and the files and objects read are saved after
+//! their records were scored: a restart neither loses nor repeats them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flowhound_detect::bundle::Bundle;
+use flowhound_detect::run::BATCH;
+use flowhound_detect::{Batch, Batches, Severity};
+use flowhound_explain::{Allowlist, Explainer, Incident, Incidents};
+use flowhound_source::live::{self, Chunk, Feed, LiveOptions, Mark, Resume, SourceStats, Spec};
+
+use super::detect::MinSeverity;
+use super::findings::{FindingArgs, Findings};
+use super::sinks::{self, SinkArgs};
+use crate::exit::{Classify, CliError, CliResult};
+
+/// Watch live flow sources and report anomalies as they happen.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Sources (--source, repeatable):\n  file:PATH          follow a growing log (rotation, truncation, resume after restart)\n  dir:PATH           read every file that appears below PATH\n  s3://BUCKET/PREFIX read new objects as they are delivered\n  -                  standard input\n  netflow:ADDR:PORT  NetFlow v5/v9/IPFIX collector (UDP)\n  pcap:FILE          a packet capture's flows\n\nOutput: JSON lines of flagged flows as `detect` writes them (with --incidents: incidents, as they\nend). Incidents go to the sinks (--sink/--config) as soon as they are classed. SIGINT/SIGTERM\nscore what was read, end open incidents, deliver and save state, then exit 0.\n\nExamples:\n  flowhound watch -m model --source file:/var/log/flows.log\n  flowhound watch -m model --source netflow:0.0.0.0:2055 --sink sns:arn:aws:sns:us-east-1:1:alerts --metrics 127.0.0.1:9102\n  flowhound watch -m model --source dir:/data/vpc --incidents -o incidents.jsonl"
+)]
+pub struct Args {
+    /// Model folder written by `train`.
+    #[arg(short, long = "model", value_name = "MODEL_DIR")]
+    pub model: PathBuf,
+
+    /// Where flows come from (see below); repeatable.
+    #[arg(short, long = "source", value_name = "SPEC", required = true)]
+    pub sources: Vec<String>,
+
+    /// Append findings to this file (flushed after every batch); stdout when absent or `-`.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Write every scored flow, not only anomalies.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Write anomalies of at least this severity.
+    #[arg(long, value_enum, default_value_t = MinSeverity::Low)]
+    pub min_severity: MinSeverity,
+
+    /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`; repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub threshold: Vec<String>,
+
+    /// Skip format detection for line sources: vpc, zeek, zeek-json, zeek-csv, unsw, cic, csv, jsonl.
+    #[arg(long, value_name = "FORMAT")]
+    pub input_format: Option<String>,
+
+    #[command(flatten)]
+    pub findings: FindingArgs,
+
+    #[command(flatten)]
+    pub sinks: SinkArgs,
+
+    /// How far behind the newest event time a record may arrive and still be counted on time;
+    /// incidents end this much later than their gap (records later than this are scored and
+    /// counted as late).
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub lateness: String,
+
+    /// Longest a record waits for its batch to fill before it is scored.
+    #[arg(long, value_name = "DURATION", default_value = "250ms")]
+    pub flush: String,
+
+    /// Chunks of records waiting between the sources and the detector (backpressure beyond it).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub queue: usize,
+
+    /// How often followed files and directories are checked.
+    #[arg(long, value_name = "DURATION", default_value = "200ms")]
+    pub poll: String,
+
+    /// How often S3 prefixes are listed.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub s3_poll: String,
+
+    /// A NetFlow v9/IPFIX template not refreshed for this long is forgotten.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub template_timeout: String,
+
+    /// Offsets of followed files and what was read from directories and S3
+    /// [default: <state dir>/flowhound/watch].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// A one-line status on stderr this often (`0s`: never).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub status: String,
+
+    /// Exit when no record has arrived for this long (replays, cron runs).
+    #[arg(long, value_name = "DURATION")]
+    pub idle_exit: Option<String>,
+
+    /// No status lines or warnings on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Durations from the flags, every bad one listed.
+struct Timing {
+    lateness: Duration,
+    flush: Duration,
+    poll: Duration,
+    s3_poll: Duration,
+    template_timeout: Duration,
+    status: Duration,
+    idle_exit: Option<Duration>,
+}
+
+impl Args {
+    fn timing(&self) -> CliResult<Timing> {
+        let mut bad = Vec::new();
+        let mut d = |flag: &str, v: &str| match flowhound_sink::config::parse_duration(v) {
+            Some(d) => d,
+            None => {
+                bad.push(format!("{flag} {v:?}: expected a duration like 250ms, 10s, 5m"));
+                Duration::ZERO
+            }
+        };
+        let t = Timing {
+            lateness: d("--lateness", &self.lateness),
+            flush: d("--flush", &self.flush),
+            poll: d("--poll", &self.poll),
+            s3_poll: d("--s3-poll", &self.s3_poll),
+            template_timeout: d("--template-timeout", &self.template_timeout),
+            status: d("--status", &self.status),
+            idle_exit: self.idle_exit.as_deref().map(|v| d("--idle-exit", v)),
+        };
+        if self.queue == 0 {
+            bad.push("--queue must be at least 1".into());
+        }
+        if t.poll.is_zero() && self.poll.trim() != "" {
+            bad.push("--poll must be more than 0".into());
+        }
+        if bad.is_empty() {
+            Ok(t)
+        } else {
+            Err(CliError::usage(anyhow::anyhow!(bad.join("; "))))
+        }
+    }
+}
+
+/// Latency buckets (seconds), fine enough for a p99 under a second.
+const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// What the metrics endpoint and the status line show.
+#[derive(Debug, Default)]
+struct Numbers {
+    scored: u64,
+    by_severity: [u64; 4],
+    by_class: BTreeMap<String, u64>,
+    incidents_by_severity: [u64; 4],
+    incidents_open: usize,
+    alerts_sent: u64,
+    late: u64,
+    written: u64,
+    /// Per bucket (and one more for +Inf), the flows whose latency fell in it.
+    latency: [u64; BUCKETS.len() + 1],
+    latency_sum: f64,
+}
+
+impl Numbers {
+    fn observe(&mut self, secs: f64, n: u64) {
+        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        self.latency[i] += n;
+        self.latency_sum += secs * n as f64;
+    }
+
+    /// The upper bound of the bucket holding quantile `q`.
+    fn quantile(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.latency.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (q * total as f64).ceil() as u64;
+        let mut acc = 0;
+        for (i, n) in self.latency.iter().enumerate() {
+            acc += n;
+            if acc >= want {
+                return Some(BUCKETS.get(i).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        None
+    }
+}
+
+/// Everything the metrics thread reads.
+struct Shared {
+    names: Vec<String>,
+    sources: Vec<Arc<SourceStats>>,
+    depth: Arc<AtomicUsize>,
+    numbers: Mutex<Numbers>,
+}
+
+/// Resident memory from /proc (Linux); 0 elsewhere.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Shared {
+    fn prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
+            let _ = writeln!(s, "# HELP flowhound_{name} {help}\n# TYPE flowhound_{name} {kind}");
+            for (labels, v) in rows {
+                let _ = writeln!(s, "flowhound_{name}{labels} {v}");
+            }
+        };
+        let per_source = |f: &dyn Fn(&SourceStats) -> u64| {
+            self.names
+                .iter()
+                .zip(&self.sources)
+                .map(|(n, st)| (format!("{{source=\"{}\"}}", label(n)), f(st).to_string()))
+                .collect::<Vec<_>>()
+        };
+        let r = Ordering::Relaxed;
+        metric("flows_received_total", "counter", "Flow records read, per source.", per_source(&|s| s.records.load(r)));
+        metric(
+            "lines_rejected_total",
+            "counter",
+            "Lines that did not parse, per source.",
+            per_source(&|s| s.rejected.load(r)),
+        );
+        metric(
+            "flows_dropped_total",
+            "counter",
+            "Records dropped because the detector was behind (UDP sources).",
+            per_source(&|s| s.dropped.load(r)),
+        );
+        metric(
+            "flows_lost_total",
+            "counter",
+            "Records the exporters' sequence numbers say never arrived (NetFlow).",
+            per_source(&|s| s.lost.load(r)),
+        );
+        metric(
+            "source_units_total",
+            "counter",
+            "Files or objects read (dir, S3) or export packets received (NetFlow), per source.",
+            per_source(&|s| s.units.load(r)),
+        );
+        metric(
+            "source_errors_total",
+            "counter",
+            "Read errors and undecodable input, per source.",
+            per_source(&|s| s.errors.load(r)),
+        );
+        metric(
+            "queue_depth",
+            "gauge",
+            "Chunks waiting between the sources and the detector.",
+            vec![(String::new(), self.depth.load(r).to_string())],
+        );
+        metric(
+            "resident_memory_bytes",
+            "gauge",
+            "Resident memory of the process.",
+            vec![(String::new(), rss_bytes().to_string())],
+        );
+        let n = match self.numbers.lock() {
+            Ok(n) => n,
+            Err(p) => p.into_inner(),
+        };
+        metric("flows_scored_total", "counter", "Flows scored.", vec![(String::new(), n.scored.to_string())]);
+        metric(
+            "flows_late_total",
+            "counter",
+            "Flows that arrived later than --lateness.",
+            vec![(String::new(), n.late.to_string())],
+        );
+        let sev = |a: &[u64; 4]| {
+            [Severity::Low, Severity::Medium, Severity::High]
+                .iter()
+                .map(|s| (format!("{{severity=\"{}\"}}", s.name()), a[*s as usize].to_string()))
+                .collect::<Vec<_>>()
+        };
+        metric("anomalies_total", "counter", "Anomalous flows, by severity.", sev(&n.by_severity));
+        metric(
+            "findings_total",
+            "counter",
+            "Anomalous flows, by threat class.",
+            n.by_class.iter().map(|(c, v)| (format!("{{class=\"{}\"}}", label(c)), v.to_string())).collect(),
+        );
+        metric("incidents_total", "counter", "Incidents ended, by peak severity.", sev(&n.incidents_by_severity));
+        metric("incidents_open", "gauge", "Incidents still open.", vec![(String::new(), n.incidents_open.to_string())]);
+        metric(
+            "alerts_total",
+            "counter",
+            "Incident snapshots handed to the sinks.",
+            vec![(String::new(), n.alerts_sent.to_string())],
+        );
+        let _ = writeln!(
+            s,
+            "# HELP flowhound_latency_seconds Time from a record's arrival to its finding being written.\n# TYPE flowhound_latency_seconds histogram"
+        );
+        let mut acc = 0;
+        for (i, c) in n.latency.iter().enumerate() {
+            acc += c;
+            let le = BUCKETS.get(i).map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(s, "flowhound_latency_seconds_bucket{{le=\"{le}\"}} {acc}");
+        }
+        let _ = writeln!(s, "flowhound_latency_seconds_sum {}\nflowhound_latency_seconds_count {acc}", n.latency_sum);
+        s
+    }
+
+    fn status(&self, since: Instant, last: &mut (Instant, u64)) -> String {
+        let r = Ordering::Relaxed;
+        let sum = |f: &dyn Fn(&SourceStats) -> u64| self.sources.iter().map(|s| f(s)).sum::<u64>();
+        let n = match self.numbers.lock() {
+            Ok(n) => n,
+            Err(p) => p.into_inner(),
+        };
+        let dt = last.0.elapsed().as_secs_f64().max(1e-3);
+        let rate = (n.scored - last.1) as f64 / dt;
+        *last = (Instant::now(), n.scored);
+        let q = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v}s"));
+        format!(
+            "watch {:.0}s: {} flows ({:.0}/s), {} anomalies, {} incidents open, {} alerts, {} rejected, {} dropped, {} lost, {} late, queue {}, latency p50 ≤{} p99 ≤{}, rss {} MiB",
+            since.elapsed().as_secs_f64(),
+            n.scored,
+            rate,
+            n.by_severity[1..].iter().sum::<u64>(),
+            n.incidents_open,
+            n.alerts_sent,
+            sum(&|s| s.rejected.load(r)),
+            sum(&|s| s.dropped.load(r)),
+            sum(&|s| s.lost.load(r)),
+            n.late,
+            self.depth.load(r),
+            q(n.quantile(0.5)),
+            q(n.quantile(0.99)),
+            rss_bytes() >> 20,
+        )
+    }
+}
+
+/// Serves `/metrics` on a plain thread: Prometheus scrapes every few
+/// seconds, one connection at a time is plenty.
+fn serve_metrics(addr: SocketAddr, shared: Arc<Shared>) -> CliResult {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| CliError::usage(anyhow::anyhow!("--metrics {addr}: cannot listen: {e}")))?;
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let n = std::io::Read::read(&mut c, &mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if req.starts_with("GET /metrics ") || req.starts_with("GET /metrics?") {
+                ("200 OK", shared.prometheus())
+            } else {
+                ("404 Not Found", "only /metrics is here\n".to_string())
+            };
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    })
+    .map_err(anyhow::Error::from)?;
+    Ok(())
+}
+
+/// Saved progress of the sources, one JSON file per set of sources.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct State {
+    sources: BTreeMap<String, Resume>,
+}
+
+impl State {
+    fn load(path: &Path) -> State {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                eprintln!("warning: {}: unreadable watch state ({e}); starting afresh", path.display());
+                State::default()
+            }),
+            Err(_) => State::default(),
+        }
+    }
+
+    fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        serde_json::to_writer(&mut tmp, self)?;
+        tmp.persist(path)?;
+        Ok(())
+    }
+}
+
+/// Where findings go: appended and flushed per batch, so a reader of the
+/// file (or the pipe) sees them at once.
+enum LiveOut {
+    Stdout(std::io::Stdout),
+    File(std::fs::File),
+}
+
+impl LiveOut {
+    fn open(path: Option<&Path>) -> CliResult<LiveOut> {
+        match path.filter(|p| p.as_os_str() != "-") {
+            None => Ok(LiveOut::Stdout(std::io::stdout())),
+            Some(p) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map(LiveOut::File)
+                .map_err(|e| CliError::usage(anyhow::anyhow!("cannot open {}: {e}", p.display()))),
+        }
+    }
+
+    fn write(&mut self, b: &[u8]) -> anyhow::Result<()> {
+        if b.is_empty() {
+            return Ok(());
+        }
+        let r = match self {
+            LiveOut::Stdout(s) => {
+                let mut l = s.lock();
+                l.write_all(b)?;
+                l.flush()
+            }
+            LiveOut::File(f) => f.write_all(b),
+        };
+        Ok(r?)
+    }
+}
+
+/// Records pushed but not yet scored, per chunk, in order.
+struct Pending {
+    received: Instant,
+    left: usize,
+    source: usize,
+    mark: Mark,
+}
+
+/// The detector's state between batches.
+struct Live<'a> {
+    bundle: &'a Bundle,
+    names: Vec<&'static str>,
+    classes: Option<Vec<String>>,
+    explainer: Explainer,
+    allow: Allowlist,
+    incidents: Incidents,
+    min: Severity,
+    a: &'a Args,
+    out: LiveOut,
+    buf: Vec<u8>,
+    flow: u64,
+    watermark: i64,
+    lateness_us: i64,
+    pending: VecDeque<Pending>,
+    /// Marks of chunks whose records were all scored, per source.
+    marks: Vec<Vec<Mark>>,
+    shared: Arc<Shared>,
+    dispatcher: Option<flowhound_sink::Dispatcher>,
+}
+
+impl Live<'_> {
+    fn batch(&mut self, b: &Batch<'_>) -> CliResult {
+        let found = self
+            .explainer
+            .explain(self.bundle, b.recs, b.verdicts, b.raw, b.input, |i| b.verdicts[i].severity != Severity::None)
+            .map_err(anyhow::Error::from)?;
+        self.buf.clear();
+        let mut n = Numbers::default();
+        for ((r, v), f) in b.iter().zip(&found) {
+            let flow = self.flow;
+            self.flow += 1;
+            n.scored += 1;
+            n.by_severity[v.severity as usize] += 1;
+            if let Some(t) = r.start.map(|t| t.micros()) {
+                if t < self.watermark.saturating_sub(self.lateness_us) {
+                    n.late += 1;
+                }
+                self.watermark = self.watermark.max(t);
+            }
+            let entry = if f.is_some() || self.a.all { self.allow.check(r) } else { None };
+            let flagged = v.severity != Severity::None && v.severity >= self.min;
+            let shown = entry.is_none() || self.a.findings.show_suppressed;
+            if let Some(f) = f {
+                *n.by_class.entry(f.class.to_string()).or_default() += 1;
+            }
+            if let (Some(f), true, true) = (f, flagged, shown) {
+                self.incidents.push(flow, r, v, f, entry.is_some());
+            }
+            if self.a.findings.incidents || !(self.a.all || (flagged && shown)) {
+                continue;
+            }
+            n.written += 1;
+            let classes = self.classes.as_deref();
+            let m = flowhound_explain::json::flow_json(flow, r, v, f.as_ref(), entry, &self.names, classes);
+            let _ = serde_json::to_writer(&mut self.buf, &serde_json::Value::Object(m));
+            self.buf.push(b'\n');
+        }
+        self.out.write(&self.buf)?;
+        // Every flow of this batch has its finding written: its latency ends here.
+        let now = Instant::now();
+        let mut left = b.recs.len();
+        while left > 0 {
+            let Some(p) = self.pending.front_mut() else { break };
+            let k = p.left.min(left);
+            n.observe(now.duration_since(p.received).as_secs_f64(), k as u64);
+            p.left -= k;
+            left -= k;
+            if p.left == 0 {
+                if let Some(p) = self.pending.pop_front() {
+                    self.marks[p.source].push(p.mark);
+                }
+            }
+        }
+        self.settle_empty();
+        // Classed incidents that grew go out now; the rest when they end.
+        let grown = self.incidents.take_touched();
+        n.alerts_sent += self.alert(&grown);
+        let gap = i64::from(self.a_gap_secs()) * 1_000_000;
+        let ended = self.incidents.close_idle(self.watermark.saturating_sub(gap).saturating_sub(self.lateness_us));
+        self.ended(&ended, &mut n)?;
+        n.incidents_open = self.incidents.open_count();
+        self.merge(n);
+        Ok(())
+    }
+
+    /// Chunks without records at the front of the queue are done as soon as
+    /// everything before them is.
+    fn settle_empty(&mut self) {
+        while self.pending.front().is_some_and(|p| p.left == 0) {
+            if let Some(p) = self.pending.pop_front() {
+                self.marks[p.source].push(p.mark);
+            }
+        }
+    }
+
+    fn a_gap_secs(&self) -> u32 {
+        flowhound_features::schema::parse_window(&self.a.findings.incident_gap).unwrap_or(900)
+    }
+
+    /// Hands incidents to the sinks; returns how many (none without sinks).
+    fn alert(&mut self, incidents: &[Incident]) -> u64 {
+        match (self.dispatcher.as_mut(), incidents.is_empty()) {
+            (Some(d), false) => {
+                d.send(incidents);
+                incidents.len() as u64
+            }
+            _ => 0,
+        }
+    }
+
+    /// Incidents that ended: to the sinks (weak ones alert here), and to the
+    /// output with --incidents.
+    fn ended(&mut self, ended: &[Incident], n: &mut Numbers) -> CliResult {
+        if ended.is_empty() {
+            return Ok(());
+        }
+        n.alerts_sent += self.alert(ended);
+        let mut buf = Vec::new();
+        for i in ended {
+            n.incidents_by_severity[i.peak_severity as usize] += 1;
+            if self.a.findings.incidents {
+                let _ = serde_json::to_writer(&mut buf, &flowhound_explain::json::incident_json(i));
+                buf.push(b'\n');
+            }
+        }
+        n.written += if self.a.findings.incidents { ended.len() as u64 } else { 0 };
+        self.out.write(&buf)?;
+        Ok(())
+    }
+
+    fn merge(&self, d: Numbers) {
+        let mut n = match self.shared.numbers.lock() {
+            Ok(n) => n,
+            Err(p) => p.into_inner(),
+        };
+        n.scored += d.scored;
+        for i in 0..4 {
+            n.by_severity[i] += d.by_severity[i];
+            n.incidents_by_severity[i] += d.incidents_by_severity[i];
+        }
+        for (c, v) in d.by_class {
+            *n.by_class.entry(c).or_default() += v;
+        }
+        n.incidents_open = d.incidents_open;
+        n.alerts_sent += d.alerts_sent;
+        n.late += d.late;
+        n.written += d.written;
+        for (a, b) in n.latency.iter_mut().zip(d.latency) {
+            *a += b;
+        }
+        n.latency_sum += d.latency_sum;
+    }
+}
+
+fn state_path(dir: &Path, specs: &[Spec]) -> PathBuf {
+    // One file per set of sources: two watches over different sources keep
+    // apart. FNV-1a of the specs names it.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in specs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n").bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    dir.join(format!("watch-{h:016x}.json"))
+}
+
+fn apply_marks(state: &mut State, names: &[String], marks: &mut [Vec<Mark>]) -> bool {
+    let mut changed = false;
+    for (i, ms) in marks.iter_mut().enumerate() {
+        for m in ms.drain(..) {
+            let e = state.sources.entry(names[i].clone()).or_default();
+            match m {
+                Mark::None => continue,
+                Mark::Offset { dev, ino, offset } => e.offset = Some((dev, ino, offset)),
+                Mark::Done(k) => {
+                    e.done.insert(k);
+                }
+            }
+            changed = true;
+        }
+    }
+    changed
+}
+
+pub fn run(a: Args) -> CliResult {
+    let timing = a.timing()?;
+    let bundle = super::detect::load_model(&a.model, &a.threshold)?;
+    let specs = live::Spec::parse_all(&a.sources).map_err(|e| CliError::usage(anyhow::anyhow!("--source: {e}")))?;
+    let format = match &a.input_format {
+        Some(n) => Some(flowhound_flow::Format::from_name(n).ok_or_else(|| {
+            CliError::usage(anyhow::anyhow!(
+                "--input-format {n:?}: expected one of {}",
+                flowhound_flow::Format::NAMES.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let sink_config = a.sinks.load()?;
+    let to_stdout = a.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
+    if to_stdout && sink_config.as_ref().is_some_and(|c| c.sinks.iter().any(|s| s.target.is_stdout())) {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "a sink writes to stdout and so would watch's own output: give watch -o FILE, or the sink a file"
+        )));
+    }
+    let names: Vec<String> = specs.iter().map(ToString::to_string).collect();
+    let dispatcher = match &sink_config {
+        Some(c) => {
+            let model = flowhound_server::analysis::file_name(&a.model.to_string_lossy());
+            Some(sinks::open(c, flowhound_sink::Meta { model, source: names.join(" ") })?)
+        }
+        None => None,
+    };
+    let Findings { explainer, allow, mut incidents } = a.findings.build(&bundle)?;
+    // Feedback on a live incident names its first flows; a week-long flood
+    // must not keep every flow id.
+    incidents.limit_members(10_000);
+    let state_dir = a
+        .state_dir
+        .clone()
+        .or_else(|| dirs::state_dir().or_else(dirs::data_local_dir).map(|d| d.join("flowhound").join("watch")))
+        .unwrap_or_else(|| PathBuf::from(".flowhound-watch"));
+    let state_file = state_path(&state_dir, &specs);
+    let mut state = State::load(&state_file);
+    let out = LiveOut::open(a.output.as_deref())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
+    }
+    let (tx, rx) = sync_channel::<Chunk>(a.queue);
+    let depth = Arc::new(AtomicUsize::new(0));
+    let opts = LiveOptions {
+        format,
+        poll: timing.poll,
+        s3_poll: timing.s3_poll,
+        netflow: flowhound_flow::netflow::CollectorParams {
+            template_timeout: timing.template_timeout,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut stats = Vec::new();
+    let mut problems = Vec::new();
+    // Sources stop on their own flag: the signal flag also ends the detector,
+    // which must keep draining while they finish.
+    let source_stop = Arc::new(AtomicBool::new(false));
+    for (i, spec) in specs.iter().enumerate() {
+        let st = Arc::new(SourceStats::default());
+        let feed = Feed { tx: tx.clone(), depth: Arc::clone(&depth), stop: Arc::clone(&source_stop) };
+        let resume = state.sources.get(&names[i]).cloned().unwrap_or_default();
+        if let Err(e) = live::spawn(i, spec, &opts, resume, feed, Arc::clone(&st)) {
+            problems.push(e);
+        }
+        stats.push(st);
+    }
+    drop(tx);
+    if !problems.is_empty() {
+        source_stop.store(true, Ordering::Relaxed);
+        return Err(CliError::usage(anyhow::anyhow!(problems.join("; "))));
+    }
+    let shared = Arc::new(Shared {
+        names: names.clone(),
+        sources: stats,
+        depth: Arc::clone(&depth),
+        numbers: Default::default(),
+    });
+    if let Some(addr) = a.metrics {
+        serve_metrics(addr, Arc::clone(&shared))?;
+    }
+    if !a.quiet {
+        eprintln!("watch: {} source(s): {}", names.len(), names.join(", "));
+    }
+
+    let mut live = Live {
+        bundle: &bundle,
+        names: bundle.ensemble.model_names(),
+        classes: bundle.ensemble.supervised().map(|s| s.classes.clone()),
+        explainer,
+        allow,
+        incidents,
+        min: a.min_severity.severity(),
+        a: &a,
+        out,
+        buf: Vec::new(),
+        flow: 0,
+        watermark: i64::MIN,
+        lateness_us: timing.lateness.as_micros().min(i64::MAX as u128) as i64,
+        pending: VecDeque::new(),
+        marks: vec![Vec::new(); specs.len()],
+        shared: Arc::clone(&shared),
+        dispatcher,
+    };
+    let mut batches = Batches::new(&bundle, BATCH).usage()?;
+    let started = Instant::now();
+    let mut last_status = (Instant::now(), 0u64);
+    let mut next_status = Instant::now() + timing.status;
+    let mut last_flush = Instant::now();
+    let mut last_record = Instant::now();
+    let mut last_save = Instant::now();
+    let mut unscored = 0usize;
+    let mut stopping_since: Option<Instant> = None;
+    let all_finite = specs.iter().all(Spec::finite);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(chunk) => {
+                depth.fetch_sub(1, Ordering::Relaxed);
+                last_record = Instant::now();
+                unscored += chunk.records.len();
+                if unscored == chunk.records.len() {
+                    // The oldest record waits from here.
+                    last_flush = Instant::now();
+                }
+                // Zero-record chunks still carry their mark (a file that
+                // held only a header): it is applied once what is ahead of
+                // it has been scored.
+                live.pending.push_back(Pending {
+                    received: chunk.received,
+                    left: chunk.records.len(),
+                    source: chunk.source,
+                    mark: chunk.mark,
+                });
+                if chunk.records.is_empty() {
+                    live.settle_empty();
+                }
+                batches.push(&chunk.records, &mut |b: &Batch<'_>| live.batch(b))?;
+                if unscored >= BATCH {
+                    unscored = 0;
+                    last_flush = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                batches.flush(&mut |b: &Batch<'_>| live.batch(b))?;
+                break;
+            }
+        }
+        if unscored > 0 && last_flush.elapsed() >= timing.flush {
+            batches.flush(&mut |b: &Batch<'_>| live.batch(b))?;
+            unscored = 0;
+            last_flush = Instant::now();
+        }
+        let stopping = stop.load(Ordering::Relaxed)
+            || timing.idle_exit.is_some_and(|d| last_record.elapsed() >= d && unscored == 0)
+            || (all_finite
+                && shared.sources.iter().all(|s| s.done.load(Ordering::Relaxed))
+                && depth.load(Ordering::Relaxed) == 0);
+        if stopping {
+            source_stop.store(true, Ordering::Relaxed);
+            let since = *stopping_since.get_or_insert_with(Instant::now);
+            // Sources blocked on stdin cannot be woken: drain for a while.
+            if since.elapsed() >= Duration::from_secs(2) && depth.load(Ordering::Relaxed) == 0 {
+                batches.flush(&mut |b: &Batch<'_>| live.batch(b))?;
+                break;
+            }
+        }
+        if !timing.status.is_zero() && Instant::now() >= next_status && !a.quiet {
+            eprintln!("{}", shared.status(started, &mut last_status));
+            next_status = Instant::now() + timing.status;
+        }
+        if last_save.elapsed() >= Duration::from_secs(1) {
+            let changed = apply_marks(&mut state, &names, &mut live.marks);
+            if changed {
+                if let Err(e) = state.save(&state_file) {
+                    eprintln!("warning: cannot save watch state {}: {e:#}", state_file.display());
+                }
+            }
+            last_save = Instant::now();
+        }
+    }
+    // Drain: every open incident ends now, and goes out.
+    let mut n = Numbers::default();
+    let ended = live.incidents.close_idle(i64::MAX);
+    live.ended(&ended, &mut n)?;
+    n.incidents_open = 0;
+    live.merge(n);
+    apply_marks(&mut state, &names, &mut live.marks);
+    if let Err(e) = state.save(&state_file) {
+        eprintln!("warning: cannot save watch state {}: {e:#}", state_file.display());
+    }
+    let mut failed = None;
+    if let Some(d) = live.dispatcher.take() {
+        let (flows, anomalies, by_class) = {
+            let n = match shared.numbers.lock() {
+                Ok(n) => n,
+                Err(p) => p.into_inner(),
+            };
+            (n.scored, [n.by_severity[1], n.by_severity[2], n.by_severity[3]], n.by_class.clone())
+        };
+        let rejected = shared.sources.iter().map(|s| s.rejected.load(Ordering::Relaxed)).sum();
+        let summary = d.finish(&flowhound_sink::RunStats { flows, rejected, anomalies, anomalies_by_class: by_class });
+        if !a.quiet {
+            eprint!("{}", summary.render());
+        }
+        if summary.dropped() > 0 {
+            failed = Some(summary.dropped());
+        }
+    }
+    if !a.quiet {
+        eprintln!("{}", shared.status(started, &mut last_status));
+    }
+    match failed {
+        Some(k) => Err(CliError::from(anyhow::anyhow!("{k} alert(s) could not be delivered nor spooled"))),
+        None => Ok(()),
+    }
+}
