@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -246,37 +246,22 @@ impl Shared {
                 .collect::<Vec<_>>()
         };
         let r = Ordering::Relaxed;
-        metric("flows_received_total", "counter", "Flow records read, per source.", per_source(&|s| s.records.load(r)));
-        metric(
-            "lines_rejected_total",
-            "counter",
-            "Lines that did not parse, per source.",
-            per_source(&|s| s.rejected.load(r)),
-        );
-        metric(
-            "flows_dropped_total",
-            "counter",
-            "Records dropped because the detector was behind (UDP sources).",
-            per_source(&|s| s.dropped.load(r)),
-        );
-        metric(
-            "flows_lost_total",
-            "counter",
-            "Records the exporters' sequence numbers say never arrived (NetFlow).",
-            per_source(&|s| s.lost.load(r)),
-        );
-        metric(
-            "source_units_total",
-            "counter",
-            "Files or objects read (dir, S3) or export packets received (NetFlow), per source.",
-            per_source(&|s| s.units.load(r)),
-        );
-        metric(
-            "source_errors_total",
-            "counter",
-            "Read errors and undecodable input, per source.",
-            per_source(&|s| s.errors.load(r)),
-        );
+        type PerSource<'a> = (&'a str, &'a str, fn(&SourceStats) -> &AtomicU64);
+        let counters: [PerSource<'_>; 6] = [
+            ("flows_received_total", "Flow records read, per source.", |s| &s.records),
+            ("lines_rejected_total", "Lines that did not parse, per source.", |s| &s.rejected),
+            ("flows_dropped_total", "Records dropped because the detector was behind (UDP sources).", |s| &s.dropped),
+            ("flows_lost_total", "Records the exporters' sequence numbers say never arrived (NetFlow).", |s| &s.lost),
+            (
+                "source_units_total",
+                "Files or objects read (dir, S3) or export packets received (NetFlow), per source.",
+                |s| &s.units,
+            ),
+            ("source_errors_total", "Read errors and undecodable input, per source.", |s| &s.errors),
+        ];
+        for (name, help, field) in counters {
+            metric(name, "counter", help, per_source(&|s| field(s).load(r)));
+        }
         metric(
             "queue_depth",
             "gauge",
