@@ -104,6 +104,14 @@ impl Incident {
     }
 }
 
+/// Whether two incidents overlap or touch within `gap` (µs) of event time.
+fn near(a: &Incident, b: &Incident, gap: i64) -> bool {
+    match (a.first_seen, a.last_seen, b.first_seen, b.last_seen) {
+        (Some(af), Some(al), Some(bf), Some(bl)) => af <= bl + gap && bf <= al + gap,
+        _ => false,
+    }
+}
+
 /// Whether a class is what a flow is called before its context shows more.
 fn is_weak(class: &str) -> bool {
     class == WEAK_FIRST_CONTACT || class == crate::OTHER
@@ -238,6 +246,11 @@ impl Incidents {
         self.params.max_members = n;
     }
 
+    /// Quiet time that ends an incident.
+    pub fn gap_secs(&self) -> u32 {
+        self.params.gap_secs
+    }
+
     /// Incidents still open.
     pub fn open_count(&self) -> usize {
         self.list.len()
@@ -260,12 +273,12 @@ impl Incidents {
             if !(ending(&list[i]) && is_weak(&list[i].class)) {
                 continue;
             }
-            let near = |b: &Incident| match (list[i].first_seen, list[i].last_seen, b.first_seen, b.last_seen) {
-                (Some(af), Some(al), Some(bf), Some(bl)) => af <= bl + gap && bf <= al + gap,
-                _ => false,
-            };
             let target = (0..list.len()).find(|&j| {
-                !gone[j] && j != i && list[j].actor == list[i].actor && !is_weak(&list[j].class) && near(&list[j])
+                !gone[j]
+                    && j != i
+                    && list[j].actor == list[i].actor
+                    && !is_weak(&list[j].class)
+                    && near(&list[i], &list[j], gap)
             });
             if let (Some(j), Some(_)) = (target, list[i].actor) {
                 let w = list[i].clone();
@@ -307,17 +320,13 @@ impl Incidents {
                 strong.entry(a).or_default().push(i);
             }
         }
-        let near = |a: &Incident, b: &Incident| match (a.first_seen, a.last_seen, b.first_seen, b.last_seen) {
-            (Some(af), Some(al), Some(bf), Some(bl)) => af <= bl + gap && bf <= al + gap,
-            _ => false,
-        };
         let mut gone = vec![false; list.len()];
         for i in 0..list.len() {
             if !weak(&list[i].class) {
                 continue;
             }
             let Some(cands) = list[i].actor.and_then(|a| strong.get(&a)) else { continue };
-            let Some(&j) = cands.iter().find(|&&j| near(&list[i], &list[j])) else { continue };
+            let Some(&j) = cands.iter().find(|&&j| near(&list[i], &list[j], gap)) else { continue };
             let w = list[i].clone();
             list[j].absorb(w, usize::MAX);
             gone[i] = true;

@@ -141,7 +141,7 @@ impl Collector {
                 protocol: Some(f.protocol_number),
                 packets: Counts::total(u64::from(f.d_pkts)),
                 bytes: Counts::total(u64::from(f.d_octets)),
-                tcp_flags: (f.protocol_number == 6).then_some(f.tcp_flags),
+                tcp_flags: Some(f.tcp_flags),
                 ..Default::default()
             };
             finish(&mut r);
@@ -260,7 +260,12 @@ fn ms(t: i64) -> Option<Timestamp> {
     Timestamp::from_micros(t.checked_mul(1000)?)
 }
 
+/// What every decoded record needs: flags only for TCP (exporters fill
+/// the field with whatever the template carries), an ordered time span.
 fn finish(r: &mut FlowRecord) {
+    if r.protocol != Some(6) {
+        r.tcp_flags = None;
+    }
     if r.start > r.end {
         // An uptime wrap or a clock step: keep the end, lose the duration.
         r.start = r.end;
@@ -306,9 +311,6 @@ fn v9_record(rec: &[(V9Field, FieldValue)], boot: i64) -> FlowRecord {
     r.packets = Counts { total: packets, ..Default::default() };
     r.start = first.and_then(|t| ms(boot + t as i64));
     r.end = last.and_then(|t| ms(boot + t as i64));
-    if r.protocol != Some(6) {
-        r.tcp_flags = None;
-    }
     finish(&mut r);
     r
 }
@@ -365,9 +367,6 @@ fn ipfix_record(rec: &[(IPFixField, FieldValue)], init: Option<u64>, export_ms: 
         }
         _ => (Counts::from_parts(bytes, rbytes, None), Counts::from_parts(packets, rpackets, None)),
     };
-    if r.protocol != Some(6) {
-        r.tcp_flags = None;
-    }
     finish(&mut r);
     r
 }

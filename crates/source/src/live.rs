@@ -529,9 +529,9 @@ impl Ctx {
                             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
                             if (d, i) == (dev, ino) && o <= len {
                                 // Same file: learn its header, skip what was done.
-                                let mut start = vec![0u8; (o as usize).min(64 << 10)];
-                                let k = read_full(&mut f, &mut start).unwrap_or(0);
-                                lf.prime(&start[..k]);
+                                let mut start = Vec::new();
+                                let _ = (&mut f).take(o.min(64 << 10)).read_to_end(&mut start);
+                                lf.prime(&start);
                                 offset = o;
                             }
                         }
@@ -704,17 +704,6 @@ impl Ctx {
         }
         self.done();
     }
-}
-
-fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut k = 0;
-    while k < buf.len() {
-        match f.read(&mut buf[k..])? {
-            0 => break,
-            n => k += n,
-        }
-    }
-    Ok(k)
 }
 
 #[cfg(unix)]

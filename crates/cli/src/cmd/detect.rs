@@ -9,7 +9,7 @@ use flowhound_detect::{Batch, Batches, Kind, Severity, Verdict};
 use flowhound_flow::FlowRecord;
 
 use super::findings::{self, FindingArgs, Findings};
-use super::sinks::{self, SinkArgs};
+use super::sinks::SinkArgs;
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
@@ -257,22 +257,9 @@ pub fn run(a: Args) -> CliResult {
 pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
     let bundle = load_model(&a.model, &a.threshold)?;
     let (inputs, opts) = a.input.prepare()?;
-    let sink_config = a.sinks.load()?;
-    let to_stdout = a.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
-    if to_stdout && sink_config.as_ref().is_some_and(|c| c.sinks.iter().any(|s| s.target.is_stdout())) {
-        return Err(CliError::usage(anyhow::anyhow!(
-            "a sink writes to stdout and so would detect's own output: give detect -o FILE, or the sink a file"
-        )));
-    }
-    // Sinks open before the work: a bad path or client fails the run at once.
-    let dispatcher = match &sink_config {
-        Some(c) => {
-            let source = inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ");
-            let model = flowhound_server::analysis::file_name(&a.model.to_string_lossy());
-            Some(sinks::open(c, flowhound_sink::Meta { model, source })?)
-        }
-        None => None,
-    };
+    let dispatcher = a.sinks.open("detect", a.output.as_deref(), &a.model, || {
+        inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ")
+    })?;
     let mut out = Output::create(a.output.as_deref()).usage()?;
     let (mut tally, verdict) = score_into(&bundle, &inputs, &opts, a, &mut out)?;
     out.finish()?;

@@ -72,10 +72,30 @@ impl SinkArgs {
     }
 }
 
-/// Opens every sink (files, AWS and HTTP clients) before any work is done,
-/// so a bad path fails the run at once.
-pub fn open(config: &Config, meta: Meta) -> CliResult<Dispatcher> {
-    Dispatcher::new(config, meta).map_err(|e| CliError::usage(anyhow::anyhow!("cannot open the sinks: {e}")))
+impl SinkArgs {
+    /// The configured sinks, opened before any work is done so a bad path or
+    /// client fails the run at once; `None` without sinks. `command`'s own
+    /// output (`output`, stdout when absent or `-`) and a sink cannot both
+    /// take stdout. Alerts name the model folder and the `source`.
+    pub fn open(
+        &self,
+        command: &str,
+        output: Option<&Path>,
+        model: &Path,
+        source: impl FnOnce() -> String,
+    ) -> CliResult<Option<Dispatcher>> {
+        let Some(config) = self.load()? else { return Ok(None) };
+        let to_stdout = output.is_none_or(|p| p.as_os_str() == "-");
+        if to_stdout && config.sinks.iter().any(|s| s.target.is_stdout()) {
+            return Err(CliError::usage(anyhow::anyhow!(
+                "a sink writes to stdout and so would {command}'s own output: give {command} -o FILE, or the sink a file"
+            )));
+        }
+        let meta = Meta { model: flowhound_server::analysis::file_name(&model.to_string_lossy()), source: source() };
+        let d = Dispatcher::new(&config, meta)
+            .map_err(|e| CliError::usage(anyhow::anyhow!("cannot open the sinks: {e}")))?;
+        Ok(Some(d))
+    }
 }
 
 /// `flowhound config`: check a sink configuration.

@@ -29,7 +29,7 @@ use flowhound_source::live::{self, Chunk, Feed, LiveOptions, Mark, Resume, Sourc
 
 use super::detect::MinSeverity;
 use super::findings::{FindingArgs, Findings};
-use super::sinks::{self, SinkArgs};
+use super::sinks::SinkArgs;
 use crate::exit::{Classify, CliError, CliResult};
 
 /// Watch live flow sources and report anomalies as they happen.
@@ -153,7 +153,7 @@ impl Args {
         if self.queue == 0 {
             bad.push("--queue must be at least 1".into());
         }
-        if t.poll.is_zero() && self.poll.trim() != "" {
+        if flowhound_sink::config::parse_duration(&self.poll) == Some(Duration::ZERO) {
             bad.push("--poll must be more than 0".into());
         }
         if bad.is_empty() {
@@ -229,6 +229,12 @@ fn label(s: &str) -> String {
 }
 
 impl Shared {
+    /// The numbers, also after a panic elsewhere poisoned the lock: they are
+    /// counters, never left half-updated in a way that matters.
+    fn numbers(&self) -> std::sync::MutexGuard<'_, Numbers> {
+        self.numbers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn prometheus(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
@@ -274,10 +280,7 @@ impl Shared {
             "Resident memory of the process.",
             vec![(String::new(), rss_bytes().to_string())],
         );
-        let n = match self.numbers.lock() {
-            Ok(n) => n,
-            Err(p) => p.into_inner(),
-        };
+        let n = self.numbers();
         metric("flows_scored_total", "counter", "Flows scored.", vec![(String::new(), n.scored.to_string())]);
         metric(
             "flows_late_total",
@@ -323,10 +326,7 @@ impl Shared {
     fn status(&self, since: Instant, last: &mut (Instant, u64)) -> String {
         let r = Ordering::Relaxed;
         let sum = |f: &dyn Fn(&SourceStats) -> u64| self.sources.iter().map(|s| f(s)).sum::<u64>();
-        let n = match self.numbers.lock() {
-            Ok(n) => n,
-            Err(p) => p.into_inner(),
-        };
+        let n = self.numbers();
         let dt = last.0.elapsed().as_secs_f64().max(1e-3);
         let rate = (n.scored - last.1) as f64 / dt;
         *last = (Instant::now(), n.scored);
@@ -529,7 +529,7 @@ impl Live<'_> {
         // Classed incidents that grew go out now; the rest when they end.
         let grown = self.incidents.take_touched();
         n.alerts_sent += self.alert(&grown);
-        let gap = i64::from(self.a_gap_secs()) * 1_000_000;
+        let gap = i64::from(self.incidents.gap_secs()) * 1_000_000;
         let ended = self.incidents.close_idle(self.watermark.saturating_sub(gap).saturating_sub(self.lateness_us));
         self.ended(&ended, &mut n)?;
         n.incidents_open = self.incidents.open_count();
@@ -545,10 +545,6 @@ impl Live<'_> {
                 self.marks[p.source].push(p.mark);
             }
         }
-    }
-
-    fn a_gap_secs(&self) -> u32 {
-        flowhound_features::schema::parse_window(&self.a.findings.incident_gap).unwrap_or(900)
     }
 
     /// Hands incidents to the sinks; returns how many (none without sinks).
@@ -583,10 +579,7 @@ impl Live<'_> {
     }
 
     fn merge(&self, d: Numbers) {
-        let mut n = match self.shared.numbers.lock() {
-            Ok(n) => n,
-            Err(p) => p.into_inner(),
-        };
+        let mut n = self.shared.numbers();
         n.scored += d.scored;
         for i in 0..4 {
             n.by_severity[i] += d.by_severity[i];
@@ -647,21 +640,8 @@ pub fn run(a: Args) -> CliResult {
         })?),
         None => None,
     };
-    let sink_config = a.sinks.load()?;
-    let to_stdout = a.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
-    if to_stdout && sink_config.as_ref().is_some_and(|c| c.sinks.iter().any(|s| s.target.is_stdout())) {
-        return Err(CliError::usage(anyhow::anyhow!(
-            "a sink writes to stdout and so would watch's own output: give watch -o FILE, or the sink a file"
-        )));
-    }
     let names: Vec<String> = specs.iter().map(ToString::to_string).collect();
-    let dispatcher = match &sink_config {
-        Some(c) => {
-            let model = flowhound_server::analysis::file_name(&a.model.to_string_lossy());
-            Some(sinks::open(c, flowhound_sink::Meta { model, source: names.join(" ") })?)
-        }
-        None => None,
-    };
+    let dispatcher = a.sinks.open("watch", a.output.as_deref(), &a.model, || names.join(" "))?;
     let Findings { explainer, allow, mut incidents } = a.findings.build(&bundle)?;
     // Feedback on a live incident names its first flows; a week-long flood
     // must not keep every flow id.
@@ -832,10 +812,7 @@ pub fn run(a: Args) -> CliResult {
     let mut failed = None;
     if let Some(d) = live.dispatcher.take() {
         let (flows, anomalies, by_class) = {
-            let n = match shared.numbers.lock() {
-                Ok(n) => n,
-                Err(p) => p.into_inner(),
-            };
+            let n = shared.numbers();
             (n.scored, [n.by_severity[1], n.by_severity[2], n.by_severity[3]], n.by_class.clone())
         };
         let rejected = shared.sources.iter().map(|s| s.rejected.load(Ordering::Relaxed)).sum();
