@@ -8,11 +8,14 @@
 // The ground-truth category of every attack is `<img src=x onerror=alert(1)>`
 // and every flow's interface id `eni-<img/src=x/onerror=alert(2)>`: they must
 // show as text and never run. Then the static report, opened from a
-// file, must render the same page.
+// file, must render the same page. Last, a server with a token that also
+// watches a growing log (`serve --watch`): the live analysis fills in on the
+// open page as lines are appended (server-sent events read with the bearer
+// token), and its flows open and take feedback like an upload's.
 //
 //   node e2e/dashboard.mjs      (FLOWHOUND_BIN, CHROMIUM override the paths)
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, appendFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,7 +169,11 @@ async function main() {
   // With a token: the page asks for it, refuses a wrong one, opens with the right one.
   const tport = port + 1;
   const token = 'e2e-token-0123456789abcdef';
-  const tserver = spawn(bin, ['serve', '-m', join(work, 'model'), '--db', join(work, 'data2/flowhound.db'), '--addr', '127.0.0.1:' + tport, '--token', token], { stdio: 'ignore' });
+  const liveLog = join(work, 'live.log');
+  const dayLines = readFileSync(join(work, 'day.log'), 'utf8').split('\n').filter((l) => l.length);
+  writeFileSync(liveLog, dayLines[0] + '\n');
+  const tserver = spawn(bin, ['serve', '-m', join(work, 'model'), '--db', join(work, 'data2/flowhound.db'), '--addr', '127.0.0.1:' + tport, '--token', token,
+    '--watch', 'file:' + liveLog, '--state-dir', join(work, 'watch-state')], { stdio: 'ignore' });
   try {
     for (let i = 0; ; i++) {
       try { if ((await fetch('http://127.0.0.1:' + tport + '/api/health')).ok) break; } catch (e) { /* not yet */ }
@@ -174,6 +181,8 @@ async function main() {
       await new Promise((r) => setTimeout(r, 100));
     }
     const lp = await browser.newPage();
+    lp.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+    lp.on('pageerror', (e) => errors.push(String(e)));
     await lp.goto('http://127.0.0.1:' + tport + '/');
     await lp.waitForSelector('#login:not([hidden])');
     await lp.fill('#login-token', 'wrong-token-wrong-token');
@@ -184,6 +193,41 @@ async function main() {
     await lp.click('#login-form button');
     await lp.waitForSelector('#app:not([hidden])');
     check((await lp.textContent('#model-version')) === 'model v1', 'the right token opens the dashboard');
+
+    // The live analysis is open; flows arrive while the page watches.
+    await lp.setViewportSize({ width: 1500, height: 950 });
+    await lp.waitForFunction(() => /● live/.test(document.getElementById('analysis-title').textContent));
+    check((await lp.locator('#anomaly-table tbody tr').count()) === 0, 'the live analysis starts empty');
+    const body = dayLines.slice(1);
+    for (let i = 0; i < body.length; i += 3000) {
+      appendFileSync(liveLog, body.slice(i, i + 3000).join('\n') + '\n');
+      await lp.waitForTimeout(700);
+    }
+    await lp.waitForSelector('#anomaly-table tbody tr.fresh', { timeout: 60000 });
+    await lp.waitForFunction(() => document.querySelector('#cards .card:first-child .v').textContent.replace(/,/g, '') === '12000', null, { timeout: 60000 });
+    check(true, 'the live summary reaches the 12 000 appended flows without a reload');
+    // The first page is read again after each batch: its count is the summary's.
+    await lp.waitForFunction(() => {
+      const n = document.querySelectorAll('#cards .card')[1].querySelector('.v').textContent.split(' ')[0];
+      return document.getElementById('anomaly-count').textContent.endsWith('of ' + n);
+    }, null, { timeout: 10000 }).then(() => check(true, 'the live table counts every flagged flow, as the summary does'),
+      async () => check(false, 'live count ' + (await lp.textContent('#anomaly-count')) + ' vs summary ' + (await lp.textContent('#cards'))));
+    const liveRows = await lp.locator('#anomaly-table tbody tr').count();
+    check(liveRows === 100, 'pushed flows fill the first page, newest first (' + liveRows + ')');
+    const firstFlow = Number(await lp.getAttribute('#anomaly-table tbody tr:first-child', 'data-flow'));
+    const secondFlow = Number(await lp.getAttribute('#anomaly-table tbody tr:nth-child(2)', 'data-flow'));
+    check(firstFlow > secondFlow, 'newest flow on top (' + firstFlow + ' > ' + secondFlow + ')');
+    await lp.click('#anomaly-table tbody tr:first-child');
+    await lp.waitForSelector('#detail:not([hidden])');
+    check((await lp.locator('#detail-explanation tbody tr').count()) >= 3, 'a live flow opens with its explanation');
+    check((await lp.textContent('#detail-fields')).includes(ENI), 'the live flow\'s hostile interface id is shown as text');
+    await lp.click('#fb-tp');
+    await lp.waitForFunction(() => document.getElementById('fb-status').textContent.startsWith('Marked true positive'));
+    check(true, 'feedback on a live flow is saved');
+    await lp.screenshot({ path: join(shots, 'dashboard-live.png') });
+    await lp.click('[data-tab="incidents"]');
+    await lp.waitForSelector('#incident-table tbody tr');
+    check((await lp.locator('#incident-table tbody tr').count()) >= 3, 'live incidents are listed');
   } finally {
     tserver.kill('SIGINT');
   }

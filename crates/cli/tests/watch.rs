@@ -363,3 +363,194 @@ fn captures_match_tsharks_conversations() {
         assert_eq!(ours, theirs, "{name}");
     }
 }
+
+/// One HTTP/1.0 exchange (the server closes after it): status and body.
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut c = std::net::TcpStream::connect(addr).expect("the dashboard answers");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).expect("request sent");
+    let mut text = String::new();
+    c.read_to_string(&mut text).expect("response read");
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    (status, serde_json::from_str(rest).unwrap_or(Value::Null))
+}
+
+/// Server-sent events read into a shared text as they arrive.
+fn sse(addr: &str, path: &str) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let mut c = std::net::TcpStream::connect(addr).expect("the dashboard answers");
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).expect("request sent");
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = std::sync::Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock().expect("lock").push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+/// Every complete event of `kind` so far, parsed.
+fn events(text: &std::sync::Mutex<String>, kind: &str) -> Vec<Value> {
+    let t = text.lock().expect("lock").clone();
+    t.split("\n\n")
+        .filter(|b| b.lines().any(|l| l == format!("event: {kind}")))
+        .filter_map(|b| b.lines().find_map(|l| l.strip_prefix("data: ")).and_then(|d| serde_json::from_str(d).ok()))
+        .collect()
+}
+
+/// Waits until the live summary counts `flows` scored flows.
+fn wait_scored(text: &std::sync::Mutex<String>, flows: u64, stderr: &Path) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(s) = events(text, "summary").into_iter().rev().find(|s| s["flows"].as_u64() >= Some(flows)) {
+            return s;
+        }
+        let err = std::fs::read_to_string(stderr).unwrap_or_default();
+        assert!(Instant::now() < deadline, "no summary of {flows} flows; stderr: {err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = model(dir.path());
+    let day1 = day(dir.path(), "day1.log", "2026-11-03T00:00:00Z", "7", "8000");
+    let day2 = day(dir.path(), "day2.log", "2026-11-04T00:00:00Z", "7", "8000");
+    let detect_out = dir.path().join("detect.jsonl");
+    ok(&flowhound(&[], &["detect", "-m", &m, &s(&day1), "-o", &s(&detect_out), "-q"]));
+    let detected = lines(&detect_out);
+
+    let text1 = std::fs::read_to_string(&day1).expect("day 1");
+    let mut recs1 = text1.lines();
+    let live = dir.path().join("live.log");
+    append(&live, &[recs1.next().expect("a header")]);
+    let addr = format!("127.0.0.1:{}", tcp_port());
+    let stderr = dir.path().join("serve.err");
+    let db = dir.path().join("db").join("flowhound.db");
+    let serve = spawn(
+        &[
+            "serve",
+            "-m",
+            &m,
+            "--db",
+            &s(&db),
+            "--addr",
+            &addr,
+            "--watch",
+            &format!("file:{}", s(&live)),
+            "--state-dir",
+            &s(&dir.path().join("state")),
+        ],
+        &stderr,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        if let Ok(c) = std::net::TcpStream::connect(&addr) {
+            drop(c);
+            let (st, v) = http(&addr, "GET", "/api/live", None);
+            assert_eq!(st, 200);
+            break v["analysis_id"].as_i64().expect("a live analysis");
+        }
+        assert!(Instant::now() < deadline, "serve did not start: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stream = sse(&addr, "/api/live/events");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while events(&stream, "hello").is_empty() {
+        assert!(Instant::now() < deadline, "no hello event");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(events(&stream, "hello")[0]["analysis_id"].as_i64(), Some(id));
+
+    // Day 1 arrives in four appends, as a growing log does.
+    let rest: Vec<&str> = recs1.collect();
+    for part in rest.chunks(2000) {
+        append(&live, part);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let summary = wait_scored(&stream, 8000, &stderr);
+    assert_eq!(summary["flows"].as_u64(), Some(8000));
+    assert_eq!(summary["anomalies"].as_u64(), Some(detected.len() as u64), "{summary}");
+
+    // The live analysis holds exactly detect's findings, newest first.
+    let (st, page) = http(&addr, "GET", &format!("/api/analyses/{id}/anomalies?limit=5000&order=newest"), None);
+    assert_eq!(st, 200);
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(page["total"].as_u64(), Some(detected.len() as u64));
+    let flows: Vec<u64> = items.iter().map(|v| v["flow"].as_u64().expect("flow")).collect();
+    assert!(flows.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let got: BTreeMap<u64, (String, String)> =
+        items.iter().map(|v| (v["flow"].as_u64().unwrap_or(0), (v["severity"].to_string(), v["score"].to_string()))).collect();
+    let want: BTreeMap<u64, (String, String)> = detected
+        .iter()
+        .map(|v| (v["flow"].as_u64().unwrap_or(0), (v["severity"].to_string(), v["score"].to_string())))
+        .collect();
+    assert!(got == want, "the live analysis and detect differ");
+    // Every pushed flow is one of them, and pushes came in several batches.
+    let pushed = events(&stream, "anomaly");
+    assert!(pushed.iter().all(|v| want.contains_key(&v["flow"].as_u64().unwrap_or(u64::MAX))));
+    assert!(events(&stream, "summary").len() >= 3, "a summary per batch: {}", events(&stream, "summary").len());
+    assert!(pushed.len() >= 100, "{} flows pushed", pushed.len());
+
+    // Incidents as pushed are the ones stored; the port scanner is one.
+    let (_, incidents) = http(&addr, "GET", &format!("/api/analyses/{id}/incidents"), None);
+    let incidents = incidents.as_array().expect("incidents").clone();
+    let pushed_ids: std::collections::BTreeSet<u64> =
+        events(&stream, "incident").iter().filter_map(|i| i["incident"].as_u64()).collect();
+    let stored_ids: std::collections::BTreeSet<u64> = incidents.iter().filter_map(|i| i["incident"].as_u64()).collect();
+    assert_eq!(pushed_ids, stored_ids);
+    let scan = incidents
+        .iter()
+        .find(|i| i["threat_class"] == "port_scan" && i["actor_role"] == "source")
+        .expect("a port_scan incident");
+    let actor = scan["actor"].as_str().expect("an actor").to_string();
+
+    // The analyst says the scanner is a false positive and allowlists it, as the page does.
+    let (st, fb) = http(
+        &addr,
+        "POST",
+        "/api/feedback",
+        Some(&serde_json::json!({"analysis_id": id, "incident_id": scan["incident"], "verdict": "false_positive"})),
+    );
+    assert_eq!(st, 201, "{fb}");
+    assert!(fb["flows"].as_u64() >= Some(10), "{fb}");
+    let suggestion = fb["allowlist_suggestion"].clone();
+    assert!(suggestion.to_string().contains(&actor), "{suggestion}");
+    let (st, _) =
+        http(&addr, "POST", "/api/allowlist", Some(&serde_json::json!({"entry": suggestion, "feedback_id": fb["id"]})));
+    assert_eq!(st, 201);
+    // The watch re-reads the allowlist every 2 s: day 2 (same network, same
+    // scanner) comes after that, and its scan is suppressed.
+    std::thread::sleep(Duration::from_secs(3));
+    let text2 = std::fs::read_to_string(&day2).expect("day 2");
+    append(&live, &text2.lines().skip(1).collect::<Vec<_>>());
+    wait_scored(&stream, 16000, &stderr);
+    let (_, page) = http(&addr, "GET", &format!("/api/analyses/{id}/anomalies?limit=5000&class=port_scan"), None);
+    let from_actor: Vec<&Value> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|v| v["flow"].as_u64() >= Some(8000) && v["src"] == actor.as_str())
+        .collect();
+    assert!(from_actor.len() >= 10, "the scanner came back: {}", from_actor.len());
+    assert!(from_actor.iter().all(|v| v["suppressed"] == true), "day 2's scan is suppressed");
+    // The feedback is kept on the live analysis' flows.
+    let (_, page) = http(&addr, "GET", &format!("/api/analyses/{id}/anomalies?limit=5000&class=port_scan"), None);
+    assert!(page["items"].as_array().expect("items").iter().any(|v| v["feedback"] == "false_positive"));
+
+    // SIGTERM: the watch drains, the analysis ends as `stopped`, pages hear it, exit 0.
+    stop(serve, &stderr);
+    let end = events(&stream, "end");
+    assert_eq!(end.len(), 1, "one end event");
+    assert_eq!(end[0]["status"], "stopped");
+}

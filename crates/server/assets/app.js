@@ -10,7 +10,7 @@
   const REPORT = reportEl ? JSON.parse(reportEl.textContent) : null;
   const SEV_RANK = { none: 0, low: 1, medium: 2, high: 3 };
   const PAGE = 100;
-  const state = { id: null, offset: 0, total: 0, rows: [], incidents: [], analysis: null, sort: {}, charts: [], poll: null, detail: null };
+  const state = { id: null, offset: 0, total: 0, rows: [], incidents: [], analysis: null, sort: {}, charts: [], poll: null, detail: null, stream: null, fresh: new Set(), reload: null };
 
   function el(tag, opts, kids) {
     const e = document.createElement(tag);
@@ -57,10 +57,12 @@
     const ul = clear($('analyses'));
     let busy = false;
     list.forEach((a) => {
-      busy = busy || a.status === 'queued' || a.status === 'running';
-      const sub = a.status === 'done'
-        ? big(a.flows) + ' flows · ' + big(a.anomalies) + ' anomalies · model v' + a.model_version
-        : a.status + (a.status === 'running' ? ' ' + Math.round(a.progress * 100) + ' %' : '');
+      busy = busy || a.status === 'queued' || a.status === 'running' || a.status === 'live';
+      const counts = big(a.flows) + ' flows · ' + big(a.anomalies) + ' anomalies · model v' + a.model_version;
+      const sub = a.status === 'done' ? counts
+        : a.status === 'live' ? '● live · ' + counts
+          : a.status === 'stopped' ? 'stopped · ' + counts
+            : a.status + (a.status === 'running' ? ' ' + Math.round(a.progress * 100) + ' %' : '');
       const li = el('li', { data: { id: a.id } }, [el('span', { text: '#' + a.id + ' ' + a.name }), el('span', { cls: 'small', text: sub })]);
       if (a.id === state.id) li.classList.add('sel');
       li.addEventListener('click', () => select(a.id));
@@ -75,7 +77,7 @@
     state.poll = setTimeout(async () => {
       state.poll = null;
       await refreshList().catch(() => {});
-      if (state.id && state.analysis && state.analysis.status !== 'done' && state.analysis.status !== 'failed') await select(state.id, true).catch(() => {});
+      if (state.id && state.analysis && (state.analysis.status === 'queued' || state.analysis.status === 'running')) await select(state.id, true).catch(() => {});
     }, 1000);
   }
 
@@ -116,7 +118,8 @@
     state.analysis = a;
     $('empty').hidden = true;
     $('analysis').hidden = false;
-    $('analysis-title').textContent = '#' + a.id + ' ' + a.name + ' · model v' + a.model_version;
+    $('analysis-title').textContent = '#' + a.id + ' ' + a.name + ' · model v' + a.model_version + (a.status === 'live' ? ' · ● live' : a.status === 'stopped' ? ' · stopped' : '');
+    if (a.status === 'live') startStream(id); else stopStream();
     $('analysis-error').textContent = a.status === 'failed' ? 'Failed: ' + (a.error || 'unknown error') : '';
     const running = a.status === 'queued' || a.status === 'running';
     $('analysis-progress').hidden = !running;
@@ -127,7 +130,7 @@
       schedule();
       return;
     }
-    if (a.status !== 'done') { clear($('cards')); return; }
+    if (!hasFindings(a)) { clear($('cards')); return; }
     if (quiet && state.rendered === id) return;
     state.rendered = id;
     renderCards(a.summary);
@@ -171,18 +174,107 @@
       page = { total: all.length, items: all.slice(state.offset, state.offset + PAGE) };
     } else {
       const q = new URLSearchParams({ limit: PAGE, offset: state.offset });
+      // A live analysis reads like a feed: newest first.
+      if (isLive(state.analysis)) q.set('order', 'newest');
       if (sev) q.set('severity', sev);
       if (cls) q.set('class', cls);
       page = await api('/api/analyses/' + state.id + '/anomalies?' + q);
     }
     state.total = page.total;
     state.rows = page.items;
-    $('anomaly-count').textContent = page.total
-      ? (state.offset + 1) + '–' + Math.min(state.offset + PAGE, page.total) + ' of ' + big(page.total)
+    drawCount();
+    drawAnomalies();
+  }
+
+  function drawCount() {
+    $('anomaly-count').textContent = state.total
+      ? (state.offset + 1) + '–' + Math.min(state.offset + state.rows.length, state.total) + ' of ' + big(state.total)
       : 'no anomalies';
     $('prev').disabled = state.offset === 0;
-    $('next').disabled = state.offset + PAGE >= page.total;
-    drawAnomalies();
+    $('next').disabled = state.offset + PAGE >= state.total;
+  }
+
+  // ---- the live analysis of `serve --watch`: server-sent events read with
+  // fetch (EventSource cannot send the bearer token).
+
+  const hasFindings = (a) => a && (a.status === 'done' || a.status === 'live' || a.status === 'stopped');
+  const isLive = (a) => a && (a.status === 'live' || a.status === 'stopped');
+
+  function stopStream() {
+    if (state.stream) state.stream.ctl.abort();
+    state.stream = null;
+  }
+
+  async function startStream(id) {
+    if (REPORT || (state.stream && state.stream.id === id)) return;
+    stopStream();
+    const ctl = new AbortController();
+    const me = { id, ctl };
+    state.stream = me;
+    try {
+      const res = await fetch('/api/live/events', { headers: token() ? { Authorization: 'Bearer ' + token() } : {}, signal: ctl.signal });
+      if (!res.ok || !res.body) throw new Error(res.statusText);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let cut;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          let kind = 'message', data = '';
+          block.split('\n').forEach((l) => {
+            if (l.startsWith('event:')) kind = l.slice(6).trim();
+            else if (l.startsWith('data:')) data += l.slice(5).replace(/^ /, '');
+          });
+          if (data && state.stream === me) onLive(me, kind, JSON.parse(data));
+        }
+      }
+    } catch (e) { /* aborted, or the server went away */ }
+    if (state.stream === me) {
+      state.stream = null;
+      // Dropped while still live: look again shortly (select reconnects).
+      setTimeout(() => { if (state.id === id && !state.stream) select(id).catch(() => {}); }, 2000);
+    }
+  }
+
+  function onLive(me, kind, d) {
+    if (state.id !== me.id) return;
+    if (kind === 'hello' && d.analysis_id !== me.id) { stopStream(); return; }
+    if (kind === 'anomaly') {
+      const sev = $('f-severity').value, cls = $('f-class').value;
+      if ((sev && SEV_RANK[d.severity] < SEV_RANK[sev]) || (cls && d.threat_class !== cls)) return;
+      state.total += 1;
+      if (state.offset !== 0) { drawCount(); return; }
+      state.fresh.add(d.flow);
+      setTimeout(() => state.fresh.delete(d.flow), 3000);
+      state.rows.unshift(d);
+      if (state.rows.length > PAGE) state.rows.pop();
+      drawCount();
+      drawAnomalies();
+    } else if (kind === 'incident') {
+      const at = state.incidents.findIndex((i) => i.incident === d.incident);
+      if (at >= 0) { d.feedback = state.incidents[at].feedback; state.incidents[at] = d; } else state.incidents.push(d);
+      drawIncidents();
+    } else if (kind === 'summary') {
+      state.analysis.summary = d;
+      renderCards(d);
+      // Only the newest flows of a batch are pushed: the first page is read
+      // again (at most twice a second) so that it and its count are exact.
+      if (state.offset === 0 && !state.reload) state.reload = setTimeout(() => { state.reload = null; loadAnomalies(); }, 500);
+      const have = [...$('f-class').options].map((o) => o.value).filter(Boolean).sort().join();
+      if (have !== Object.keys(d.by_class || {}).sort().join()) { const keep = $('f-class').value; fillClassFilter(d); $('f-class').value = keep; }
+    } else if (kind === 'lagged') {
+      loadAnomalies();
+      loadIncidents();
+    } else if (kind === 'end') {
+      state.analysis.status = d.status;
+      stopStream();
+      select(me.id).catch(() => {});
+      refreshList().catch(() => {});
+    }
   }
 
   function sortRows(rows, table) {
@@ -203,7 +295,7 @@
   function drawAnomalies() {
     const tb = clear(document.querySelector('#anomaly-table tbody'));
     sortRows(state.rows, 'anomaly').forEach((r) => {
-      const tr = el('tr', { data: { flow: r.flow } }, [
+      const tr = el('tr', { cls: state.fresh.has(r.flow) ? 'fresh' : '', data: { flow: r.flow } }, [
         el('td', { text: shortTime(r.time) }),
         el('td', null, [sevBadge(r.severity)]),
         el('td', { text: fmt(r.score) }),

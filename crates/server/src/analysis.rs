@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::run::BATCH;
-use flowhound_detect::{metrics, Batch, Batches, DetectError, Severity};
+use flowhound_detect::{metrics, Batch, Batches, DetectError, Severity, Verdict};
+use flowhound_explain::allow::Entry;
 use flowhound_explain::json::{flow_json, incident_json};
-use flowhound_explain::{Allowlist, ExplainParams, Explainer, IncidentParams, Incidents};
+use flowhound_explain::{Allowlist, ExplainParams, Explainer, Finding, Incident, IncidentParams, Incidents};
 use flowhound_features::Kind as FeatureKind;
 use flowhound_flow::net::Networks;
 use flowhound_flow::FlowRecord;
@@ -85,6 +86,40 @@ pub struct Anomaly {
     pub external: Vec<IpAddr>,
 }
 
+/// One flagged flow as the scorer saw it, before it is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Flagged<'a> {
+    /// Its position in the input (the live watch: in arrival order).
+    pub flow: u64,
+    pub r: &'a FlowRecord,
+    pub v: &'a Verdict,
+    pub f: &'a Finding,
+    /// The allowlist entry that covers it.
+    pub entry: Option<&'a Entry>,
+    /// The raw feature row it was scored on.
+    pub raw: &'a [f32],
+}
+
+impl Anomaly {
+    /// The stored form of a flagged flow: `detect`'s JSON plus the detail
+    /// panel's fields, and what retraining needs.
+    pub fn new(x: &Flagged<'_>, names: &[&str], classes: Option<&[String]>, nets: &Networks) -> Anomaly {
+        let Flagged { flow, r, v, f, entry, raw } = *x;
+        let mut json = flow_json(flow, r, v, Some(f), entry, names, classes);
+        json.insert("details".into(), details(r));
+        Anomaly {
+            flow,
+            severity: v.severity,
+            class: f.class.to_string(),
+            score: v.score,
+            suppressed: entry.is_some(),
+            json: Value::Object(json).to_string().into_boxed_str(),
+            raw: raw.to_vec(),
+            external: [r.src, r.dst].into_iter().flatten().filter(|a| !nets.is_internal(*a)).collect(),
+        }
+    }
+}
+
 /// One incident, as stored and shown.
 #[derive(Debug, Clone)]
 pub struct IncidentRow {
@@ -105,6 +140,19 @@ pub struct Analysis {
     pub charts: Value,
     pub anomalies: Vec<Anomaly>,
     pub incidents: Vec<IncidentRow>,
+}
+
+impl IncidentRow {
+    pub fn new(i: &Incident) -> IncidentRow {
+        IncidentRow {
+            id: i.id,
+            severity: i.peak_severity,
+            class: i.class.to_string(),
+            score: i.max_score,
+            json: incident_json(i).to_string().into_boxed_str(),
+            members: i.members.clone(),
+        }
+    }
 }
 
 impl Analysis {
@@ -217,18 +265,7 @@ pub fn analyze(
             suppressed += u64::from(entry.is_some());
             *by_class.entry(f.class.to_string()).or_default() += 1;
             incidents.push(flow, r, v, f, entry.is_some());
-            let mut json = flow_json(flow, r, v, Some(f), entry, &names, classes);
-            json.insert("details".into(), details(r));
-            anomalies.push(Anomaly {
-                flow,
-                severity: v.severity,
-                class: f.class.to_string(),
-                score: v.score,
-                suppressed: entry.is_some(),
-                json: Value::Object(json).to_string().into_boxed_str(),
-                raw: raw.to_vec(),
-                external: [r.src, r.dst].into_iter().flatten().filter(|a| !nets.is_internal(*a)).collect(),
-            });
+            anomalies.push(Anomaly::new(&Flagged { flow, r, v, f, entry, raw }, &names, classes, &nets));
         }
         Ok(())
     };
@@ -246,18 +283,7 @@ pub fn analyze(
             problems.join("; ")
         }));
     }
-    let incidents: Vec<IncidentRow> = incidents
-        .finish()
-        .into_iter()
-        .map(|i| IncidentRow {
-            id: i.id,
-            severity: i.peak_severity,
-            class: i.class.to_string(),
-            score: i.max_score,
-            json: incident_json(&i).to_string().into_boxed_str(),
-            members: i.members,
-        })
-        .collect();
+    let incidents: Vec<IncidentRow> = incidents.finish().iter().map(IncidentRow::new).collect();
     let schema = &bundle.pipeline.input;
     let raw_names: Vec<String> = schema.names().map(str::to_string).collect();
     let numeric: Vec<bool> = schema.features.iter().map(|f| f.kind != FeatureKind::Categorical).collect();

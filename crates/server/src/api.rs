@@ -67,6 +67,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/analyses/{id}/anomalies", get(anomalies))
         .route("/api/analyses/{id}/anomalies/{flow}", get(anomaly))
         .route("/api/analyses/{id}/incidents", get(incidents))
+        .route("/api/live", get(live_info))
+        .route("/api/live/events", get(live_events))
         .route("/api/feedback", get(list_feedback).post(add_feedback))
         .route("/api/feedback/export", get(export_feedback))
         .route("/api/allowlist", get(list_allow).post(add_allow))
@@ -156,6 +158,8 @@ struct AnomalyQuery {
     class: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// `rank` (most severe first, the default) or `newest`.
+    order: Option<String>,
 }
 
 fn severity_rank(s: &str) -> Option<i64> {
@@ -181,7 +185,12 @@ async fn anomalies(State(s): St, Path(id): Path<i64>, Query(q): Query<AnomalyQue
     }
     let offset = q.offset.unwrap_or(0).max(0);
     let class = q.class.as_deref().filter(|c| !c.is_empty());
-    let (total, items) = s.store.anomalies(id, sev, class, limit, offset)?;
+    let newest = match q.order.as_deref().unwrap_or("rank") {
+        "rank" | "" => false,
+        "newest" => true,
+        _ => return Err(ApiError::bad("order: expected rank or newest")),
+    };
+    let (total, items) = s.store.anomalies(id, sev, class, limit, offset, newest)?;
     Ok(Json(json!({"total": total, "offset": offset, "limit": limit, "items": items})))
 }
 
@@ -194,6 +203,40 @@ async fn incidents(State(s): St, Path(id): Path<i64>) -> ApiResult {
         return Err(ApiError::not_found("analysis"));
     }
     Ok(Json(Value::Array(s.store.incidents(id)?)))
+}
+
+/// The live analysis of `serve --watch`; `analysis_id` null when not watching.
+async fn live_info(State(s): St) -> Json<Value> {
+    let live = s.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Json(live.as_ref().map_or_else(|| json!({"analysis_id": null}), crate::live::LiveInfo::json))
+}
+
+/// Server-sent events of the live analysis: `hello` (its id), then
+/// `anomaly`, `incident` and `summary` as batches are scored, `lagged` when
+/// this client fell behind (reload from the API), `end` when the watch
+/// stopped.
+async fn live_events(State(s): St) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let (id, rx) = {
+        let live = s.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let l = live.as_ref().ok_or_else(|| ApiError::not_found("live analysis (start serve with --watch)"))?;
+        (l.analysis_id, l.tx.subscribe())
+    };
+    let hello = Event::default().event("hello").data(json!({"analysis_id": id}).to_string());
+    let rest = futures_util::stream::unfold((rx, false), |(mut rx, done)| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        if done {
+            return None;
+        }
+        let (ev, done) = match rx.recv().await {
+            Ok(e) => (Event::default().event(e.kind).data(&*e.data), e.kind == "end"),
+            Err(RecvError::Lagged(n)) => (Event::default().event("lagged").data(json!({"missed": n}).to_string()), false),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), (rx, done)))
+    });
+    let stream = futures_util::StreamExt::chain(futures_util::stream::once(async { Ok(hello) }), rest);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// Keeps a file name's safe characters: it becomes part of a path.

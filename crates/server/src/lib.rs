@@ -6,12 +6,14 @@
 //! ```text
 //! upload ─▶ analysis (background, analysis.rs) ─▶ store (SQLite) ─▶ API ─▶ page
 //!                                   feedback ─▶ allowlist suggestions, retrain.rs ─▶ new model version
+//! serve --watch: watch loop ─▶ live.rs ─▶ store + server-sent events ─▶ page
 //! ```
 
 pub mod analysis;
 pub mod api;
 pub mod assets;
 pub mod charts;
+pub mod live;
 pub mod retrain;
 pub mod store;
 
@@ -103,6 +105,8 @@ pub struct AppState {
     pub workers: tokio::sync::Semaphore,
     /// One retraining at a time.
     pub retraining: tokio::sync::Mutex<()>,
+    /// The live analysis while `serve --watch` watches.
+    pub live: RwLock<Option<live::LiveInfo>>,
 }
 
 fn load(path: &Path) -> Result<Bundle, ServerError> {
@@ -145,6 +149,7 @@ impl AppState {
             jobs: Mutex::new(HashMap::new()),
             workers: tokio::sync::Semaphore::new(config.workers),
             retraining: tokio::sync::Mutex::new(()),
+            live: RwLock::new(None),
         }))
     }
 
@@ -160,16 +165,26 @@ impl AppState {
 /// Serves until Ctrl-C.
 pub async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let state = AppState::new(&config)?;
-    let listener = tokio::net::TcpListener::bind(config.addr)
+    serve_state(state, config.addr, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// Serves `state` until `shutdown` completes.
+pub async fn serve_state(
+    state: Arc<AppState>,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| ServerError::Io { what: format!("cannot listen on {}", config.addr), source })?;
+        .map_err(|source| ServerError::Io { what: format!("cannot listen on {addr}"), source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Io { what: "listener".into(), source })?;
     tracing::info!(%addr, model_version = state.current_model().version, "dashboard listening");
     eprintln!("flowhound dashboard on http://{addr}/ (model version {})", state.current_model().version);
     axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| ServerError::Io { what: "serving".into(), source })
 }

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, Anomaly, IncidentRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -101,6 +101,48 @@ fn raw_bytes(raw: &[f32]) -> Vec<u8> {
     raw.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+fn put_incidents<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    rows: impl IntoIterator<Item = &'a IncidentRow>,
+) -> Result<(), StoreError> {
+    let mut ins = tx
+        .prepare("INSERT INTO incidents (analysis_id, incident, severity, class, score, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    for i in rows {
+        ins.execute(params![id, i.id as i64, i.severity as i64, i.class, f64::from(i.score), &*i.json])?;
+    }
+    Ok(())
+}
+
+/// Flagged flows, each with the incident `incident_of` gives it.
+fn put_anomalies(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    rows: &[Anomaly],
+    incident_of: impl Fn(u64) -> Option<i64>,
+) -> Result<(), StoreError> {
+    let mut ins = tx.prepare(
+        "INSERT INTO anomalies (analysis_id, flow, severity, class, score, suppressed, json, raw, external, incident)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for x in rows {
+        let external: Vec<String> = x.external.iter().map(ToString::to_string).collect();
+        ins.execute(params![
+            id,
+            x.flow as i64,
+            x.severity as i64,
+            x.class,
+            f64::from(x.score),
+            x.suppressed,
+            &*x.json,
+            raw_bytes(&x.raw),
+            external.join(" "),
+            incident_of(x.flow)
+        ])?;
+    }
+    Ok(())
+}
+
 fn raw_floats(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
@@ -151,6 +193,8 @@ impl Store {
             "UPDATE analyses SET status = 'failed', error = 'the server stopped before it finished' WHERE status IN ('queued', 'running')",
             [],
         )?;
+        // A live analysis ends with the server that watched: what it found stays.
+        conn.execute("UPDATE analyses SET status = 'stopped' WHERE status = 'live'", [])?;
         Ok(Store { conn: Mutex::new(conn) })
     }
 
@@ -246,41 +290,73 @@ impl Store {
     pub fn finish_analysis(&self, id: i64, a: &Analysis) -> Result<(), StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        {
-            let member = a.incident_of();
-            let mut ins = tx.prepare(
-                "INSERT INTO incidents (analysis_id, incident, severity, class, score, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for i in &a.incidents {
-                ins.execute(params![id, i.id as i64, i.severity as i64, i.class, f64::from(i.score), &*i.json])?;
-            }
-            let mut ins = tx.prepare(
-                "INSERT INTO anomalies (analysis_id, flow, severity, class, score, suppressed, json, raw, external, incident)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for x in &a.anomalies {
-                let incident = member.get(&x.flow).map(|i| *i as i64);
-                let external: Vec<String> = x.external.iter().map(ToString::to_string).collect();
-                ins.execute(params![
-                    id,
-                    x.flow as i64,
-                    x.severity as i64,
-                    x.class,
-                    f64::from(x.score),
-                    x.suppressed,
-                    &*x.json,
-                    raw_bytes(&x.raw),
-                    external.join(" "),
-                    incident
-                ])?;
-            }
-        }
+        let member = a.incident_of();
+        put_incidents(&tx, id, &a.incidents)?;
+        put_anomalies(&tx, id, &a.anomalies, |f| member.get(&f).map(|i| *i as i64))?;
         tx.execute(
             "UPDATE analyses SET status = 'done', progress = 1, summary = ?2, charts = ?3 WHERE id = ?1",
             params![id, a.summary.to_string(), a.charts.to_string()],
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    // ---- live analyses (`serve --watch`)
+
+    /// A new analysis that grows while `watch` runs (status `live`).
+    pub fn create_live(&self, name: &str, model_version: i64) -> Result<i64, StoreError> {
+        self.insert(
+            "INSERT INTO analyses (name, created, status, model_version) VALUES (?1, ?2, 'live', ?3)",
+            params![name, now(), model_version],
+        )
+    }
+
+    /// Adds what one live batch found, in one transaction: flagged flows,
+    /// incidents that grew or ended (replacing their earlier state), the
+    /// incident of each member flow from position `from` of the incident's
+    /// member list on (members only grow), and the new summary.
+    pub fn add_live(
+        &self,
+        id: i64,
+        anomalies: &[Anomaly],
+        incidents: &[(IncidentRow, usize)],
+        summary: &Value,
+    ) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        put_anomalies(&tx, id, anomalies, |_| None)?;
+        {
+            let mut del = tx.prepare("DELETE FROM incidents WHERE analysis_id = ?1 AND incident = ?2")?;
+            for (i, _) in incidents {
+                del.execute(params![id, i.id as i64])?;
+            }
+        }
+        put_incidents(&tx, id, incidents.iter().map(|(i, _)| i))?;
+        {
+            let mut set = tx.prepare("UPDATE anomalies SET incident = ?2 WHERE analysis_id = ?1 AND flow = ?3")?;
+            for (i, from) in incidents {
+                for f in i.members.iter().skip(*from) {
+                    set.execute(params![id, i.id as i64, *f as i64])?;
+                }
+            }
+        }
+        tx.execute("UPDATE analyses SET summary = ?2 WHERE id = ?1", params![id, summary.to_string()])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Keeps the newest `keep` flagged flows of a live analysis; older ones
+    /// go unless feedback names them (or their incident). Returns how many
+    /// went.
+    pub fn prune_live(&self, id: i64, keep: u64) -> Result<u64, StoreError> {
+        let n = self.db().execute(
+            "DELETE FROM anomalies WHERE analysis_id = ?1
+               AND flow < (SELECT flow FROM anomalies WHERE analysis_id = ?1 ORDER BY flow DESC LIMIT 1 OFFSET ?2)
+               AND flow NOT IN (SELECT flow FROM feedback WHERE analysis_id = ?1 AND flow IS NOT NULL)
+               AND (incident IS NULL OR incident NOT IN (SELECT incident FROM feedback WHERE analysis_id = ?1 AND incident IS NOT NULL))",
+            params![id, keep.saturating_sub(1).min(i64::MAX as u64) as i64],
+        )?;
+        Ok(n as u64)
     }
 
     fn analysis_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
@@ -346,6 +422,7 @@ impl Store {
         class: Option<&str>,
         limit: i64,
         offset: i64,
+        newest: bool,
     ) -> Result<(u64, Vec<Value>), StoreError> {
         let db = self.db();
         let sev = severity.unwrap_or(1);
@@ -354,11 +431,12 @@ impl Store {
             params![id, sev, class],
             |r| r.get(0),
         )?;
-        let mut st = db.prepare(
+        let order = if newest { "a.flow DESC" } else { "a.severity DESC, a.score DESC, a.flow" };
+        let mut st = db.prepare(&format!(
             "SELECT a.json, (SELECT verdict FROM feedback f WHERE f.analysis_id = a.analysis_id AND (f.flow = a.flow OR f.incident = a.incident) ORDER BY f.id DESC LIMIT 1), a.incident
              FROM anomalies a WHERE a.analysis_id = ?1 AND a.severity >= ?2 AND (?3 IS NULL OR a.class = ?3)
-             ORDER BY a.severity DESC, a.score DESC, a.flow LIMIT ?4 OFFSET ?5",
-        )?;
+             ORDER BY {order} LIMIT ?4 OFFSET ?5"
+        ))?;
         let rows = st.query_map(params![id, sev, class, limit, offset], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?))
         })?;
@@ -556,5 +634,71 @@ impl Store {
     /// The whole allowlist as one TOML document.
     pub fn allow_toml(&self) -> Result<String, StoreError> {
         Ok(self.allow_entries()?.iter().map(|(_, e, _, _)| format!("[[allow]]\n{e}\n")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowhound_detect::Severity;
+
+    fn row(flow: u64) -> Anomaly {
+        Anomaly {
+            flow,
+            severity: Severity::Low,
+            class: "port_scan".into(),
+            score: 0.9,
+            suppressed: false,
+            json: json!({"flow": flow}).to_string().into_boxed_str(),
+            raw: vec![1.0, 2.0],
+            external: Vec::new(),
+        }
+    }
+
+    fn incident(id: u64, members: Vec<u64>) -> IncidentRow {
+        IncidentRow {
+            id,
+            severity: Severity::Medium,
+            class: "port_scan".into(),
+            score: 0.9,
+            json: json!({"incident": id, "flows": members.len()}).to_string().into_boxed_str(),
+            members,
+        }
+    }
+
+    fn flows(s: &Store, id: i64) -> Vec<u64> {
+        let (_, items) = s.anomalies(id, None, None, 1000, 0, true).expect("anomalies");
+        items.iter().map(|v| v["flow"].as_u64().expect("flow")).collect()
+    }
+
+    #[test]
+    fn a_live_analysis_grows_its_incidents_and_keeps_what_feedback_names() {
+        let s = Store::memory().expect("store");
+        let id = s.create_live("live: test", 1).expect("live");
+        let batch: Vec<Anomaly> = (0..20).map(row).collect();
+        s.add_live(id, &batch, &[(incident(1, vec![0, 1, 2]), 0)], &json!({"flows": 20})).expect("batch 1");
+        // The incident grows and is stored once, its new members assigned.
+        let batch: Vec<Anomaly> = (20..30).map(row).collect();
+        s.add_live(id, &batch, &[(incident(1, vec![0, 1, 2, 25]), 3)], &json!({"flows": 30})).expect("batch 2");
+        let inc = s.incidents(id).expect("incidents");
+        assert_eq!(inc.len(), 1);
+        assert_eq!(inc[0]["flows"], 4);
+        let (_, items) = s.anomalies(id, None, None, 1000, 0, true).expect("anomalies");
+        let of = |f: u64| items.iter().find(|v| v["flow"] == f).map(|v| v["incident"].clone());
+        assert_eq!(of(25), Some(json!(1)));
+        assert_eq!(of(2), Some(json!(1)));
+        assert_eq!(of(3), Some(Value::Null));
+        assert_eq!(s.analysis(id).expect("analysis").expect("exists")["summary"]["flows"], 30);
+        assert_eq!(flows(&s, id)[..3], [29, 28, 27], "newest first");
+
+        // Feedback on flow 5 and on the incident (flows 0, 1, 2, 25) keeps them.
+        s.add_feedback(id, Some(5), None, Verdict::FalsePositive, "").expect("feedback").expect("flow 5 exists");
+        s.add_feedback(id, None, Some(1), Verdict::TruePositive, "").expect("feedback").expect("incident 1 exists");
+        let gone = s.prune_live(id, 10).expect("prune");
+        let mut kept = flows(&s, id);
+        kept.sort_unstable();
+        assert_eq!(kept, [0, 1, 2, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]);
+        assert_eq!(gone, 30 - kept.len() as u64);
+        assert_eq!(s.training_examples().expect("examples").len(), 5, "flow 5 and the incident's 4 flows");
     }
 }

@@ -3,15 +3,24 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use flowhound_server::ServerConfig;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use flowhound_server::live::{LiveFeed, LiveParams};
+use flowhound_server::{AppState, ServerConfig, ServerError};
+
+use super::detect::MinSeverity;
+use super::findings::FindingArgs;
+use super::sinks::SinkArgs;
+use super::watch::{self, LiveArgs};
 use crate::exit::{CliError, CliResult};
 
 /// Serve the dashboard: upload flow logs, see what was found and why, give
 /// feedback, retrain with it. Analyses and feedback are kept in SQLite.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The API is described in docs/api.md.\n\nExamples:\n  flowhound serve -m model\n  flowhound serve -m model --db ./flowhound.db --max-upload 2GiB\n  FLOWHOUND_TOKEN=$(openssl rand -hex 24) flowhound serve -m model --addr 0.0.0.0:8080"
+    after_help = "The API is described in docs/api.md.\n\nExamples:\n  flowhound serve -m model\n  flowhound serve -m model --db ./flowhound.db --max-upload 2GiB\n  FLOWHOUND_TOKEN=$(openssl rand -hex 24) flowhound serve -m model --addr 0.0.0.0:8080\n  flowhound serve -m model --watch netflow:0.0.0.0:2055 --watch file:/var/log/flows.log"
 )]
 pub struct Args {
     /// Address to listen on; anything but loopback needs --token.
@@ -42,6 +51,21 @@ pub struct Args {
     /// Training rows each feedback verdict counts as when retraining.
     #[arg(long, default_value_t = flowhound_server::retrain::DEFAULT_WEIGHT, value_name = "N")]
     pub feedback_weight: usize,
+
+    /// Also watch this live source (as `flowhound watch --source`; repeatable): its findings
+    /// appear on the page as they are made, in a `live` analysis.
+    #[arg(long = "watch", value_name = "SPEC", help_heading = "Live sources")]
+    pub watch: Vec<String>,
+
+    /// Flagged flows the live analysis keeps (older ones go unless feedback names them).
+    #[arg(long, default_value_t = 100_000, value_name = "N", help_heading = "Live sources")]
+    pub live_keep: u64,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
+
+    #[command(flatten)]
+    pub sinks: SinkArgs,
 }
 
 /// `512MiB`, `2GiB`, `100MB`, `4096`: the sizes the sink configuration takes.
@@ -59,14 +83,17 @@ pub fn run(a: Args) -> CliResult {
     })?;
     let config = ServerConfig {
         addr: a.addr,
-        model_dir: a.model,
-        db: a.db.unwrap_or_else(default_db),
-        token: a.token.filter(|t| !t.is_empty()),
+        model_dir: a.model.clone(),
+        db: a.db.clone().unwrap_or_else(default_db),
+        token: a.token.clone().filter(|t| !t.is_empty()),
         max_upload,
         workers: a.workers,
         feedback_weight: a.feedback_weight,
     };
     config.check().map_err(CliError::usage)?;
+    if a.watch.is_empty() && (!a.sinks.sink.is_empty() || a.sinks.config.is_some()) {
+        return Err(CliError::usage(anyhow::anyhow!("--sink and --config alert on live findings: give --watch too")));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FLOWHOUND_LOG")
@@ -78,8 +105,77 @@ pub fn run(a: Args) -> CliResult {
         .enable_all()
         .build()
         .map_err(|e| CliError::from(anyhow::Error::from(e)))?;
-    rt.block_on(flowhound_server::serve(config)).map_err(|e| match e {
-        flowhound_server::ServerError::Model { .. } | flowhound_server::ServerError::Config(_) => CliError::usage(e),
+    let server_error = |e: ServerError| match e {
+        ServerError::Model { .. } | ServerError::Config(_) => CliError::usage(e),
         other => CliError::from(anyhow::Error::from(other)),
-    })
+    };
+    if a.watch.is_empty() {
+        return rt.block_on(flowhound_server::serve(config)).map_err(server_error);
+    }
+    let state = AppState::new(&config).map_err(server_error)?;
+    let watcher = start_watch(&a, &state)?;
+    // SIGINT/SIGTERM set the watch's flag (it stops the sources and drains);
+    // the server stops with it, after the watch has finished its analysis.
+    let stop = Arc::clone(&watcher.stop);
+    let served = rt.block_on(flowhound_server::serve_state(Arc::clone(&state), config.addr, async move {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }));
+    watcher.stop.store(true, Ordering::Relaxed);
+    let watched = watcher.thread.join().unwrap_or_else(|_| Err(CliError::from(anyhow::anyhow!("the watch panicked"))));
+    if let Err(e) = &watched {
+        let why = e.error.as_ref().map_or_else(|| "the watch failed".to_string(), |e| format!("{e:#}"));
+        flowhound_server::live::end(&state, Some(&why));
+    }
+    served.map_err(server_error)?;
+    watched
+}
+
+/// The live watch beside the server.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<CliResult>,
+}
+
+/// Starts `watch` over the `--watch` sources with the model the dashboard
+/// uses now; returns once its sources run, or with the reason they cannot.
+fn start_watch(a: &Args, state: &Arc<AppState>) -> CliResult<Watcher> {
+    let specs = flowhound_source::live::Spec::parse_all(&a.watch)
+        .map_err(|e| CliError::usage(anyhow::anyhow!("--watch: {e}")))?;
+    let names: Vec<String> = specs.iter().map(ToString::to_string).collect();
+    let feed = LiveFeed::start(Arc::clone(state), names, LiveParams { keep: a.live_keep, ..Default::default() })
+        .map_err(|e| CliError::from(anyhow::Error::from(e)))?;
+    let args = watch::Args {
+        model: state.current_model().path.clone(),
+        sources: a.watch.clone(),
+        output: None,
+        all: false,
+        min_severity: MinSeverity::Low,
+        threshold: Vec::new(),
+        findings: FindingArgs::default(),
+        sinks: a.sinks.clone(),
+        live: a.live.clone(),
+        metrics: None,
+        status: "1m".into(),
+        quiet: false,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("watch".into())
+        .spawn(move || {
+            watch::run_with(args, Some(feed), flag, move |_| {
+                let _ = tx.send(());
+            })
+        })
+        .map_err(|e| CliError::from(anyhow::Error::from(e)))?;
+    if rx.recv().is_err() {
+        // The watch returned before its sources ran: its error says why.
+        let e = thread.join().unwrap_or_else(|_| Err(CliError::from(anyhow::anyhow!("the watch panicked"))));
+        flowhound_server::live::end(state, Some("the watch could not start"));
+        return Err(e.err().unwrap_or_else(|| CliError::from(anyhow::anyhow!("the watch ended before it started"))));
+    }
+    Ok(Watcher { stop, thread })
 }

@@ -25,6 +25,8 @@ use flowhound_detect::bundle::Bundle;
 use flowhound_detect::run::BATCH;
 use flowhound_detect::{Batch, Batches, Severity};
 use flowhound_explain::{Allowlist, Explainer, Incident, Incidents};
+use flowhound_server::analysis::Flagged;
+use flowhound_server::live::LiveFeed;
 use flowhound_source::live::{self, Chunk, Feed, LiveOptions, Mark, Resume, SourceStats, Spec};
 
 use super::detect::MinSeverity;
@@ -62,15 +64,35 @@ pub struct Args {
     #[arg(long, value_name = "NAME=VALUE")]
     pub threshold: Vec<String>,
 
-    /// Skip format detection for line sources: vpc, zeek, zeek-json, zeek-csv, unsw, cic, csv, jsonl.
-    #[arg(long, value_name = "FORMAT")]
-    pub input_format: Option<String>,
-
     #[command(flatten)]
     pub findings: FindingArgs,
 
     #[command(flatten)]
     pub sinks: SinkArgs,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// A one-line status on stderr this often (`0s`: never).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub status: String,
+
+    /// No status lines or warnings on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How live sources are read and batched: shared by `watch` and `serve --watch`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Live sources")]
+pub struct LiveArgs {
+    /// Skip format detection for line sources: vpc, zeek, zeek-json, zeek-csv, unsw, cic, csv, jsonl.
+    #[arg(long, value_name = "FORMAT")]
+    pub input_format: Option<String>,
 
     /// How far behind the newest event time a record may arrive and still be counted on time;
     /// incidents end this much later than their gap (records later than this are scored and
@@ -103,21 +125,9 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<SocketAddr>,
-
-    /// A one-line status on stderr this often (`0s`: never).
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub status: String,
-
     /// Exit when no record has arrived for this long (replays, cron runs).
     #[arg(long, value_name = "DURATION")]
     pub idle_exit: Option<String>,
-
-    /// No status lines or warnings on stderr.
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 /// Durations from the flags, every bad one listed.
@@ -142,18 +152,18 @@ impl Args {
             }
         };
         let t = Timing {
-            lateness: d("--lateness", &self.lateness),
-            flush: d("--flush", &self.flush),
-            poll: d("--poll", &self.poll),
-            s3_poll: d("--s3-poll", &self.s3_poll),
-            template_timeout: d("--template-timeout", &self.template_timeout),
+            lateness: d("--lateness", &self.live.lateness),
+            flush: d("--flush", &self.live.flush),
+            poll: d("--poll", &self.live.poll),
+            s3_poll: d("--s3-poll", &self.live.s3_poll),
+            template_timeout: d("--template-timeout", &self.live.template_timeout),
             status: d("--status", &self.status),
-            idle_exit: self.idle_exit.as_deref().map(|v| d("--idle-exit", v)),
+            idle_exit: self.live.idle_exit.as_deref().map(|v| d("--idle-exit", v)),
         };
-        if self.queue == 0 {
+        if self.live.queue == 0 {
             bad.push("--queue must be at least 1".into());
         }
-        if flowhound_sink::config::parse_duration(&self.poll) == Some(Duration::ZERO) {
+        if flowhound_sink::config::parse_duration(&self.live.poll) == Some(Duration::ZERO) {
             bad.push("--poll must be more than 0".into());
         }
         if bad.is_empty() {
@@ -407,10 +417,12 @@ impl State {
 }
 
 /// Where findings go: appended and flushed per batch, so a reader of the
-/// file (or the pipe) sees them at once.
+/// file (or the pipe) sees them at once; nowhere under `serve --watch`
+/// without `-o` (the dashboard shows them).
 enum LiveOut {
     Stdout(std::io::Stdout),
     File(std::fs::File),
+    Nowhere,
 }
 
 impl LiveOut {
@@ -437,6 +449,7 @@ impl LiveOut {
                 l.flush()
             }
             LiveOut::File(f) => f.write_all(b),
+            LiveOut::Nowhere => Ok(()),
         };
         Ok(r?)
     }
@@ -470,17 +483,24 @@ struct Live<'a> {
     marks: Vec<Vec<Mark>>,
     shared: Arc<Shared>,
     dispatcher: Option<flowhound_sink::Dispatcher>,
+    /// The dashboard's live analysis under `serve --watch`.
+    dashboard: Option<LiveFeed>,
 }
 
 impl Live<'_> {
     fn batch(&mut self, b: &Batch<'_>) -> CliResult {
+        if let Some(allow) = self.dashboard.as_mut().and_then(LiveFeed::allowlist_update) {
+            self.allow = allow;
+        }
         let found = self
             .explainer
             .explain(self.bundle, b.recs, b.verdicts, b.raw, b.input, |i| b.verdicts[i].severity != Severity::None)
             .map_err(anyhow::Error::from)?;
         self.buf.clear();
         let mut n = Numbers::default();
-        for ((r, v), f) in b.iter().zip(&found) {
+        let wr = b.raw_width();
+        let quiet = matches!(self.out, LiveOut::Nowhere);
+        for (i, ((r, v), f)) in b.iter().zip(&found).enumerate() {
             let flow = self.flow;
             self.flow += 1;
             n.scored += 1;
@@ -500,7 +520,14 @@ impl Live<'_> {
             if let (Some(f), true, true) = (f, flagged, shown) {
                 self.incidents.push(flow, r, v, f, entry.is_some());
             }
-            if self.a.findings.incidents || !(self.a.all || (flagged && shown)) {
+            if let Some(d) = self.dashboard.as_mut() {
+                d.scored(r, v);
+                if let (Some(f), true) = (f, flagged) {
+                    let raw = &b.raw[i * wr..(i + 1) * wr];
+                    d.flagged(&Flagged { flow, r, v, f, entry, raw }, &self.names, self.classes.as_deref());
+                }
+            }
+            if quiet || self.a.findings.incidents || !(self.a.all || (flagged && shown)) {
                 continue;
             }
             n.written += 1;
@@ -532,6 +559,9 @@ impl Live<'_> {
         let gap = i64::from(self.incidents.gap_secs()) * 1_000_000;
         let ended = self.incidents.close_idle(self.watermark.saturating_sub(gap).saturating_sub(self.lateness_us));
         self.ended(&ended, &mut n)?;
+        if let Some(d) = self.dashboard.as_mut() {
+            d.publish(&grown, &ended).map_err(anyhow::Error::from)?;
+        }
         n.incidents_open = self.incidents.open_count();
         self.merge(n);
         Ok(())
@@ -628,10 +658,24 @@ fn apply_marks(state: &mut State, names: &[String], marks: &mut [Vec<Mark>]) -> 
 }
 
 pub fn run(a: Args) -> CliResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    run_with(a, None, stop, |_| {})
+}
+
+/// Runs the watch loop until `stop` (SIGINT/SIGTERM set it too), idle exit
+/// or the end of finite sources. `started` hears once the sources run (a
+/// setup error returns before it). With a dashboard, findings go to its live
+/// analysis, and to stdout only when `-o -` asks for it.
+pub fn run_with(
+    a: Args,
+    dashboard: Option<LiveFeed>,
+    stop: Arc<AtomicBool>,
+    started: impl FnOnce(&[String]),
+) -> CliResult {
     let timing = a.timing()?;
     let bundle = super::detect::load_model(&a.model, &a.threshold)?;
     let specs = live::Spec::parse_all(&a.sources).map_err(|e| CliError::usage(anyhow::anyhow!("--source: {e}")))?;
-    let format = match &a.input_format {
+    let format = match &a.live.input_format {
         Some(n) => Some(flowhound_flow::Format::from_name(n).ok_or_else(|| {
             CliError::usage(anyhow::anyhow!(
                 "--input-format {n:?}: expected one of {}",
@@ -647,19 +691,22 @@ pub fn run(a: Args) -> CliResult {
     // must not keep every flow id.
     incidents.limit_members(10_000);
     let state_dir = a
+        .live
         .state_dir
         .clone()
         .or_else(|| dirs::state_dir().or_else(dirs::data_local_dir).map(|d| d.join("flowhound").join("watch")))
         .unwrap_or_else(|| PathBuf::from(".flowhound-watch"));
     let state_file = state_path(&state_dir, &specs);
     let mut state = State::load(&state_file);
-    let out = LiveOut::open(a.output.as_deref())?;
+    let out = match (&dashboard, &a.output) {
+        (Some(_), None) => LiveOut::Nowhere,
+        _ => LiveOut::open(a.output.as_deref())?,
+    };
 
-    let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
     }
-    let (tx, rx) = sync_channel::<Chunk>(a.queue);
+    let (tx, rx) = sync_channel::<Chunk>(a.live.queue);
     let depth = Arc::new(AtomicUsize::new(0));
     let opts = LiveOptions {
         format,
@@ -702,6 +749,7 @@ pub fn run(a: Args) -> CliResult {
     if !a.quiet {
         eprintln!("watch: {} source(s): {}", names.len(), names.join(", "));
     }
+    started(&names);
 
     let mut live = Live {
         bundle: &bundle,
@@ -721,6 +769,7 @@ pub fn run(a: Args) -> CliResult {
         marks: vec![Vec::new(); specs.len()],
         shared: Arc::clone(&shared),
         dispatcher,
+        dashboard,
     };
     let mut batches = Batches::new(&bundle, BATCH).usage()?;
     let started = Instant::now();
@@ -803,6 +852,10 @@ pub fn run(a: Args) -> CliResult {
     let mut n = Numbers::default();
     let ended = live.incidents.close_idle(i64::MAX);
     live.ended(&ended, &mut n)?;
+    if let Some(mut d) = live.dashboard.take() {
+        d.publish(&[], &ended).map_err(anyhow::Error::from)?;
+        d.finish(None);
+    }
     n.incidents_open = 0;
     live.merge(n);
     apply_marks(&mut state, &names, &mut live.marks);

@@ -1,0 +1,263 @@
+//! The live view: what `flowhound serve --watch` finds as it finds it.
+//!
+//! The watch loop (crates/cli/src/cmd/watch.rs) runs beside the server and
+//! hands every scored batch to a [`LiveFeed`]. The feed keeps one analysis of
+//! status `live` in the store (so the page's tables, detail panel and
+//! feedback work on it exactly as on an upload) and tells every open page
+//! what changed through server-sent events (`GET /api/live/events`):
+//!
+//! ```text
+//! watch loop ─ batch ─▶ LiveFeed ─▶ store (anomalies, incidents, summary)
+//!                                └▶ broadcast ─▶ SSE: summary / anomaly / incident
+//! ```
+//!
+//! A page that falls behind the broadcast hears `lagged` and reloads from
+//! the store; nothing is lost, only not pushed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flowhound_detect::{Severity, Verdict};
+use flowhound_explain::allow::now_secs;
+use flowhound_explain::{Allowlist, Incident};
+use flowhound_flow::net::Networks;
+use flowhound_flow::FlowRecord;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::analysis::{Anomaly, Flagged, IncidentRow};
+use crate::{AppState, ServerError};
+
+/// Flagged flows pushed to pages per batch at most; the rest are in the
+/// store (the page's next reload shows them).
+pub const PUSH_PER_BATCH: usize = 200;
+
+/// Events a page can be told, buffered per page.
+const CHANNEL: usize = 1024;
+
+/// One pushed event: its SSE name and JSON text.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    pub kind: &'static str,
+    pub data: Arc<str>,
+}
+
+/// What the server knows of its live analysis.
+#[derive(Debug)]
+pub struct LiveInfo {
+    pub analysis_id: i64,
+    pub sources: Vec<String>,
+    pub started: String,
+    pub tx: broadcast::Sender<LiveEvent>,
+}
+
+impl LiveInfo {
+    pub fn json(&self) -> Value {
+        json!({"analysis_id": self.analysis_id, "sources": self.sources, "started": self.started})
+    }
+}
+
+/// Settings of the live analysis.
+#[derive(Debug, Clone)]
+pub struct LiveParams {
+    /// Flagged flows kept in the store; older ones go (unless feedback
+    /// names them), so a long watch does not fill the disk.
+    pub keep: u64,
+    /// How often the dashboard's allowlist is re-read.
+    pub allow_every: Duration,
+}
+
+impl Default for LiveParams {
+    fn default() -> Self {
+        LiveParams { keep: 100_000, allow_every: Duration::from_secs(2) }
+    }
+}
+
+/// The watch loop's handle on the dashboard. Not `Sync`: one loop owns it.
+#[derive(Debug)]
+pub struct LiveFeed {
+    state: Arc<AppState>,
+    id: i64,
+    params: LiveParams,
+    tx: broadcast::Sender<LiveEvent>,
+    nets: Networks,
+    model_version: i64,
+    anomalies: Vec<Anomaly>,
+    /// Members of each incident already given their incident in the store.
+    assigned: HashMap<u64, usize>,
+    /// Ended incidents (their assignment is no longer needed) by severity.
+    ended_by_severity: [u64; 4],
+    open: BTreeMap<u64, Severity>,
+    flows: u64,
+    by_severity: [u64; 4],
+    by_class: BTreeMap<String, u64>,
+    suppressed: u64,
+    span: Option<(i64, i64)>,
+    stored: u64,
+    allow_text: String,
+    allow_checked: Instant,
+}
+
+impl LiveFeed {
+    /// Opens the live analysis (named after its sources) and announces it.
+    pub fn start(state: Arc<AppState>, sources: Vec<String>, params: LiveParams) -> Result<LiveFeed, ServerError> {
+        let model = state.current_model();
+        let name = format!("live: {}", sources.join(" "));
+        let id = state.store.create_live(&name, model.version)?;
+        let (tx, _) = broadcast::channel(CHANNEL);
+        let info = LiveInfo { analysis_id: id, sources, started: crate::store::now(), tx: tx.clone() };
+        *state.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info);
+        let feed = LiveFeed {
+            nets: Networks::new(&model.bundle.features.internal),
+            model_version: model.version,
+            state,
+            id,
+            params,
+            tx,
+            anomalies: Vec::new(),
+            assigned: HashMap::new(),
+            ended_by_severity: [0; 4],
+            open: BTreeMap::new(),
+            flows: 0,
+            by_severity: [0; 4],
+            by_class: BTreeMap::new(),
+            suppressed: 0,
+            span: None,
+            stored: 0,
+            allow_text: String::new(),
+            allow_checked: Instant::now() - Duration::from_secs(3600),
+        };
+        feed.state.store.add_live(id, &[], &[], &feed.summary())?;
+        Ok(feed)
+    }
+
+    pub fn analysis_id(&self) -> i64 {
+        self.id
+    }
+
+    /// The dashboard's allowlist when it changed since the last call (and
+    /// at the first); analysts edit it while the watch runs.
+    pub fn allowlist_update(&mut self) -> Option<Allowlist> {
+        if self.allow_checked.elapsed() < self.params.allow_every {
+            return None;
+        }
+        self.allow_checked = Instant::now();
+        let text = match self.state.store.allow_toml() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("live: cannot read the allowlist: {e}");
+                return None;
+            }
+        };
+        if text == self.allow_text && self.flows > 0 {
+            return None;
+        }
+        self.allow_text = text;
+        match Allowlist::parse(&self.allow_text, now_secs()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!("live: allowlist not applied: {e}");
+                None
+            }
+        }
+    }
+
+    /// Counts one scored flow.
+    pub fn scored(&mut self, r: &FlowRecord, v: &Verdict) {
+        self.flows += 1;
+        self.by_severity[v.severity as usize] += 1;
+        if let Some(t) = r.start.map(|t| t.secs()) {
+            let (a, b) = self.span.unwrap_or((t, t));
+            self.span = Some((a.min(t), b.max(t)));
+        }
+    }
+
+    /// Keeps one flagged flow for the next [`publish`](Self::publish).
+    pub fn flagged(&mut self, x: &Flagged<'_>, names: &[&str], classes: Option<&[String]>) {
+        *self.by_class.entry(x.f.class.to_string()).or_default() += 1;
+        self.suppressed += u64::from(x.entry.is_some());
+        self.anomalies.push(Anomaly::new(x, names, classes, &self.nets));
+    }
+
+    /// Stores what the batch found and tells the pages: incidents that grew
+    /// (`touched`) and that ended.
+    pub fn publish(&mut self, touched: &[Incident], ended: &[Incident]) -> Result<(), ServerError> {
+        // An incident can grow and end in one batch: its last state counts.
+        let mut latest: BTreeMap<u64, &Incident> = BTreeMap::new();
+        for i in touched.iter().chain(ended) {
+            latest.insert(i.id, i);
+        }
+        let mut rows = Vec::with_capacity(latest.len());
+        for i in latest.into_values() {
+            let from = self.assigned.get(&i.id).copied().unwrap_or(0);
+            // Members only grow; were it ever otherwise, assign them all again.
+            let from = if from > i.members.len() { 0 } else { from };
+            rows.push((IncidentRow::new(i), from));
+            self.assigned.insert(i.id, i.members.len());
+            self.open.insert(i.id, i.peak_severity);
+        }
+        for i in ended {
+            self.assigned.remove(&i.id);
+            self.open.remove(&i.id);
+            self.ended_by_severity[i.peak_severity as usize] += 1;
+        }
+        let summary = self.summary();
+        self.state.store.add_live(self.id, &self.anomalies, &rows, &summary)?;
+        self.stored += self.anomalies.len() as u64;
+        if self.stored > self.params.keep.saturating_add(self.params.keep / 10) {
+            let gone = self.state.store.prune_live(self.id, self.params.keep)?;
+            self.stored = self.stored.saturating_sub(gone);
+        }
+        // Nobody listening is not an error: the store has it all.
+        let send = |kind: &'static str, data: String| {
+            let _ = self.tx.send(LiveEvent { kind, data: data.into() });
+        };
+        // Newest first is the page's order: the last flows of the batch.
+        let start = self.anomalies.len().saturating_sub(PUSH_PER_BATCH);
+        for a in &self.anomalies[start..] {
+            send("anomaly", a.json.to_string());
+        }
+        for (i, _) in &rows {
+            send("incident", i.json.to_string());
+        }
+        send("summary", summary.to_string());
+        self.anomalies.clear();
+        Ok(())
+    }
+
+    fn summary(&self) -> Value {
+        let mut inc = self.ended_by_severity;
+        for s in self.open.values() {
+            inc[*s as usize] += 1;
+        }
+        let ts = |s: i64| flowhound_flow::Timestamp::from_secs(s).map(|t| t.to_rfc3339());
+        json!({
+            "flows": self.flows,
+            "anomalies": self.by_severity[1..].iter().sum::<u64>(),
+            "by_severity": {"high": self.by_severity[3], "medium": self.by_severity[2], "low": self.by_severity[1]},
+            "by_class": self.by_class,
+            "suppressed": self.suppressed,
+            "incidents": {"total": inc[1..].iter().sum::<u64>(), "open": self.open.len(), "high": inc[3], "medium": inc[2], "low": inc[1]},
+            "time_span": self.span.map(|(a, b)| json!({"first": ts(a), "last": ts(b)})),
+            "model_version": self.model_version,
+            "live": true,
+        })
+    }
+
+    /// The watch ended: see [`end`].
+    pub fn finish(self, error: Option<&str>) {
+        end(&self.state, error);
+    }
+}
+
+/// Ends the live analysis, if one runs: it stays in the store as `stopped`
+/// (or `failed` with the reason), and pages hear `end`.
+pub fn end(state: &AppState, error: Option<&str>) {
+    let Some(info) = state.live.write().unwrap_or_else(std::sync::PoisonError::into_inner).take() else { return };
+    let status = if error.is_some() { "failed" } else { "stopped" };
+    if let Err(e) = state.store.set_status(info.analysis_id, status, error) {
+        tracing::error!("live: cannot mark analysis {} {status}: {e}", info.analysis_id);
+    }
+    let _ = info.tx.send(LiveEvent { kind: "end", data: json!({"status": status, "error": error}).to_string().into() });
+}
