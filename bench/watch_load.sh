@@ -9,8 +9,9 @@ rate=${1:?flows per second}; secs=${2:?seconds}; model=${3:-/tmp/fh-load/model}
 root=$(cd "$(dirname "$0")/.." && pwd); bin=$root/target/release/flowhound; load=$root/target/release/examples/netflow_load
 work=/tmp/fh-load; mkdir -p "$work"
 if [ ! -f "$model/manifest.json" ]; then
-  # Trained on traffic of the load's own shape (see the example's docs): 2 s of it at this rate.
-  "$load" - "$rate" 2 "$work/train.jsonl"
+  # Trained on traffic of the load's own shape, as NetFlow v5 carries it (see the example's
+  # docs), over as long as the load runs: the per-host windows (60 s, 1 h) fill as they will.
+  "$load" - "$rate" "$secs" "$work/train.jsonl"
   "$bin" train "$work/train.jsonl" -m "$model" --seed 1 -q
 fi
 port=$((20000 + RANDOM % 20000)); mport=$((port + 1))

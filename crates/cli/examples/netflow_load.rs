@@ -17,7 +17,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use flowhound_flow::netflow::{encode_v5, V5_MAX_RECORDS};
+use flowhound_flow::netflow::{encode_v5, Collector, CollectorParams, V5_MAX_RECORDS};
 use flowhound_flow::{FlowRecord, Timestamp};
 
 fn main() {
@@ -56,10 +56,27 @@ fn main() {
         let t0 = now_ms();
         let n = rate * secs;
         let mut out = Vec::new();
+        // Through the encoder and the collector, as the load arrives: the
+        // model must learn NetFlow v5's fields (no action, no direction, no
+        // cloud ids), not the generator's richer records.
+        let mut collector = Collector::new(&CollectorParams::default()).expect("a collector");
+        let from: std::net::SocketAddr = "127.0.0.1:9".parse().expect("an address");
+        let (mut batch, mut decoded, mut seq) = (Vec::with_capacity(V5_MAX_RECORDS), Vec::new(), 0u32);
         for k in 0..n {
             let mut r = pool[k as usize % pool.len()].clone();
-            retime(&mut r, t0 + (k * 1000 / rate.max(1)) as i64);
-            flowhound_flow::write::write_json(&r, &mut out);
+            let t_ms = t0 + (k * 1000 / rate.max(1)) as i64;
+            retime(&mut r, t_ms);
+            batch.push(r);
+            if batch.len() == V5_MAX_RECORDS || k + 1 == n {
+                let (pkt, m) = encode_v5(&batch, seq, boot, t_ms);
+                seq = seq.wrapping_add(m as u32);
+                decoded.clear();
+                collector.packet(from, &pkt, &mut decoded);
+                for d in &decoded {
+                    flowhound_flow::write::write_json(d, &mut out);
+                }
+                batch.clear();
+            }
         }
         std::fs::write(&path, out).expect("write the dump");
         println!("wrote {n} flows to {path}");
