@@ -461,7 +461,11 @@ fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
             assert_eq!(st, 200);
             break v["analysis_id"].as_i64().expect("a live analysis");
         }
-        assert!(Instant::now() < deadline, "serve did not start: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "serve did not start: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let stream = sse(&addr, "/api/live/events");
@@ -489,8 +493,10 @@ fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
     assert_eq!(page["total"].as_u64(), Some(detected.len() as u64));
     let flows: Vec<u64> = items.iter().map(|v| v["flow"].as_u64().expect("flow")).collect();
     assert!(flows.windows(2).all(|w| w[0] > w[1]), "newest first");
-    let got: BTreeMap<u64, (String, String)> =
-        items.iter().map(|v| (v["flow"].as_u64().unwrap_or(0), (v["severity"].to_string(), v["score"].to_string()))).collect();
+    let got: BTreeMap<u64, (String, String)> = items
+        .iter()
+        .map(|v| (v["flow"].as_u64().unwrap_or(0), (v["severity"].to_string(), v["score"].to_string())))
+        .collect();
     let want: BTreeMap<u64, (String, String)> = detected
         .iter()
         .map(|v| (v["flow"].as_u64().unwrap_or(0), (v["severity"].to_string(), v["score"].to_string())))

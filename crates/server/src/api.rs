@@ -230,7 +230,9 @@ async fn live_events(State(s): St) -> Result<Response, ApiError> {
         }
         let (ev, done) = match rx.recv().await {
             Ok(e) => (Event::default().event(e.kind).data(&*e.data), e.kind == "end"),
-            Err(RecvError::Lagged(n)) => (Event::default().event("lagged").data(json!({"missed": n}).to_string()), false),
+            Err(RecvError::Lagged(n)) => {
+                (Event::default().event("lagged").data(json!({"missed": n}).to_string()), false)
+            }
             Err(RecvError::Closed) => return None,
         };
         Some((Ok::<_, std::convert::Infallible>(ev), (rx, done)))

@@ -106,8 +106,9 @@ fn put_incidents<'a>(
     id: i64,
     rows: impl IntoIterator<Item = &'a IncidentRow>,
 ) -> Result<(), StoreError> {
-    let mut ins = tx
-        .prepare("INSERT INTO incidents (analysis_id, incident, severity, class, score, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    let mut ins = tx.prepare(
+        "INSERT INTO incidents (analysis_id, incident, severity, class, score, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
     for i in rows {
         ins.execute(params![id, i.id as i64, i.severity as i64, i.class, f64::from(i.score), &*i.json])?;
     }
