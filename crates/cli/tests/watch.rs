@@ -364,6 +364,25 @@ fn captures_match_tsharks_conversations() {
     }
 }
 
+/// A child killed if the test panics before stopping it (a failed assertion
+/// must not leave a server running).
+struct Running(Option<Child>);
+
+impl Running {
+    fn take(mut self) -> Child {
+        self.0.take().expect("still running")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// One HTTP/1.0 exchange (the server closes after it): status and body.
 fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let mut c = std::net::TcpStream::connect(addr).expect("the dashboard answers");
@@ -437,7 +456,7 @@ fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
     let addr = format!("127.0.0.1:{}", tcp_port());
     let stderr = dir.path().join("serve.err");
     let db = dir.path().join("db").join("flowhound.db");
-    let serve = spawn(
+    let serve = Running(Some(spawn(
         &[
             "serve",
             "-m",
@@ -452,7 +471,7 @@ fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
             &s(&dir.path().join("state")),
         ],
         &stderr,
-    );
+    )));
     let deadline = Instant::now() + Duration::from_secs(30);
     let id = loop {
         if let Ok(c) = std::net::TcpStream::connect(&addr) {
@@ -555,8 +574,42 @@ fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
     assert!(page["items"].as_array().expect("items").iter().any(|v| v["feedback"] == "false_positive"));
 
     // SIGTERM: the watch drains, the analysis ends as `stopped`, pages hear it, exit 0.
-    stop(serve, &stderr);
+    stop(serve.take(), &stderr);
     let end = events(&stream, "end");
     assert_eq!(end.len(), 1, "one end event");
     assert_eq!(end[0]["status"], "stopped");
+}
+
+#[test]
+fn serve_refuses_a_live_source_it_cannot_open_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = model(dir.path());
+    // The collector's port is taken: the watch cannot start, so neither does the server.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    let port = taken.local_addr().expect("its address").port();
+    let db = dir.path().join("db").join("flowhound.db");
+    let o = flowhound(
+        &[],
+        &[
+            "serve",
+            "-m",
+            &m,
+            "--db",
+            &s(&db),
+            "--addr",
+            &format!("127.0.0.1:{}", tcp_port()),
+            "--watch",
+            &format!("netflow:127.0.0.1:{port}"),
+            "--state-dir",
+            &s(&dir.path().join("state")),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "the error names the address: {err}");
+    assert!(!err.contains("dashboard on http"), "the server did not start: {err}");
+    // Sinks without a watch are a usage error too.
+    let o = flowhound(&[], &["serve", "-m", &m, "--db", &s(&db), "--sink", "jsonl:-"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give --watch"));
 }

@@ -136,8 +136,8 @@ impl LiveFeed {
         self.id
     }
 
-    /// The dashboard's allowlist when it changed since the last call (and
-    /// at the first); analysts edit it while the watch runs.
+    /// The dashboard's allowlist, read again at most every `allow_every`
+    /// (analysts edit it while the watch runs; entries expire).
     pub fn allowlist_update(&mut self) -> Option<Allowlist> {
         if self.allow_checked.elapsed() < self.params.allow_every {
             return None;
@@ -150,7 +150,8 @@ impl LiveFeed {
                 return None;
             }
         };
-        if text == self.allow_text && self.flows > 0 {
+        // Parsed again even when unchanged: entries expire as time passes.
+        if text.is_empty() && self.allow_text.is_empty() && self.flows > 0 {
             return None;
         }
         self.allow_text = text;

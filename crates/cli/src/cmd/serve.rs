@@ -123,11 +123,10 @@ pub fn run(a: Args) -> CliResult {
         }
     }));
     watcher.stop.store(true, Ordering::Relaxed);
-    let watched = watcher.thread.join().unwrap_or_else(|_| Err(CliError::from(anyhow::anyhow!("the watch panicked"))));
-    if let Err(e) = &watched {
-        let why = e.error.as_ref().map_or_else(|| "the watch failed".to_string(), |e| format!("{e:#}"));
-        flowhound_server::live::end(&state, Some(&why));
-    }
+    let watched = watcher.thread.join().unwrap_or_else(|_| {
+        flowhound_server::live::end(&state, Some("the watch panicked"));
+        Err(CliError::from(anyhow::anyhow!("the watch panicked")))
+    });
     served.map_err(server_error)?;
     watched
 }
@@ -163,18 +162,25 @@ fn start_watch(a: &Args, state: &Arc<AppState>) -> CliResult<Watcher> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let flag = Arc::clone(&stop);
+    let st = Arc::clone(state);
     let thread = std::thread::Builder::new()
         .name("watch".into())
         .spawn(move || {
-            watch::run_with(args, Some(feed), flag, move |_| {
+            let r = watch::run_with(args, Some(feed), flag, move |_| {
                 let _ = tx.send(());
-            })
+            });
+            // At once, not when the server stops: open event streams end with
+            // the live analysis, and the server's shutdown waits for them.
+            if let Err(e) = &r {
+                let why = e.error.as_ref().map_or_else(|| "the watch failed".to_string(), |e| format!("{e:#}"));
+                flowhound_server::live::end(&st, Some(&why));
+            }
+            r
         })
         .map_err(|e| CliError::from(anyhow::Error::from(e)))?;
     if rx.recv().is_err() {
         // The watch returned before its sources ran: its error says why.
         let e = thread.join().unwrap_or_else(|_| Err(CliError::from(anyhow::anyhow!("the watch panicked"))));
-        flowhound_server::live::end(state, Some("the watch could not start"));
         return Err(e.err().unwrap_or_else(|| CliError::from(anyhow::anyhow!("the watch ended before it started"))));
     }
     Ok(Watcher { stop, thread })
