@@ -383,6 +383,15 @@ impl Drop for Running {
     }
 }
 
+/// `serve --watch SOURCE` on a database and watch state inside `dir`.
+fn serve_watch(dir: &Path, model: &str, addr: &str, source: &str) -> Vec<String> {
+    let db = s(&dir.join("db").join("flowhound.db"));
+    let state = s(&dir.join("state"));
+    ["serve", "-m", model, "--db", &db, "--addr", addr, "--watch", source, "--state-dir", &state]
+        .map(String::from)
+        .to_vec()
+}
+
 /// One HTTP/1.0 exchange (the server closes after it): status and body.
 fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let mut c = std::net::TcpStream::connect(addr).expect("the dashboard answers");
@@ -455,23 +464,8 @@ fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
     append(&live, &[recs1.next().expect("a header")]);
     let addr = format!("127.0.0.1:{}", tcp_port());
     let stderr = dir.path().join("serve.err");
-    let db = dir.path().join("db").join("flowhound.db");
-    let serve = Running(Some(spawn(
-        &[
-            "serve",
-            "-m",
-            &m,
-            "--db",
-            &s(&db),
-            "--addr",
-            &addr,
-            "--watch",
-            &format!("file:{}", s(&live)),
-            "--state-dir",
-            &s(&dir.path().join("state")),
-        ],
-        &stderr,
-    )));
+    let args = serve_watch(dir.path(), &m, &addr, &format!("file:{}", s(&live)));
+    let serve = Running(Some(spawn(&args.iter().map(String::as_str).collect::<Vec<_>>(), &stderr)));
     let deadline = Instant::now() + Duration::from_secs(30);
     let id = loop {
         if let Ok(c) = std::net::TcpStream::connect(&addr) {
@@ -587,28 +581,14 @@ fn serve_refuses_a_live_source_it_cannot_open_and_says_why() {
     // The collector's port is taken: the watch cannot start, so neither does the server.
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
     let port = taken.local_addr().expect("its address").port();
-    let db = dir.path().join("db").join("flowhound.db");
-    let o = flowhound(
-        &[],
-        &[
-            "serve",
-            "-m",
-            &m,
-            "--db",
-            &s(&db),
-            "--addr",
-            &format!("127.0.0.1:{}", tcp_port()),
-            "--watch",
-            &format!("netflow:127.0.0.1:{port}"),
-            "--state-dir",
-            &s(&dir.path().join("state")),
-        ],
-    );
+    let args = serve_watch(dir.path(), &m, &format!("127.0.0.1:{}", tcp_port()), &format!("netflow:127.0.0.1:{port}"));
+    let o = flowhound(&[], &args.iter().map(String::as_str).collect::<Vec<_>>());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("127.0.0.1:{port}")), "the error names the address: {err}");
     assert!(!err.contains("dashboard on http"), "the server did not start: {err}");
     // Sinks without a watch are a usage error too.
+    let db = dir.path().join("db").join("flowhound.db");
     let o = flowhound(&[], &["serve", "-m", &m, "--db", &s(&db), "--sink", "jsonl:-"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("give --watch"));
