@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::convert::OutFormat;
-use super::detect::{self, DetectFormat, MinSeverity};
+use super::detect::{self, DetectFormat, ScoreArgs};
 use super::features::FeatureArgs;
 use super::{findings, generate, report, train, InputArgs};
 use crate::exit::{Classify, CliResult};
@@ -106,9 +106,7 @@ pub fn run(a: Args) -> CliResult {
         model: model.clone(),
         output: Some(dir.join("anomalies.jsonl")),
         format: DetectFormat::Jsonl,
-        all: false,
-        min_severity: MinSeverity::Low,
-        threshold: Vec::new(),
+        score: ScoreArgs::default(),
         findings: Default::default(),
         sinks: Default::default(),
     };

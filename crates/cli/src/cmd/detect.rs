@@ -15,7 +15,7 @@ use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
 use flowhound_explain::allow::Entry;
 use flowhound_explain::json::predicted;
-use flowhound_explain::{Finding, Incident};
+use flowhound_explain::{Allowlist, Finding, Incident};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DetectFormat {
@@ -24,8 +24,9 @@ pub enum DetectFormat {
     Table,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum MinSeverity {
+    #[default]
     Low,
     Medium,
     High,
@@ -38,6 +39,54 @@ impl MinSeverity {
             MinSeverity::Medium => Severity::Medium,
             MinSeverity::High => Severity::High,
         }
+    }
+}
+
+/// Which scored flows are written, and the thresholds they are scored
+/// with: the same for `detect` and `watch`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ScoreArgs {
+    /// Write every flow, not only anomalies.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Write anomalies of at least this severity.
+    #[arg(long, value_enum, default_value_t = MinSeverity::Low)]
+    pub min_severity: MinSeverity,
+
+    /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`; repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub threshold: Vec<String>,
+}
+
+/// What becomes of one scored flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// The allowlist entry covering it (looked up only when it matters).
+    pub entry: Option<&'a Entry>,
+    /// Anomalous and at least --min-severity.
+    pub flagged: bool,
+    /// Not suppressed, or suppressed flows are shown.
+    pub shown: bool,
+    /// Written as a flow line (not with --incidents).
+    pub written: bool,
+}
+
+impl ScoreArgs {
+    /// `found`: the flow has a finding (it is anomalous).
+    pub fn decide<'a>(
+        &self,
+        findings: &FindingArgs,
+        allow: &'a Allowlist,
+        r: &FlowRecord,
+        v: &Verdict,
+        found: bool,
+    ) -> Decision<'a> {
+        let entry = if found || self.all { allow.check(r) } else { None };
+        let flagged = v.severity != Severity::None && v.severity >= self.min_severity.severity();
+        let shown = entry.is_none() || findings.show_suppressed;
+        let written = !findings.incidents && (self.all || (flagged && shown));
+        Decision { entry, flagged, shown, written }
     }
 }
 
@@ -66,17 +115,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = DetectFormat::Jsonl)]
     pub format: DetectFormat,
 
-    /// Write every flow, not only anomalies.
-    #[arg(long)]
-    pub all: bool,
-
-    /// Write anomalies of at least this severity.
-    #[arg(long, value_enum, default_value_t = MinSeverity::Low)]
-    pub min_severity: MinSeverity,
-
-    /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`; repeatable.
-    #[arg(long, value_name = "NAME=VALUE")]
-    pub threshold: Vec<String>,
+    #[command(flatten)]
+    pub score: ScoreArgs,
 
     #[command(flatten)]
     pub findings: FindingArgs,
@@ -255,7 +295,7 @@ pub fn run(a: Args) -> CliResult {
 /// with the scan's verdict (failed inputs → exit 3, after everything readable
 /// was written).
 pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
-    let bundle = load_model(&a.model, &a.threshold)?;
+    let bundle = load_model(&a.model, &a.score.threshold)?;
     let (inputs, opts) = a.input.prepare()?;
     let dispatcher = a.sinks.open("detect", a.output.as_deref(), &a.model, || {
         inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ")
@@ -327,9 +367,7 @@ fn score_into(
     let names = bundle.ensemble.model_names();
     let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
     let mut tally = Tally { by_model: vec![0; names.len()], names: names.clone(), ..Default::default() };
-    let min = a.min_severity.severity();
     let Findings { mut explainer, allow, mut incidents } = a.findings.build(bundle)?;
-    let show_suppressed = a.findings.show_suppressed;
     if a.findings.incidents && a.format == DetectFormat::Csv {
         return Err(CliError::usage(anyhow::anyhow!("--incidents writes JSON lines or a table, not CSV")));
     }
@@ -364,14 +402,12 @@ fn score_into(
             .map_err(anyhow::Error::from)?;
         for ((r, v), f) in batch.iter().zip(&found) {
             let flow = tally.flows;
-            let entry = if f.is_some() || a.all { allow.check(r) } else { None };
+            let Decision { entry, flagged, shown, written } = a.score.decide(&a.findings, &allow, r, v, f.is_some());
             tally.add(r, v, f.as_ref(), entry.is_some());
-            let flagged = v.severity != Severity::None && v.severity >= min;
-            let shown = entry.is_none() || show_suppressed;
             if let (Some(f), true, true) = (f, flagged, shown) {
                 incidents.push(flow, r, v, f, entry.is_some());
             }
-            if a.findings.incidents || !(a.all || (flagged && shown)) {
+            if !written {
                 continue;
             }
             tally.written += 1;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use flowhound_server::live::{LiveFeed, LiveParams};
 use flowhound_server::{AppState, ServerConfig, ServerError};
 
-use super::detect::MinSeverity;
+use super::detect::ScoreArgs;
 use super::findings::FindingArgs;
 use super::sinks::SinkArgs;
 use super::watch::{self, LiveArgs};
@@ -149,9 +149,7 @@ fn start_watch(a: &Args, state: &Arc<AppState>) -> CliResult<Watcher> {
         model: state.current_model().path.clone(),
         sources: a.watch.clone(),
         output: None,
-        all: false,
-        min_severity: MinSeverity::Low,
-        threshold: Vec::new(),
+        score: ScoreArgs::default(),
         findings: FindingArgs::default(),
         sinks: a.sinks.clone(),
         live: a.live.clone(),

@@ -29,7 +29,7 @@ use flowhound_server::analysis::Flagged;
 use flowhound_server::live::LiveFeed;
 use flowhound_source::live::{self, Chunk, Feed, LiveOptions, Mark, Resume, SourceStats, Spec};
 
-use super::detect::MinSeverity;
+use super::detect::{Decision, ScoreArgs};
 use super::findings::{FindingArgs, Findings};
 use super::sinks::SinkArgs;
 use crate::exit::{Classify, CliError, CliResult};
@@ -52,17 +52,8 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Write every scored flow, not only anomalies.
-    #[arg(long)]
-    pub all: bool,
-
-    /// Write anomalies of at least this severity.
-    #[arg(long, value_enum, default_value_t = MinSeverity::Low)]
-    pub min_severity: MinSeverity,
-
-    /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`; repeatable.
-    #[arg(long, value_name = "NAME=VALUE")]
-    pub threshold: Vec<String>,
+    #[command(flatten)]
+    pub score: ScoreArgs,
 
     #[command(flatten)]
     pub findings: FindingArgs,
@@ -254,6 +245,8 @@ impl Shared {
                 let _ = writeln!(s, "flowhound_{name}{labels} {v}");
             }
         };
+        // An unlabelled sample.
+        let one = |v: u64| vec![(String::new(), v.to_string())];
         let per_source = |f: &dyn Fn(&SourceStats) -> u64| {
             self.names
                 .iter()
@@ -282,22 +275,12 @@ impl Shared {
             "queue_depth",
             "gauge",
             "Chunks waiting between the sources and the detector.",
-            vec![(String::new(), self.depth.load(r).to_string())],
+            one(self.depth.load(r) as u64),
         );
-        metric(
-            "resident_memory_bytes",
-            "gauge",
-            "Resident memory of the process.",
-            vec![(String::new(), rss_bytes().to_string())],
-        );
+        metric("resident_memory_bytes", "gauge", "Resident memory of the process.", one(rss_bytes()));
         let n = self.numbers();
-        metric("flows_scored_total", "counter", "Flows scored.", vec![(String::new(), n.scored.to_string())]);
-        metric(
-            "flows_late_total",
-            "counter",
-            "Flows that arrived later than --lateness.",
-            vec![(String::new(), n.late.to_string())],
-        );
+        metric("flows_scored_total", "counter", "Flows scored.", one(n.scored));
+        metric("flows_late_total", "counter", "Flows that arrived later than --lateness.", one(n.late));
         let sev = |a: &[u64; 4]| {
             [Severity::Low, Severity::Medium, Severity::High]
                 .iter()
@@ -312,13 +295,8 @@ impl Shared {
             n.by_class.iter().map(|(c, v)| (format!("{{class=\"{}\"}}", label(c)), v.to_string())).collect(),
         );
         metric("incidents_total", "counter", "Incidents ended, by peak severity.", sev(&n.incidents_by_severity));
-        metric("incidents_open", "gauge", "Incidents still open.", vec![(String::new(), n.incidents_open.to_string())]);
-        metric(
-            "alerts_total",
-            "counter",
-            "Incident snapshots handed to the sinks.",
-            vec![(String::new(), n.alerts_sent.to_string())],
-        );
+        metric("incidents_open", "gauge", "Incidents still open.", one(n.incidents_open as u64));
+        metric("alerts_total", "counter", "Incident snapshots handed to the sinks.", one(n.alerts_sent));
         let _ = writeln!(
             s,
             "# HELP flowhound_latency_seconds Time from a record's arrival to its finding being written.\n# TYPE flowhound_latency_seconds histogram"
@@ -471,7 +449,6 @@ struct Live<'a> {
     explainer: Explainer,
     allow: Allowlist,
     incidents: Incidents,
-    min: Severity,
     a: &'a Args,
     out: LiveOut,
     buf: Vec<u8>,
@@ -511,9 +488,8 @@ impl Live<'_> {
                 }
                 self.watermark = self.watermark.max(t);
             }
-            let entry = if f.is_some() || self.a.all { self.allow.check(r) } else { None };
-            let flagged = v.severity != Severity::None && v.severity >= self.min;
-            let shown = entry.is_none() || self.a.findings.show_suppressed;
+            let Decision { entry, flagged, shown, written } =
+                self.a.score.decide(&self.a.findings, &self.allow, r, v, f.is_some());
             if let Some(f) = f {
                 *n.by_class.entry(f.class.to_string()).or_default() += 1;
             }
@@ -527,7 +503,7 @@ impl Live<'_> {
                     d.flagged(&Flagged { flow, r, v, f, entry, raw }, &self.names, self.classes.as_deref());
                 }
             }
-            if quiet || self.a.findings.incidents || !(self.a.all || (flagged && shown)) {
+            if quiet || !written {
                 continue;
             }
             n.written += 1;
@@ -673,7 +649,7 @@ pub fn run_with(
     started: impl FnOnce(&[String]),
 ) -> CliResult {
     let timing = a.timing()?;
-    let bundle = super::detect::load_model(&a.model, &a.threshold)?;
+    let bundle = super::detect::load_model(&a.model, &a.score.threshold)?;
     let specs = live::Spec::parse_all(&a.sources).map_err(|e| CliError::usage(anyhow::anyhow!("--source: {e}")))?;
     let format = match &a.live.input_format {
         Some(n) => Some(flowhound_flow::Format::from_name(n).ok_or_else(|| {
@@ -758,7 +734,6 @@ pub fn run_with(
         explainer,
         allow,
         incidents,
-        min: a.min_severity.severity(),
         a: &a,
         out,
         buf: Vec::new(),
