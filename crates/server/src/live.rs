@@ -86,7 +86,7 @@ pub struct LiveFeed {
     anomalies: Vec<Anomaly>,
     /// Members of each incident already given their incident in the store.
     assigned: HashMap<u64, usize>,
-    /// Ended incidents (their assignment is no longer needed) by severity.
+    /// Incidents that ended, by peak severity (open ones are in `open`).
     ended_by_severity: [u64; 4],
     open: BTreeMap<u64, Severity>,
     flows: u64,
