@@ -9,10 +9,14 @@ use flowhound_detect::{Kind, Params};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 
-/// Clustered rows: a mixture of 40 Gaussian blobs, like flows of a few dozen services.
+/// Clustered rows: a mixture of 40 blobs, like flows of a few dozen services.
+/// The blobs' centres are the same for every seed (training and scored rows
+/// come from one traffic, as in `bench/compare_score.py`); the seed draws
+/// which blob and the spread around it.
 fn rows(n: usize, d: usize, seed: u64) -> Array2<f32> {
+    let mut c = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let centers: Vec<Vec<f32>> = (0..40).map(|_| (0..d).map(|_| c.gen_range(-2.0..2.0)).collect()).collect();
     let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let centers: Vec<Vec<f32>> = (0..40).map(|_| (0..d).map(|_| r.gen_range(-2.0..2.0)).collect()).collect();
     let mut x = Array2::zeros((n, d));
     for i in 0..n {
         let c = &centers[r.gen_range(0..centers.len())];

@@ -188,7 +188,7 @@ impl Ocsvm {
         let (s, sv) = r.f32("support_vectors", &[None, None])?;
         let (_, alpha) = r.f32("alpha", &[Some(s[0])])?;
         let (rho, gamma) = (r.scalar("rho")?, r.scalar("gamma")?);
-        if s[0] == 0 || s[1] == 0 || gamma <= 0.0 {
+        if s[0] == 0 || s[1] == 0 || !(gamma > 0.0 && gamma.is_finite()) {
             return Err(DetectError::corrupt(NAME, "no support vectors or γ ≤ 0"));
         }
         let sv = Array2::from_shape_vec((s[0], s[1]), sv).map_err(|e| DetectError::corrupt(NAME, e))?;
