@@ -664,6 +664,12 @@ fn supervised_training_adds_a_forest_that_names_attacks() {
     assert_eq!(imp.len(), 20);
     let shares: Vec<f64> = imp.iter().filter_map(|p| p[1].as_f64()).collect();
     assert!(shares.windows(2).all(|w| w[0] >= w[1]) && shares[0] > 0.05, "{shares:?}");
+    // The ensemble's score is stacked: a weight per detector and one for the
+    // forest, which saw the attacks and must count for them.
+    let stack = &manifest["supervised"]["stack"];
+    let w: Vec<f64> = stack["weights"].as_array().expect("stacking weights").iter().filter_map(Value::as_f64).collect();
+    assert_eq!(w.len(), 5, "{stack}");
+    assert!(w[4] > 0.5 && stack["bias"].as_f64().is_some(), "{stack}");
 
     let out = tmp.path().join("scored.jsonl");
     let o = run(&[
@@ -715,6 +721,9 @@ fn supervised_training_adds_a_forest_that_names_attacks() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v = json(&o);
     assert!(v["models"]["random_forest"]["roc_auc"].as_f64().expect("roc") > 0.99, "{}", v["models"]["random_forest"]);
+    // Stacked, the ensemble ranks at least about as well as the forest alone.
+    let pr = |m: &Value| m["pr_auc"].as_f64().expect("pr_auc");
+    assert!(pr(&v["ensemble"]) >= pr(&v["models"]["random_forest"]) - 0.02, "{}", v["ensemble"]);
     let c = &v["classification"];
     assert!(c["per_class"]["port_scan_vertical"]["recall"].as_f64().expect("recall") > 0.9, "{c}");
     assert_eq!(c["per_class"]["benign"]["support"], 11_400);
@@ -735,6 +744,9 @@ fn supervised_training_adds_a_forest_that_names_attacks() {
         std::fs::read(Path::new(&again).join("random_forest.safetensors")).expect("b"),
     );
     assert!(a == b, "forest bytes differ between two runs with one seed");
+    let again: Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&again).join("manifest.json")).expect("read")).expect("json");
+    assert_eq!(again["supervised"]["stack"], manifest["supervised"]["stack"]);
     // No ground truth, no forest.
     let o = run(&["train", &train_log, "-m", &tmp.path().join("x").display().to_string(), "--supervised", "-q"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));

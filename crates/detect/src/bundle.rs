@@ -146,6 +146,10 @@ struct SupervisedEntry {
     params: ForestParams,
     /// The most important model-input columns (mean decrease in impurity).
     importance: Vec<(String, f32)>,
+    /// The ensemble score's stacking weights (absent in models written
+    /// before them: the plain mean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stack: Option<crate::ensemble::Stack>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,6 +232,7 @@ impl Bundle {
                 classes: s.classes.clone(),
                 params: self.forest_params.clone().unwrap_or_default(),
                 importance: imp,
+                stack: s.stack.clone(),
             }
         });
         if let Some(s) = &self.sample {
@@ -373,7 +378,7 @@ impl Bundle {
         if let Some(sup) = &m.supervised {
             let forest = Forest::from_bytes(&read(&sup.file)?)?;
             ensemble = ensemble
-                .with_supervised(Supervised { forest, classes: sup.classes.clone() })
+                .with_supervised(Supervised { forest, classes: sup.classes.clone(), stack: sup.stack.clone() })
                 .map_err(|e| corrupt(&sup.file, e))?;
         }
         let sample = match &m.sample {

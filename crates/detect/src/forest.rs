@@ -90,6 +90,23 @@ impl ForestParams {
 
     /// Fits on rows `x` with class ids `y` (`0..classes`), seeded.
     pub fn fit(&self, x: ArrayView2<'_, f32>, y: &[u16], classes: usize, seed: u64) -> Result<Forest, DetectError> {
+        Ok(self.fit_oob(x, y, classes, seed, &[])?.0)
+    }
+
+    /// [`ForestParams::fit`], and the out-of-bag P(malicious) (1 − P(benign))
+    /// of the rows `oob` of `x`: the mean over the trees whose bootstrap
+    /// left the row out (every tree for a row outside the training sample),
+    /// so it is an honest estimate of how the forest scores rows it never
+    /// saw — what the ensemble's stacking weights are learned from. The same
+    /// seed gives the same forest with or without `oob`.
+    pub fn fit_oob(
+        &self,
+        x: ArrayView2<'_, f32>,
+        y: &[u16],
+        classes: usize,
+        seed: u64,
+        oob: &[usize],
+    ) -> Result<(Forest, Vec<f32>), DetectError> {
         self.check()?;
         let (n, d) = x.dim();
         if y.len() != n {
@@ -126,8 +143,36 @@ impl ForestParams {
             .collect();
         let mtry = self.max_features.unwrap_or(((d as f64).sqrt() as usize).max(1)).min(d);
         let data = Data { codes: &codes, labels: &labels, weight: &weight, edges: &edges, m, d, classes, mtry };
-        let trees: Vec<Tree> =
-            (0..self.trees).into_par_iter().map(|t| grow(&data, self, &mut rng(seed, 1000 + t as u64))).collect();
+        // Where each `oob` row sits in the training sample, if it does.
+        let at: Vec<Option<usize>> = oob.iter().map(|r| rows.binary_search(r).ok()).collect();
+        let grown: Vec<(Tree, Vec<f32>)> = (0..self.trees)
+            .into_par_iter()
+            .map(|t| {
+                let (tree, mult) = grow(&data, self, &mut rng(seed, 1000 + t as u64));
+                // P(malicious) of this tree for the rows it did not see, NaN for the others.
+                let p = oob
+                    .iter()
+                    .zip(&at)
+                    .map(|(&r, a)| match a {
+                        Some(i) if mult[*i] > 0 => f32::NAN,
+                        _ => 1.0 - tree.leaf(|j| x[[r, j]])[0],
+                    })
+                    .collect();
+                (tree, p)
+            })
+            .collect();
+        // Summed in tree order: the same seed gives the same estimates.
+        let mut sum = vec![0f64; oob.len()];
+        let mut count = vec![0u32; oob.len()];
+        for (_, p) in &grown {
+            for ((s, c), v) in sum.iter_mut().zip(&mut count).zip(p) {
+                if !v.is_nan() {
+                    *s += f64::from(*v);
+                    *c += 1;
+                }
+            }
+        }
+        let trees: Vec<Tree> = grown.into_iter().map(|(t, _)| t).collect();
         let mut importance = vec![0f64; d];
         for t in &trees {
             for (i, g) in t.gain.iter().enumerate() {
@@ -136,7 +181,19 @@ impl ForestParams {
         }
         let total: f64 = importance.iter().sum();
         let importance = importance.iter().map(|g| if total > 0.0 { (g / total) as f32 } else { 0.0 }).collect();
-        Ok(Forest::assemble(&trees, classes, d, importance))
+        let forest = Forest::assemble(&trees, classes, d, importance);
+        // A row in every bootstrap (unlikely with many trees) gets the whole forest's estimate.
+        let in_all: Vec<usize> = (0..oob.len()).filter(|&i| count[i] == 0).collect();
+        let whole = if in_all.is_empty() {
+            Vec::new()
+        } else {
+            forest.predict_proba(x.select(ndarray::Axis(0), &in_all.iter().map(|&i| oob[i]).collect::<Vec<_>>()).view())
+        };
+        let mut p: Vec<f32> = sum.iter().zip(&count).map(|(s, &c)| (s / f64::from(c.max(1))) as f32).collect();
+        for (n, &i) in in_all.iter().enumerate() {
+            p[i] = 1.0 - whole[n * classes];
+        }
+        Ok((forest, p))
     }
 }
 
@@ -198,6 +255,18 @@ struct Tree {
     gain: Vec<f64>,
 }
 
+impl Tree {
+    /// The class shares of the leaf a row reaches (`x < threshold` goes
+    /// left, to the next node, as in [`Forest::predict_proba`]).
+    fn leaf(&self, value: impl Fn(usize) -> f32) -> &[f32] {
+        let mut n = 0;
+        while self.feature[n] != u32::MAX {
+            n = if value(self.feature[n] as usize) < self.threshold[n] { n + 1 } else { self.right[n] as usize };
+        }
+        &self.value[n]
+    }
+}
+
 fn gini(h: &[f64], total: f64) -> f64 {
     if total <= 0.0 {
         return 0.0;
@@ -205,7 +274,9 @@ fn gini(h: &[f64], total: f64) -> f64 {
     1.0 - h.iter().map(|c| (c / total) * (c / total)).sum::<f64>()
 }
 
-fn grow(data: &Data<'_>, p: &ForestParams, r: &mut impl Rng) -> Tree {
+/// Grows one tree; also gives each training row's bootstrap multiplicity
+/// (0 = out of bag).
+fn grow(data: &Data<'_>, p: &ForestParams, r: &mut impl Rng) -> (Tree, Vec<u32>) {
     let (m, k) = (data.m, data.classes);
     // Bootstrap: m draws with replacement, kept as a multiplicity per row.
     let mut mult = vec![0u32; m];
@@ -335,7 +406,7 @@ fn grow(data: &Data<'_>, p: &ForestParams, r: &mut impl Rng) -> Tree {
             }
         }
     }
-    t
+    (t, mult)
 }
 
 /// A fitted forest, all trees in flat arrays (preorder, like the Isolation
@@ -506,7 +577,7 @@ mod tests {
         // Benign except a band and one isolated row inside the benign range.
         let y: Vec<u16> = (0..n).map(|i| u16::from((300..340).contains(&i) || i == 100)).collect();
         let p = ForestParams { trees: 30, max_features: Some(1), ..Default::default() };
-        let f = p.fit(x.view(), &y, 2, 3).unwrap();
+        let f = p.fit(x.view(), &y, 2, 3).expect("fits");
         let proba = f.predict_proba(x.view());
         let wrong = (0..n).filter(|&i| (proba[i * 2 + 1] > 0.5) != (y[i] == 1)).count();
         assert!(wrong <= 1, "{wrong} training rows misclassified");

@@ -10,7 +10,7 @@ use flowhound_flow::FlowRecord;
 use ndarray::ArrayView2;
 
 use crate::bundle::{Bundle, BundleError, TrainingSummary};
-use crate::ensemble::{self, EnsembleParams, Supervised, Verdict};
+use crate::ensemble::{self, EnsembleParams, Stack, Supervised, Verdict};
 use crate::forest::ForestParams;
 use crate::sample::TrainingSample;
 use crate::{DetectError, Kind, Params};
@@ -320,10 +320,25 @@ impl Trainer {
             Some(fp) => {
                 let t = Instant::now();
                 let (mut fx, mut fy) = (Vec::new(), Vec::new());
-                for (r, c) in self.rows.chunks_exact(width).zip(&self.class) {
-                    if let (Some(c), true) = (c, Pipeline::is_valid_row(r)) {
+                // Whether each forest row also fitted a detector: those are
+                // left out of the stacking rows (a detector scores its own
+                // training rows too low).
+                let (fit_rows, _) = ensemble::split_rows(n, seed);
+                let mut detector_fit = fit_rows.map(|f| {
+                    let mut m = vec![false; n];
+                    f.into_iter().for_each(|i| m[i] = true);
+                    m
+                });
+                let mut fitted = Vec::new();
+                let mut u = 0;
+                for ((r, c), unsup) in self.rows.chunks_exact(width).zip(&self.class).zip(&self.unsupervised) {
+                    let valid = Pipeline::is_valid_row(r);
+                    let was_fit = *unsup && valid && detector_fit.as_mut().is_none_or(|m| m[u]);
+                    u += usize::from(*unsup && valid);
+                    if let (Some(c), true) = (c, valid) {
                         p.transform_row(r, &mut fx);
                         fy.push(*c);
+                        fitted.push(was_fit);
                     }
                 }
                 let present: std::collections::BTreeSet<u16> = fy.iter().copied().collect();
@@ -341,8 +356,19 @@ impl Trainer {
                 }
                 let fxv = ArrayView2::from_shape((fy.len(), p.output_width()), &fx)
                     .map_err(|e| DetectError::Fit { model: "preprocessing", reason: e.to_string() })?;
-                let forest = fp.fit(fxv, &fy, self.classes.len(), seed)?;
-                let e = e.with_supervised(Supervised { forest, classes: self.classes.clone() })?;
+                let stack_rows = stacking_rows(&fitted, &fy, seed);
+                let (forest, oob) = fp.fit_oob(fxv, &fy, self.classes.len(), seed, &stack_rows)?;
+                let sx = fxv.select(ndarray::Axis(0), &stack_rows);
+                let cal = e.calibrated_scores(sx.view())?;
+                let w = cal.len() + 1;
+                let mut z = Vec::with_capacity(stack_rows.len() * w);
+                for (i, p) in oob.iter().enumerate() {
+                    z.extend(cal.iter().map(|c| c[i]));
+                    z.push(*p);
+                }
+                let y: Vec<bool> = stack_rows.iter().map(|&i| fy[i] != 0).collect();
+                let stack = Stack::fit(&z, w, &y);
+                let e = e.with_supervised(Supervised { forest, classes: self.classes.clone(), stack })?;
                 (e, Some(t.elapsed()), fy.len() as u64)
             }
             None => (e, None, 0),
@@ -512,4 +538,21 @@ impl<'a> Batches<'a> {
     pub fn bundle(&self) -> &'a Bundle {
         self.scorer.bundle()
     }
+}
+
+/// Labeled rows the stacking weights are learned from at most: six weights
+/// need far fewer, and each row costs a score from every detector.
+const STACK_ROWS: usize = 50_000;
+
+/// The forest rows (indices into its training rows, class ids `y`) the
+/// stacking weights are learned from: those no detector was fitted on
+/// (`fitted`), a seeded sample of at most [`STACK_ROWS`]. When these hold
+/// one class only (tiny training sets, where every row fits the detectors),
+/// every row instead.
+fn stacking_rows(fitted: &[bool], y: &[u16], seed: u64) -> Vec<usize> {
+    let held: Vec<usize> = (0..y.len()).filter(|&i| !fitted[i]).collect();
+    let both = |rows: &[usize]| rows.iter().any(|&i| y[i] == 0) && rows.iter().any(|&i| y[i] != 0);
+    let rows = if both(&held) { held } else { (0..y.len()).collect() };
+    let pick = crate::subsample(rows.len(), STACK_ROWS, &mut crate::rng(seed, 22));
+    pick.into_iter().map(|i| rows[i]).collect()
 }
