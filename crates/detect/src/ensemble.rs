@@ -267,7 +267,7 @@ impl Ensemble {
             return Err(DetectError::Fit {
                 model: FOREST_NAME,
                 reason: format!(
-                    "stacking weights for {} models, not {}",
+                    "stacking weights: {} for {} models, or not all finite",
                     s.stack.as_ref().map_or(0, |k| k.weights.len()),
                     self.members.len() + 1
                 ),
@@ -403,10 +403,12 @@ impl Ensemble {
         let n_models = self.voters();
         let k = self.supervised.as_ref().map_or(0, |s| s.classes.len());
         let proba = self.supervised.as_ref().map(|s| s.forest.predict_proba(x));
+        let stack = self.supervised.as_ref().and_then(|s| s.stack.as_ref());
         Ok((0..x.nrows())
             .map(|i| {
                 let mut sum = 0.0;
-                let mut calibrated = Vec::with_capacity(self.members.len());
+                // Kept only for a stack: no allocation per row without one.
+                let mut calibrated = Vec::new();
                 let mut votes = 0;
                 let mut models: Vec<(f32, bool)> = self
                     .members
@@ -418,7 +420,9 @@ impl Ensemble {
                         votes += usize::from(flag);
                         let c = m.calibration.calibrated(v);
                         sum += c;
-                        calibrated.push(c);
+                        if stack.is_some() {
+                            calibrated.push(c);
+                        }
                         (v, flag)
                     })
                     .collect();
@@ -434,11 +438,7 @@ impl Ensemble {
                     let flag = best != 0;
                     votes += usize::from(flag);
                     sum += malicious;
-                    stacked = self
-                        .supervised
-                        .as_ref()
-                        .and_then(|s| s.stack.as_ref())
-                        .map(|k| k.score(&calibrated, malicious));
+                    stacked = stack.map(|k| k.score(&calibrated, malicious));
                     models.push((malicious, flag));
                     if flag {
                         category = Some(best as u16);

@@ -324,7 +324,7 @@ impl Trainer {
                 // left out of the stacking rows (a detector scores its own
                 // training rows too low).
                 let (fit_rows, _) = ensemble::split_rows(n, seed);
-                let mut detector_fit = fit_rows.map(|f| {
+                let detector_fit = fit_rows.map(|f| {
                     let mut m = vec![false; n];
                     f.into_iter().for_each(|i| m[i] = true);
                     m
@@ -333,7 +333,7 @@ impl Trainer {
                 let mut u = 0;
                 for ((r, c), unsup) in self.rows.chunks_exact(width).zip(&self.class).zip(&self.unsupervised) {
                     let valid = Pipeline::is_valid_row(r);
-                    let was_fit = *unsup && valid && detector_fit.as_mut().is_none_or(|m| m[u]);
+                    let was_fit = *unsup && valid && detector_fit.as_ref().is_none_or(|m| m[u]);
                     u += usize::from(*unsup && valid);
                     if let (Some(c), true) = (c, valid) {
                         p.transform_row(r, &mut fx);
