@@ -435,18 +435,23 @@ impl<'a> Scorer<'a> {
 
     /// Verdicts for `recs`, in order (the window state carries over between calls).
     pub fn score(&mut self, recs: &[FlowRecord]) -> Result<Vec<Verdict>, DetectError> {
-        self.raw.clear();
-        self.input.clear();
+        let (mut raw, mut input) = (std::mem::take(&mut self.raw), std::mem::take(&mut self.input));
+        self.prepare(recs, &mut raw, &mut input);
+        (self.raw, self.input) = (raw, input);
+        judge(self.bundle, recs.len(), &self.input)
+    }
+
+    /// Raw features and model input of `recs`, row-major, into the buffers
+    /// (cleared first). Sequential: the window state follows the records.
+    fn prepare(&mut self, recs: &[FlowRecord], raw: &mut Vec<f32>, input: &mut Vec<f32>) {
+        raw.clear();
+        input.clear();
         for r in recs {
-            self.x.extract(r, &mut self.raw);
+            self.x.extract(r, raw);
         }
-        let w = self.x.schema().len();
-        for row in self.raw.chunks_exact(w) {
-            self.bundle.pipeline.transform_row(row, &mut self.input);
+        for row in raw.chunks_exact(self.x.schema().len()) {
+            self.bundle.pipeline.transform_row(row, input);
         }
-        let x = ArrayView2::from_shape((recs.len(), self.bundle.pipeline.output_width()), &self.input)
-            .map_err(|e| DetectError::Fit { model: "preprocessing", reason: e.to_string() })?;
-        self.bundle.ensemble.judge(x)
     }
 
     /// The rows behind the last [`Scorer::score`] call, row-major: raw
@@ -466,14 +471,39 @@ impl<'a> Scorer<'a> {
     }
 }
 
+/// The models' verdicts on `n` rows of model input.
+fn judge(bundle: &Bundle, n: usize, input: &[f32]) -> Result<Vec<Verdict>, DetectError> {
+    let x = ArrayView2::from_shape((n, bundle.pipeline.output_width()), input)
+        .map_err(|e| DetectError::Fit { model: "preprocessing", reason: e.to_string() })?;
+    bundle.ensemble.judge(x)
+}
+
 /// Scores records gathered into batches of a fixed size: the readers hand
 /// over a few thousand records at a time, and larger batches let the models
 /// use every core. Hands each scored batch, in input order, to a callback.
+///
+/// Pipelined: while the models judge one batch (on every core, through
+/// rayon), this thread hands the batch before it to the callback (for
+/// `detect`, explanations and output) and computes the features of the next
+/// one (sequential: the windows follow the records). A full batch is thus
+/// handed over two batches later; [`Batches::flush`] drains everything.
 #[derive(Debug)]
 pub struct Batches<'a> {
     scorer: Scorer<'a>,
     pending: Vec<FlowRecord>,
     size: usize,
+    /// Features computed, not yet judged.
+    prepared: Option<Prepared>,
+    /// Judged, not yet handed over.
+    judged: Option<(Prepared, Vec<Verdict>)>,
+}
+
+/// One batch's records with their raw features and model input.
+#[derive(Debug)]
+struct Prepared {
+    recs: Vec<FlowRecord>,
+    raw: Vec<f32>,
+    input: Vec<f32>,
 }
 
 /// Flows scored at once by default.
@@ -502,10 +532,17 @@ impl Batch<'_> {
 
 impl<'a> Batches<'a> {
     pub fn new(bundle: &'a Bundle, size: usize) -> Result<Self, BundleError> {
-        Ok(Batches { scorer: Scorer::new(bundle)?, pending: Vec::with_capacity(size), size: size.max(1) })
+        Ok(Batches {
+            scorer: Scorer::new(bundle)?,
+            pending: Vec::with_capacity(size),
+            size: size.max(1),
+            prepared: None,
+            judged: None,
+        })
     }
 
-    /// Queues `recs`; scores and hands over a batch once enough are queued.
+    /// Queues `recs`; once a batch is full, moves every batch in flight one
+    /// stage on (which may hand an earlier batch over).
     pub fn push<E: From<DetectError>>(
         &mut self,
         recs: &[FlowRecord],
@@ -513,26 +550,51 @@ impl<'a> Batches<'a> {
     ) -> Result<(), E> {
         self.pending.extend_from_slice(recs);
         if self.pending.len() >= self.size {
-            self.flush(each)?;
+            self.turn(each)?;
         }
         Ok(())
     }
 
-    /// Scores and hands over whatever is queued.
+    /// Scores and hands over everything queued or in flight.
     pub fn flush<E: From<DetectError>>(&mut self, each: &mut impl FnMut(&Batch<'_>) -> Result<(), E>) -> Result<(), E> {
-        if self.pending.is_empty() {
-            return Ok(());
+        while !self.pending.is_empty() || self.prepared.is_some() || self.judged.is_some() {
+            self.turn(each)?;
         }
-        let verdicts = self.scorer.score(&self.pending);
-        let result = match verdicts {
-            Ok(verdicts) => {
-                let (raw, input) = self.scorer.last_rows();
-                each(&Batch { recs: &self.pending, verdicts: &verdicts, raw, input })
-            }
-            Err(e) => Err(E::from(e)),
-        };
-        self.pending.clear();
-        result
+        Ok(())
+    }
+
+    /// One step of the pipeline: the prepared batch is judged on another
+    /// thread while this one hands over the judged batch and prepares the
+    /// pending records.
+    fn turn<E: From<DetectError>>(&mut self, each: &mut impl FnMut(&Batch<'_>) -> Result<(), E>) -> Result<(), E> {
+        let bundle = self.scorer.bundle;
+        let to_judge = self.prepared.take();
+        let to_hand = self.judged.take();
+        let recs = std::mem::replace(&mut self.pending, Vec::with_capacity(self.size));
+        let (handed, judged, prepared) = std::thread::scope(|s| {
+            let job = to_judge.map(|p| {
+                s.spawn(move || {
+                    let v = judge(bundle, p.recs.len(), &p.input);
+                    (p, v)
+                })
+            });
+            let handed = to_hand.map_or(Ok(()), |(p, verdicts)| {
+                each(&Batch { recs: &p.recs, verdicts: &verdicts, raw: &p.raw, input: &p.input })
+            });
+            let prepared = (!recs.is_empty() && handed.is_ok()).then(|| {
+                let (mut raw, mut input) = (Vec::new(), Vec::new());
+                self.scorer.prepare(&recs, &mut raw, &mut input);
+                Prepared { recs, raw, input }
+            });
+            let judged = job.map(|j| j.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            (handed, judged, prepared)
+        });
+        handed?;
+        self.prepared = prepared;
+        if let Some((p, v)) = judged {
+            self.judged = Some((p, v.map_err(E::from)?));
+        }
+        Ok(())
     }
 
     pub fn bundle(&self) -> &'a Bundle {

@@ -245,3 +245,99 @@ fn attributions_point_at_the_column_that_is_off() {
         assert!(share[5] > floor, "{k:?}: column 5 has only {:.2}: {share:?}", share[5]);
     }
 }
+
+/// `n` flows among a few hosts over ten minutes (xorshift, fixed seed).
+fn flows(n: usize) -> Vec<flowhound_flow::FlowRecord> {
+    use flowhound_flow::{Counts, FlowRecord, Timestamp};
+    use std::net::{IpAddr, Ipv4Addr};
+    let mut s: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..n)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let t = 1_793_577_600_000_000i64 + i as i64 * 600_000_000 / n as i64;
+            FlowRecord {
+                start: Timestamp::from_micros(t),
+                end: Timestamp::from_micros(t + 200_000),
+                duration_us: Some(200_000),
+                src: Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (s % 40) as u32))),
+                dst: Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0100 | ((s >> 8) % 6) as u32))),
+                src_port: Some(40_000 + (s >> 16) as u16 % 20_000),
+                dst_port: Some([443, 80, 53][((s >> 32) % 3) as usize]),
+                protocol: Some(6),
+                packets: Counts::total(1 + (s >> 24) % 30),
+                bytes: Counts::total(60 + (s >> 40) % 20_000),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// The pipelined batches (one judged while the next is prepared and the one
+/// before handed over) give every flow, in input order, the verdict one
+/// pass over all the flows gives; `flush` leaves nothing in flight; an error
+/// from the callback stops the work.
+#[test]
+fn batches_hand_over_in_order_what_one_pass_scores() {
+    use flowhound_detect::{Batch, Batches, Scorer, Trainer};
+    let recs = flows(3000);
+    let mut t = Trainer::new(flowhound_features::ExtractorParams::default(), false, None, None).expect("trainer");
+    t.push(&recs);
+    let params: Vec<Params> = Kind::ALL.into_iter().map(quick).collect();
+    let (bundle, _) = t
+        .finish(
+            &flowhound_features::PipelineParams::default(),
+            &params,
+            &EnsembleParams::default(),
+            3,
+            std::time::Duration::ZERO,
+            &|_, _| {},
+        )
+        .expect("train");
+    let want = Scorer::new(&bundle).expect("scorer").score(&recs).expect("score");
+
+    let mut b = Batches::new(&bundle, 250).expect("batches");
+    let (got, sizes) = (std::cell::RefCell::new(Vec::new()), std::cell::RefCell::new(Vec::new()));
+    let mut each = |batch: &Batch<'_>| -> Result<(), flowhound_detect::DetectError> {
+        assert_eq!(batch.recs.len(), batch.verdicts.len());
+        assert_eq!(batch.input.len(), batch.recs.len() * bundle.pipeline.output_width());
+        sizes.borrow_mut().push(batch.recs.len());
+        got.borrow_mut()
+            .extend(batch.recs.iter().map(|r| r.start).zip(batch.verdicts.iter().map(|v| (v.score, v.votes))));
+        Ok(())
+    };
+    for chunk in recs.chunks(97) {
+        b.push(chunk, &mut each).expect("push");
+    }
+    // Before the flush, up to two full batches and the pending records are in flight.
+    let handed: usize = sizes.borrow().iter().sum();
+    assert!((3000 - 3 * (250 + 97)..3000).contains(&handed), "{sizes:?}");
+    b.flush(&mut each).expect("flush");
+    assert_eq!(got.borrow().len(), 3000);
+    // Full batches are at least the batch size (a push adds up to 96 more).
+    let sizes = sizes.borrow().clone();
+    assert!(sizes[..sizes.len() - 1].iter().all(|n| (250..250 + 97).contains(n)), "{sizes:?}");
+    for (i, ((start, (score, votes)), (r, w))) in got.borrow().iter().zip(recs.iter().zip(&want)).enumerate() {
+        assert_eq!(*start, r.start, "flow {i} out of order");
+        assert!(
+            (score - w.score).abs() < 1e-5 && *votes == w.votes,
+            "flow {i}: {score} {votes} vs {} {}",
+            w.score,
+            w.votes
+        );
+    }
+    b.flush(&mut each).expect("nothing left");
+    assert_eq!(got.borrow().len(), 3000);
+
+    // The callback's error comes back and nothing after it is handed over.
+    let mut b = Batches::new(&bundle, 250).expect("batches");
+    let mut calls = 0;
+    let mut failing = |_: &Batch<'_>| -> Result<(), flowhound_detect::DetectError> {
+        calls += 1;
+        Err(flowhound_detect::DetectError::TooFew { model: "test", need: 1, got: 0 })
+    };
+    let err = recs.chunks(500).try_for_each(|c| b.push(c, &mut failing)).and_then(|()| b.flush(&mut failing));
+    assert!(err.is_err());
+    assert_eq!(calls, 1);
+}
