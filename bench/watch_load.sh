@@ -3,10 +3,11 @@
 # fixed rate for a fixed time; watch's metrics give what arrived, what was dropped or lost, the
 # latency histogram, and /proc its peak memory.
 #   bench/watch_load.sh RATE SECONDS [MODEL_DIR]
+# FLOWHOUND_BIN=PATH runs another flowhound binary (to compare builds in one session).
 # Needs: cargo build --release -p flowhound --bin flowhound --example netflow_load
 set -euo pipefail
 rate=${1:?flows per second}; secs=${2:?seconds}; model=${3:-/tmp/fh-load/model}
-root=$(cd "$(dirname "$0")/.." && pwd); bin=$root/target/release/flowhound; load=$root/target/release/examples/netflow_load
+root=$(cd "$(dirname "$0")/.." && pwd); bin=${FLOWHOUND_BIN:-$root/target/release/flowhound}; load=$root/target/release/examples/netflow_load
 work=/tmp/fh-load; mkdir -p "$work"
 if [ ! -f "$model/manifest.json" ]; then
   # Trained on traffic of the load's own shape, as NetFlow v5 carries it (see the example's

@@ -557,7 +557,7 @@ impl<'a> Batches<'a> {
 
     /// Scores and hands over everything queued or in flight.
     pub fn flush<E: From<DetectError>>(&mut self, each: &mut impl FnMut(&Batch<'_>) -> Result<(), E>) -> Result<(), E> {
-        while !self.pending.is_empty() || self.prepared.is_some() || self.judged.is_some() {
+        while self.in_flight() {
             self.turn(each)?;
         }
         Ok(())
@@ -595,6 +595,16 @@ impl<'a> Batches<'a> {
             self.judged = Some((p, v.map_err(E::from)?));
         }
         Ok(())
+    }
+
+    /// Records queued for the batch being filled.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether any record is not yet handed over.
+    pub fn in_flight(&self) -> bool {
+        !self.pending.is_empty() || self.prepared.is_some() || self.judged.is_some()
     }
 
     pub fn bundle(&self) -> &'a Bundle {

@@ -750,25 +750,16 @@ pub fn run_with(
     let started = Instant::now();
     let mut last_status = (Instant::now(), 0u64);
     let mut next_status = Instant::now() + timing.status;
-    let mut last_flush = Instant::now();
     let mut last_record = Instant::now();
     let mut last_save = Instant::now();
-    let mut unscored = 0usize;
     let mut stopping_since: Option<Instant> = None;
+    let mut filling: Option<Instant> = None;
     let all_finite = specs.iter().all(Spec::finite);
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(chunk) => {
                 depth.fetch_sub(1, Ordering::Relaxed);
                 last_record = Instant::now();
-                unscored += chunk.records.len();
-                if unscored == chunk.records.len() {
-                    // The oldest record waits from here.
-                    last_flush = Instant::now();
-                }
-                // Zero-record chunks still carry their mark (a file that
-                // held only a header): it is applied once what is ahead of
-                // it has been scored.
                 live.pending.push_back(Pending {
                     received: chunk.received,
                     left: chunk.records.len(),
@@ -778,10 +769,13 @@ pub fn run_with(
                 if chunk.records.is_empty() {
                     live.settle_empty();
                 }
+                let before = batches.pending();
                 batches.push(&chunk.records, &mut |b: &Batch<'_>| live.batch(b))?;
-                if unscored >= BATCH {
-                    unscored = 0;
-                    last_flush = Instant::now();
+                if batches.pending() == 0 {
+                    filling = None;
+                } else if before == 0 {
+                    // The oldest record of the batch being filled waits from here.
+                    filling = Some(Instant::now());
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -790,13 +784,16 @@ pub fn run_with(
                 break;
             }
         }
-        if unscored > 0 && last_flush.elapsed() >= timing.flush {
+        // Full batches move through the pipeline as records arrive. A batch
+        // slow to fill, or batches left in flight when the traffic pauses,
+        // are drained once `--flush` has passed.
+        let waited = |t: Instant| t.elapsed() >= timing.flush;
+        if filling.is_some_and(waited) || (batches.in_flight() && waited(last_record)) {
             batches.flush(&mut |b: &Batch<'_>| live.batch(b))?;
-            unscored = 0;
-            last_flush = Instant::now();
+            filling = None;
         }
         let stopping = stop.load(Ordering::Relaxed)
-            || timing.idle_exit.is_some_and(|d| last_record.elapsed() >= d && unscored == 0)
+            || timing.idle_exit.is_some_and(|d| last_record.elapsed() >= d && !batches.in_flight())
             || (all_finite
                 && shared.sources.iter().all(|s| s.done.load(Ordering::Relaxed))
                 && depth.load(Ordering::Relaxed) == 0);
