@@ -15,6 +15,9 @@ use ndarray::{Array2, ArrayView1, ArrayView2, Axis, Slice};
 /// measured slower on the benchmark blobs).
 const BLOCK: usize = 256;
 
+/// Rows per group in the neighbour selection.
+const GROUP: usize = 8;
+
 /// Reference rows with their squared norms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reference {
@@ -58,7 +61,7 @@ impl Reference {
 
     /// Calls `f(query index, squared distances to every reference row)` for
     /// each query row, a block at a time.
-    pub fn for_each_distances(&self, q: ArrayView2<'_, f32>, mut f: impl FnMut(usize, &[f32])) {
+    pub fn for_each_distances(&self, q: ArrayView2<'_, f32>, mut f: impl FnMut(usize, &mut [f32])) {
         let rt = self.points.t();
         for start in (0..q.nrows()).step_by(BLOCK) {
             let end = (start + BLOCK).min(q.nrows());
@@ -87,70 +90,63 @@ impl Reference {
             return;
         }
         let by_distance = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-        let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
-        let mut mins: Vec<f32> = Vec::new();
+        let m = self.len();
+        // Rows in groups of eight, group c holding rows c, c + g, c + 2g, …:
+        // strided, so the groups' minima are an element-wise minimum of eight
+        // contiguous slices (vector instructions), not a horizontal one per
+        // group. The k-th smallest group minimum `b` is at least the k-th
+        // smallest distance (k groups each hold one at most that far), so
+        // the k nearest are among the rows at most `b` — a few dozen, found
+        // in the groups whose minimum is at most `b`. They are selected
+        // unsorted. This replaced a scan of every row with a sorted insert
+        // of each row nearer than the current k-th: the selection was 60 %
+        // of a LOF query and the distances' SGEMM only 40 % (BENCHMARKS.md).
+        let groups = m.div_ceil(GROUP);
+        let mut mins = vec![0.0f32; groups];
+        let mut sel: Vec<f32> = Vec::with_capacity(groups);
+        let mut cand: Vec<(f32, u32)> = Vec::new();
         self.for_each_distances(q, |i, row| {
-            best.clear();
-            // Only rows nearer than the current k-th reach the sorted insert.
-            // Over a random order that would be ~k·(1 + ln(m/k)) rows, and
-            // the insert's binary search and shift were a third of `detect`'s
-            // time on flows; so the scan starts from a bound instead: the
-            // k-th smallest of the minima of blocks of eight is at least the
-            // k-th smallest distance (k blocks each hold one at most that
-            // far), and few rows beat it. Collecting candidates unsorted and
-            // selecting every 2k, and an unordered best-k with a scan for the
-            // worst, were both measured slower than this sorted insert.
-            let mut worst = f32::INFINITY;
-            let skip_self = |c: usize| exclude_self && i / 8 == c;
-            mins.clear();
-            mins.extend(row.chunks_exact(8).enumerate().map(|(c, ch)| {
-                if skip_self(c) {
-                    f32::INFINITY
-                } else {
-                    ch.iter().fold(f32::INFINITY, |m, &d| if d < m { d } else { m })
-                }
-            }));
-            if mins.len() >= k {
-                worst = *mins.select_nth_unstable_by(k - 1, f32::total_cmp).1;
+            let skip = |j: usize| exclude_self && j == i;
+            if exclude_self && i < row.len() {
+                row[i] = f32::INFINITY;
             }
-            // Until k rows are in, `worst` is the bound, and a row exactly at it counts.
-            let mut consider = |j: usize, d: f32, worst: &mut f32| {
-                if (d < *worst || (d == *worst && best.len() < k)) && !(exclude_self && j == i) {
-                    let pos = best.partition_point(|b| b.0 <= d);
-                    best.insert(pos, (d, j as u32));
-                    if best.len() > k {
-                        best.pop();
-                    }
-                    if best.len() == k {
-                        *worst = best[k - 1].0;
-                    }
+            mins.copy_from_slice(&row[..groups]);
+            for part in row[groups..].chunks(groups) {
+                // A select, not a conditional store, so it compiles to `minps`.
+                for (mn, &d) in mins.iter_mut().zip(part) {
+                    *mn = if d < *mn { d } else { *mn };
                 }
+            }
+            let b = if groups >= k {
+                sel.clone_from(&mins);
+                *sel.select_nth_unstable_by(k - 1, f32::total_cmp).1
+            } else {
+                f32::INFINITY
             };
-            // Eight rows at a time: one vector compare tells whether any of
-            // them is nearer than the current k-th; most blocks are skipped.
-            let chunks = row.chunks_exact(8);
-            let tail = chunks.remainder();
-            for (c, chunk) in chunks.enumerate() {
-                if chunk.iter().fold(false, |any, &d| any | (d <= worst)) {
-                    for (o, &d) in chunk.iter().enumerate() {
-                        consider(c * 8 + o, d, &mut worst);
+            cand.clear();
+            for (c, &mn) in mins.iter().enumerate() {
+                if mn <= b {
+                    for j in (c..m).step_by(groups) {
+                        if row[j] <= b && !skip(j) {
+                            cand.push((row[j], j as u32));
+                        }
                     }
                 }
             }
-            let base = row.len() - tail.len();
-            for (o, &d) in tail.iter().enumerate() {
-                consider(base + o, d, &mut worst);
+            if cand.len() > k {
+                cand.select_nth_unstable_by(k - 1, by_distance);
+                cand.truncate(k);
             }
-            // The expansion above loses precision to cancellation (two equal
+            // The expansion loses precision to cancellation (two equal
             // rows can come out ~1e-3 apart); recompute the few chosen
             // distances directly, so an exact duplicate is exactly 0 — LOF
             // depends on that — and order them again.
             let query = q.row(i);
-            for b in best.iter_mut() {
-                b.0 = sq_dist(query, self.points.row(b.1 as usize));
+            for c in cand.iter_mut() {
+                c.0 = sq_dist(query, self.points.row(c.1 as usize));
             }
-            best.sort_by(by_distance);
-            for (n, (d, j)) in best.iter().enumerate() {
+            cand.sort_by(by_distance);
+            for (n, (d, j)) in cand.iter().enumerate() {
                 dist[i * k + n] = d.sqrt();
                 idx[i * k + n] = *j;
             }
@@ -186,5 +182,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn training_neighbourhoods_skip_the_row_itself_and_keep_ties_in_index_order() {
+        // 203 pseudo-random rows (not a multiple of the group size), every
+        // fourth one a copy of the row before: ties at distance 0, and
+        // between copies of a row.
+        let mut seed = 5u64;
+        let mut pts = Array2::from_shape_fn((203, 9), |_| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 40) as f32 / (1u64 << 24) as f32 * 3.0
+        });
+        for i in (3..203).step_by(4) {
+            let prev = pts.row(i - 1).to_owned();
+            pts.row_mut(i).assign(&prev);
+        }
+        let r = Reference::new(pts.clone());
+        let k = 6;
+        let (mut d, mut ix) = (vec![0.0; 203 * k], vec![0u32; 203 * k]);
+        r.knn(pts.view(), k, true, &mut d, &mut ix);
+        for i in 0..203 {
+            let mut all: Vec<(f32, u32)> =
+                (0..203).filter(|&j| j != i).map(|j| (sq_dist(pts.row(i), pts.row(j)), j as u32)).collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let want: Vec<(f32, u32)> = all[..k].iter().map(|(d, j)| (d.sqrt(), *j)).collect();
+            let got: Vec<(f32, u32)> = (0..k).map(|n| (d[i * k + n], ix[i * k + n])).collect();
+            assert_eq!(got, want, "row {i}");
+            assert!(!got.iter().any(|(_, j)| *j as usize == i), "row {i} is not its own neighbour");
+        }
+        // A copy's nearest neighbour is its twin, at exactly 0.
+        assert_eq!((d[3 * k], ix[3 * k]), (0.0, 2));
     }
 }
