@@ -9,6 +9,10 @@ set -euo pipefail
 rate=${1:?flows per second}; secs=${2:?seconds}; model=${3:-/tmp/fh-load/model}
 root=$(cd "$(dirname "$0")/.." && pwd); bin=${FLOWHOUND_BIN:-$root/target/release/flowhound}; load=$root/target/release/examples/netflow_load
 work=/tmp/fh-load; mkdir -p "$work"
+# The model learns the hour of day of its 30-odd seconds of training traffic, and the load is
+# re-timed to now: a default model older than 5 minutes flags nearly every flow ("unusual
+# hour_sin"), which measures explanation output, not detection. So it is trained again.
+if [ -z "${3:-}" ] && [ -n "$(find "$model/manifest.json" -mmin +5 2>/dev/null)" ]; then rm -rf "$model"; fi
 if [ ! -f "$model/manifest.json" ]; then
   # Trained on traffic of the load's own shape, as NetFlow v5 carries it (see the example's
   # docs), over as long as the load runs: the per-host windows (60 s, 1 h) fill as they will.
