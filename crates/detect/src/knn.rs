@@ -86,11 +86,11 @@ impl Reference {
     /// `exclude_self`, query `i` is reference row `i` and is skipped
     /// (training-set neighbourhoods).
     pub fn knn(&self, q: ArrayView2<'_, f32>, k: usize, exclude_self: bool, dist: &mut [f32], idx: &mut [u32]) {
-        if k == 0 {
+        let m = self.len();
+        if k == 0 || m == 0 {
             return;
         }
         let by_distance = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-        let m = self.len();
         // Rows in groups of eight, group c holding rows c, c + g, c + 2g, …:
         // strided, so the groups' minima are an element-wise minimum of eight
         // contiguous slices (vector instructions), not a horizontal one per
