@@ -3,7 +3,17 @@
 as `cargo bench -p flowhound-detect --bench score` (40 Gaussian blobs, 56
 columns; fit on 50,000 rows, score 16,384), for BENCHMARKS.md.
 
-    bench/.venv/bin/python bench/compare_score.py"""
+    bench/.venv/bin/python bench/compare_score.py
+    bench/.venv/bin/python bench/compare_score.py --flows target/release/flowhound
+
+With --flows, the rows are those of the benchmark's `flows/*` group instead:
+216,384 generated VPC flows through `flowhound features`, prepared as a
+notebook would (evaluate.py's `prepare`), fit on the first 200,000, score the
+last 16,384."""
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -21,7 +31,23 @@ def rows(n):
     return centers[rng.integers(0, 40, n)] + rng.uniform(-0.3, 0.3, (n, d))
 
 
-train, test = rows(50_000), rows(16_384)
+if "--flows" in sys.argv:
+    import pandas as pd
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from evaluate import KEYS, prepare
+
+    binary = sys.argv[sys.argv.index("--flows") + 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        log, csv = os.path.join(tmp, "flows.log"), os.path.join(tmp, "features.csv")
+        subprocess.run([binary, "generate", "-o", log, "--flows", "216384", "--seed", "42", "-q"], check=True)
+        subprocess.run([binary, "features", log, "-o", csv, "-q"], check=True)
+        df = pd.read_csv(csv, low_memory=False)
+    df = df.drop(columns=[k for k in list(KEYS) + ["malicious", "category"] if k in df.columns])
+    train, test = prepare(df.iloc[:200_000], df.iloc[200_000:])
+    print(f"{len(train)} training rows, {len(test)} scored, {train.shape[1]} columns")
+else:
+    train, test = rows(50_000), rows(16_384)
 models = {
     "IsolationForest": IsolationForest(random_state=1).fit(train),
     "LocalOutlierFactor (novelty, k=20, 10k reference)": LocalOutlierFactor(n_neighbors=20, novelty=True).fit(train[:10_000]),

@@ -1,11 +1,19 @@
 //! Scoring throughput of each detector and of the ensemble (both cores via
-//! rayon), and fitting time, on 56-column rows like `train` makes from VPC logs.
+//! rayon), and fitting time, on 56-column rows like `train` makes from VPC logs:
+//! `score/*` on a mixture of Gaussian blobs (the rows `bench/compare_score.py`
+//! gives scikit-learn), `flows/*` on the model input of generated VPC flows
+//! (what `detect` scores: one-hot blocks, flags, heavy-tailed counts — a few
+//! hundred support vectors where the blobs make nearly every row one).
 //!
 //! `cargo bench -p flowhound-detect --bench score`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flowhound_detect::ensemble::{self, EnsembleParams};
+use flowhound_detect::run::{Scorer, Trainer};
 use flowhound_detect::{Kind, Params};
+use flowhound_features::{ExtractorParams, PipelineParams};
+use flowhound_flow::FlowRecord;
+use flowhound_synth::GenParams;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 
@@ -45,5 +53,49 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Model input (the fitted pipeline's output) of 216,384 generated VPC
+/// flows in order, row-major, and its width: features need the traffic
+/// before each flow, so all are scored in sequence once.
+fn flow_rows() -> (Vec<f32>, usize) {
+    let mut recs: Vec<FlowRecord> = Vec::new();
+    let gen = GenParams { flows: 216_384, ..GenParams::default() };
+    flowhound_synth::generate(&gen, |b| {
+        recs.extend_from_slice(b);
+        Ok::<(), ()>(())
+    })
+    .expect("generate");
+    let mut t = Trainer::new(ExtractorParams::default(), true, None, None).expect("trainer");
+    t.push(&recs[..200_000]);
+    let detectors: Vec<Params> = Kind::ALL.into_iter().map(Params::default_for).collect();
+    let (bundle, _) = t
+        .finish(&PipelineParams::default(), &detectors, &EnsembleParams::default(), 1, Default::default(), &|_, _| {})
+        .expect("train");
+    let mut s = Scorer::new(&bundle).expect("scorer");
+    let mut rows = Vec::new();
+    for chunk in recs.chunks(16_384) {
+        s.score(chunk).expect("score");
+        rows.extend_from_slice(s.last_rows().1);
+    }
+    (rows, bundle.pipeline.output_width())
+}
+
+fn bench_flows(c: &mut Criterion) {
+    let (rows, d) = flow_rows();
+    let all = Array2::from_shape_vec((rows.len() / d, d), rows).expect("shape");
+    let (train, test) = all.view().split_at(ndarray::Axis(0), 200_000);
+    let mut g = c.benchmark_group("flows");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(test.nrows() as u64));
+    for k in Kind::ALL {
+        let m = Params::default_for(k).fit(train, 1).expect("fit");
+        let mut out = vec![0.0; test.nrows()];
+        g.bench_function(k.name(), |b| b.iter(|| m.score(test, &mut out)));
+    }
+    let params: Vec<Params> = Kind::ALL.into_iter().map(Params::default_for).collect();
+    let e = ensemble::fit(&params, &EnsembleParams::default(), train, 1, &|_, _| {}).expect("fit");
+    g.bench_function("ensemble_2_cores", |b| b.iter(|| e.judge(test).expect("judge").len()));
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_flows);
 criterion_main!(benches);
