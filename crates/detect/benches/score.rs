@@ -14,7 +14,7 @@ use flowhound_detect::{Kind, Params};
 use flowhound_features::{ExtractorParams, PipelineParams};
 use flowhound_flow::FlowRecord;
 use flowhound_synth::GenParams;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 
 /// Clustered rows: a mixture of 40 blobs, like flows of a few dozen services.
@@ -35,22 +35,29 @@ fn rows(n: usize, d: usize, seed: u64) -> Array2<f32> {
     x
 }
 
-fn bench(c: &mut Criterion) {
-    let d = 56;
-    let train = rows(50_000, d, 1);
-    let test = rows(16_384, d, 2);
-    let mut g = c.benchmark_group("score");
+fn defaults() -> Vec<Params> {
+    Kind::ALL.into_iter().map(Params::default_for).collect()
+}
+
+/// Each detector (one core) and the ensemble (both) fitted on `train`,
+/// scoring `test`, as benchmark group `name`.
+fn detectors(c: &mut Criterion, name: &str, train: ArrayView2<'_, f32>, test: ArrayView2<'_, f32>) {
+    let mut g = c.benchmark_group(name);
     g.sample_size(10);
     g.throughput(Throughput::Elements(test.nrows() as u64));
     for k in Kind::ALL {
-        let m = Params::default_for(k).fit(train.view(), 1).expect("fit");
+        let m = Params::default_for(k).fit(train, 1).expect("fit");
         let mut out = vec![0.0; test.nrows()];
-        g.bench_function(k.name(), |b| b.iter(|| m.score(test.view(), &mut out)));
+        g.bench_function(k.name(), |b| b.iter(|| m.score(test, &mut out)));
     }
-    let params: Vec<Params> = Kind::ALL.into_iter().map(Params::default_for).collect();
-    let e = ensemble::fit(&params, &EnsembleParams::default(), train.view(), 1, &|_, _| {}).expect("fit");
-    g.bench_function("ensemble_2_cores", |b| b.iter(|| e.judge(test.view()).expect("judge").len()));
+    let e = ensemble::fit(&defaults(), &EnsembleParams::default(), train, 1, &|_, _| {}).expect("fit");
+    g.bench_function("ensemble_2_cores", |b| b.iter(|| e.judge(test).expect("judge").len()));
     g.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let d = 56;
+    detectors(c, "score", rows(50_000, d, 1).view(), rows(16_384, d, 2).view());
 }
 
 /// Model input (the fitted pipeline's output) of 216,384 generated VPC
@@ -66,9 +73,8 @@ fn flow_rows() -> (Vec<f32>, usize) {
     .expect("generate");
     let mut t = Trainer::new(ExtractorParams::default(), true, None, None).expect("trainer");
     t.push(&recs[..200_000]);
-    let detectors: Vec<Params> = Kind::ALL.into_iter().map(Params::default_for).collect();
     let (bundle, _) = t
-        .finish(&PipelineParams::default(), &detectors, &EnsembleParams::default(), 1, Default::default(), &|_, _| {})
+        .finish(&PipelineParams::default(), &defaults(), &EnsembleParams::default(), 1, Default::default(), &|_, _| {})
         .expect("train");
     let mut s = Scorer::new(&bundle).expect("scorer");
     let mut rows = Vec::new();
@@ -83,18 +89,7 @@ fn bench_flows(c: &mut Criterion) {
     let (rows, d) = flow_rows();
     let all = Array2::from_shape_vec((rows.len() / d, d), rows).expect("shape");
     let (train, test) = all.view().split_at(ndarray::Axis(0), 200_000);
-    let mut g = c.benchmark_group("flows");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(test.nrows() as u64));
-    for k in Kind::ALL {
-        let m = Params::default_for(k).fit(train, 1).expect("fit");
-        let mut out = vec![0.0; test.nrows()];
-        g.bench_function(k.name(), |b| b.iter(|| m.score(test, &mut out)));
-    }
-    let params: Vec<Params> = Kind::ALL.into_iter().map(Params::default_for).collect();
-    let e = ensemble::fit(&params, &EnsembleParams::default(), train, 1, &|_, _| {}).expect("fit");
-    g.bench_function("ensemble_2_cores", |b| b.iter(|| e.judge(test).expect("judge").len()));
-    g.finish();
+    detectors(c, "flows", train, test);
 }
 
 criterion_group!(benches, bench, bench_flows);

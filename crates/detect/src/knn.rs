@@ -106,6 +106,8 @@ impl Reference {
         let mut sel: Vec<f32> = Vec::with_capacity(groups);
         let mut cand: Vec<(f32, u32)> = Vec::new();
         self.for_each_distances(q, |i, row| {
+            // Out of the group minima (so `b` bounds the others), and out of
+            // the candidates even when `b` is infinite (fewer groups than k).
             let skip = |j: usize| exclude_self && j == i;
             if exclude_self && i < row.len() {
                 row[i] = f32::INFINITY;

@@ -164,7 +164,6 @@ impl Args {
     }
 }
 
-/// Latency buckets (seconds), fine enough for a p99 under a second.
 /// Flows scored at once live: half of `detect`'s batch. A full batch is
 /// handed over two batches after it filled (the pipeline in
 /// `flowhound_detect::run::Batches`), so at 100k flows/s a batch of 16,384
@@ -172,6 +171,7 @@ impl Args {
 /// throughput (the models work in chunks of 2,048 rows either way).
 const LIVE_BATCH: usize = 8_192;
 
+/// Latency buckets (seconds), fine enough for a p99 under a second.
 const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// What the metrics endpoint and the status line show.
@@ -766,6 +766,9 @@ pub fn run_with(
             Ok(chunk) => {
                 depth.fetch_sub(1, Ordering::Relaxed);
                 last_record = Instant::now();
+                // Zero-record chunks still carry their mark (a file that
+                // held only a header): it is applied once what is ahead of
+                // it has been scored.
                 live.pending.push_back(Pending {
                     received: chunk.received,
                     left: chunk.records.len(),
