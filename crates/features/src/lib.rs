@@ -176,8 +176,16 @@ impl KnownExternal {
     }
 
     pub fn insert(&mut self, a: IpAddr) {
+        self.learn(a);
+    }
+
+    /// Inserts `a` (while under the cap); returns whether it was known
+    /// before. One probe instead of `contains` then `insert`.
+    fn learn(&mut self, a: IpAddr) -> bool {
         if self.addrs.len() < KNOWN_MAX {
-            self.addrs.insert(a);
+            !self.addrs.insert(a)
+        } else {
+            self.addrs.contains(&a)
         }
     }
 
@@ -301,10 +309,8 @@ impl Extractor {
         let mut unseen = false;
         for a in [r.src, r.dst].into_iter().flatten() {
             if !self.nets.is_internal(a) {
-                unseen |= !self.known.contains(&a);
-                if self.learning && self.learn_now {
-                    self.known.insert(a);
-                }
+                let known = if self.learning && self.learn_now { self.known.learn(a) } else { self.known.contains(&a) };
+                unseen |= !known;
             }
         }
         if unseen {
