@@ -263,3 +263,29 @@ fn hostile_counts_do_not_panic() {
     assert_eq!(get("dst_flows_1h"), 3.0);
     assert!(get("src_bytes_out_60s").is_finite());
 }
+
+/// IPv6 and mixed-family pairs are counted like IPv4 ones (they take the
+/// tables' unpacked path).
+#[test]
+fn ipv6_and_mixed_pairs_count_like_ipv4() {
+    let mut c = Ctx::new();
+    for i in 0..5u16 {
+        c.flow(100.0 + f64::from(i), "2001:db8::7", &format!("2001:db8:1::{i}"), 443 + i, 10, false);
+    }
+    for i in 0..3u16 {
+        c.flow(110.0 + f64::from(i), "2001:db8::7", &format!("192.0.2.{i}"), 443, 10, false);
+    }
+    // Again: nothing new.
+    c.flow(115.0, "2001:db8::7", "2001:db8:1::0", 443, 10, false);
+    assert_eq!(c.get("src_flows_60s"), 9.0);
+    assert_eq!(c.get("src_distinct_dst_60s"), 8.0);
+    assert_eq!(c.get("src_distinct_dst_ports_60s"), 5.0);
+    assert_eq!(c.get("src_new_dst_60s"), 8.0);
+    assert_eq!(c.get("dst_flows_60s"), 2.0);
+    assert_eq!(c.get("dst_distinct_src_60s"), 1.0);
+    // A v4 source to a v6 destination shares nothing with the v6 source.
+    c.flow(116.0, "192.0.2.1", "2001:db8:1::0", 443, 10, false);
+    assert_eq!(c.get("src_new_dst_60s"), 1.0);
+    assert_eq!(c.get("dst_distinct_src_60s"), 2.0);
+    assert_eq!(c.get("dst_flows_60s"), 3.0);
+}
