@@ -8,6 +8,20 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
+/// A flow at `t_secs` to port 443: 10 bytes, one packet, accepted.
+fn key(t_secs: f64, src: &str, dst: &str) -> Key {
+    Key {
+        t: (t_secs * 1e6) as i64,
+        src: ip(src),
+        dst: ip(dst),
+        dst_port: Some(443),
+        bytes: 10,
+        packets: 1,
+        rejected: false,
+    }
+}
+
+/// A context with the default windows and the features of the last flow.
 struct Ctx {
     c: Context,
     names: Vec<String>,
@@ -21,18 +35,13 @@ impl Ctx {
         Ctx { c: Context::new(w), names, last: Vec::new() }
     }
 
-    fn flow(&mut self, t_secs: f64, src: &str, dst: &str, port: u16, bytes: u64, rejected: bool) {
-        let k = Key {
-            t: (t_secs * 1e6) as i64,
-            src: ip(src),
-            dst: ip(dst),
-            dst_port: Some(port),
-            bytes,
-            packets: 1,
-            rejected,
-        };
+    fn push(&mut self, k: &Key) {
         self.last.clear();
-        self.c.update(&k, &mut self.last);
+        self.c.update(k, &mut self.last);
+    }
+
+    fn flow(&mut self, t_secs: f64, src: &str, dst: &str, port: u16, bytes: u64, rejected: bool) {
+        self.push(&Key { dst_port: Some(port), bytes, rejected, ..key(t_secs, src, dst) });
     }
 
     fn get(&self, name: &str) -> f32 {
@@ -144,27 +153,16 @@ fn out_of_order_records_count_at_their_hosts_newest_time() {
 
 #[test]
 fn quiet_hosts_are_evicted() {
-    let w = Windows { secs: vec![60, 3600], baseline_secs: 900 };
-    let mut ctx = Context::new(w);
-    let mut out = Vec::new();
-    let key = |t: f64, src: String| Key {
-        t: (t * 1e6) as i64,
-        src: src.parse().expect("ip"),
-        dst: ip("10.9.9.9"),
-        dst_port: Some(80),
-        bytes: 1,
-        packets: 1,
-        rejected: false,
-    };
+    let mut c = Ctx::new();
     for i in 0..1000 {
-        ctx.update(&key(f64::from(i), format!("10.1.{}.{}", i / 250, i % 250 + 1)), &mut out);
+        c.push(&key(f64::from(i), &format!("10.1.{}.{}", i / 250, i % 250 + 1), "10.9.9.9"));
     }
-    assert_eq!(ctx.active_hosts(), 1001);
+    assert_eq!(c.c.active_hosts(), 1001);
     // Hours later, one host keeps talking for longer than a sweep interval.
     for i in 0..70_000 {
-        ctx.update(&key(10_000.0 + f64::from(i) * 0.01, "10.2.0.1".into()), &mut out);
+        c.push(&key(10_000.0 + f64::from(i) * 0.01, "10.2.0.1", "10.9.9.9"));
     }
-    assert!(ctx.active_hosts() <= 3, "{} hosts kept", ctx.active_hosts());
+    assert!(c.c.active_hosts() <= 3, "{} hosts kept", c.c.active_hosts());
 }
 
 /// A host dropped by a sweep and brought back by a late record (time going
@@ -173,67 +171,42 @@ fn quiet_hosts_are_evicted() {
 /// not counted (nor uncounted: no counter goes below zero).
 #[test]
 fn a_host_back_from_eviction_ignores_its_earlier_life() {
-    let w = Windows { secs: vec![60, 3600], baseline_secs: 900 };
-    let names: Vec<String> = Context::features(&w).into_iter().map(|f| f.name).collect();
-    let get = |row: &[f32], n: &str| row[names.iter().position(|x| x == n).expect("feature")];
-    let mut ctx = Context::new(w);
-    let mut out = Vec::new();
-    let key = |t: f64, src: &str, dst: &str| Key {
-        t: (t * 1e6) as i64,
-        src: ip(src),
-        dst: ip(dst),
-        dst_port: Some(443),
-        bytes: 10,
-        packets: 1,
-        rejected: false,
-    };
-    ctx.update(&key(1000.0, "10.0.0.1", "10.0.0.2"), &mut out);
+    let mut c = Ctx::new();
+    c.push(&key(1000.0, "10.0.0.1", "10.0.0.2"));
     // Another host talks hours later for longer than a sweep interval.
     for i in 0..70_000 {
-        ctx.update(&key(20_000.0 + f64::from(i) * 0.01, "10.0.9.9", "10.0.9.8"), &mut out);
+        c.push(&key(20_000.0 + f64::from(i) * 0.01, "10.0.9.9", "10.0.9.8"));
     }
-    assert_eq!(ctx.active_hosts(), 2, "the first pair was dropped");
+    assert_eq!(c.c.active_hosts(), 2, "the first pair was dropped");
     // The late record lands in the same bucket as the first life's flow.
-    out.clear();
-    ctx.update(&key(1000.0, "10.0.0.1", "10.0.0.2"), &mut out);
-    assert_eq!(get(&out, "src_flows_60s"), 1.0);
-    assert_eq!(get(&out, "src_distinct_dst_60s"), 1.0);
-    assert_eq!(get(&out, "src_distinct_dst_ports_60s"), 1.0);
-    assert_eq!(get(&out, "src_new_dst_1h"), 1.0);
-    assert_eq!(get(&out, "dst_distinct_src_60s"), 1.0);
+    c.push(&key(1000.0, "10.0.0.1", "10.0.0.2"));
+    assert_eq!(c.get("src_flows_60s"), 1.0);
+    assert_eq!(c.get("src_distinct_dst_60s"), 1.0);
+    assert_eq!(c.get("src_distinct_dst_ports_60s"), 1.0);
+    assert_eq!(c.get("src_new_dst_1h"), 1.0);
+    assert_eq!(c.get("dst_distinct_src_60s"), 1.0);
     // And it keeps counting exactly from there.
-    out.clear();
-    ctx.update(&key(1001.0, "10.0.0.1", "10.0.0.2"), &mut out);
-    assert_eq!(get(&out, "src_flows_60s"), 2.0);
-    assert_eq!(get(&out, "src_distinct_dst_60s"), 1.0);
-    assert_eq!(get(&out, "dst_distinct_src_60s"), 1.0);
-    assert_eq!(get(&out, "src_new_dst_1h"), 1.0);
+    c.push(&key(1001.0, "10.0.0.1", "10.0.0.2"));
+    assert_eq!(c.get("src_flows_60s"), 2.0);
+    assert_eq!(c.get("src_distinct_dst_60s"), 1.0);
+    assert_eq!(c.get("dst_distinct_src_60s"), 1.0);
+    assert_eq!(c.get("src_new_dst_1h"), 1.0);
 }
 
 /// The pair and port tables forget what no window can hold: memory follows
 /// the traffic of the last hours, not all time.
 #[test]
 fn last_seen_tables_are_pruned() {
-    let w = Windows { secs: vec![60, 3600], baseline_secs: 900 };
-    let mut ctx = Context::new(w);
-    let mut out = Vec::new();
+    let mut c = Ctx::new();
     // 20 hours at 10 flows/s, every flow a new pair: 720,000 pairs.
     for i in 0..720_000u32 {
-        let k = Key {
-            t: i64::from(i) * 100_000,
-            src: IpAddr::from([10, 0, (i % 1000 / 250) as u8, (i % 250) as u8]),
-            dst: IpAddr::from([198, 18, (i >> 8) as u8, i as u8]),
-            dst_port: Some(443),
-            bytes: 1,
-            packets: 1,
-            rejected: false,
-        };
-        out.clear();
-        ctx.update(&k, &mut out);
+        let src = IpAddr::from([10, 0, (i % 1000 / 250) as u8, (i % 250) as u8]);
+        let dst = IpAddr::from([198, 18, (i >> 8) as u8, i as u8]);
+        c.push(&Key { src, dst, ..key(f64::from(i) * 0.1, "0.0.0.0", "0.0.0.0") });
     }
     // What the windows need: the pairs of the last two hours (72,000), with
     // room to double between prunes; the ports: 1000 sources × one port.
-    let n = ctx.table_entries();
+    let n = c.c.table_entries();
     assert!((36_000..=2 * 72_000 + 2 * 4096 + 1000).contains(&n), "{n} entries");
 }
 
@@ -241,27 +214,13 @@ fn last_seen_tables_are_pruned() {
 /// in the window sums instead of panicking, and the flow counts stay exact.
 #[test]
 fn hostile_counts_do_not_panic() {
-    let w = Windows { secs: vec![60, 3600], baseline_secs: 900 };
-    let names: Vec<String> = Context::features(&w).into_iter().map(|f| f.name).collect();
-    let mut ctx = Context::new(w);
-    let mut out = Vec::new();
+    let mut c = Ctx::new();
     for i in 0..3 {
-        let k = Key {
-            t: 1_000_000 * i,
-            src: ip("10.0.0.1"),
-            dst: ip("10.0.0.2"),
-            dst_port: Some(80),
-            bytes: u64::MAX,
-            packets: u64::MAX,
-            rejected: false,
-        };
-        out.clear();
-        ctx.update(&k, &mut out);
+        c.push(&Key { bytes: u64::MAX, packets: u64::MAX, ..key(f64::from(i), "10.0.0.1", "10.0.0.2") });
     }
-    let get = |n: &str| out[names.iter().position(|x| x == n).expect("feature")];
-    assert_eq!(get("src_flows_60s"), 3.0);
-    assert_eq!(get("dst_flows_1h"), 3.0);
-    assert!(get("src_bytes_out_60s").is_finite());
+    assert_eq!(c.get("src_flows_60s"), 3.0);
+    assert_eq!(c.get("dst_flows_1h"), 3.0);
+    assert!(c.get("src_bytes_out_60s").is_finite());
 }
 
 /// IPv6 and mixed-family pairs are counted like IPv4 ones (they take the
