@@ -149,7 +149,10 @@ impl<T: Tally> Ring<T> {
     /// window (newest bucket `cur`) still holds it.
     fn forget(&mut self, total: &mut T, prev: i64, cur: i64, field: fn(&mut T) -> &mut u32) {
         if live(prev, cur) {
+            // A value is only forgotten where it was counted: zero here is a
+            // bookkeeping bug (tests run with this check), never input.
             let f = field(&mut self.0[slot(prev)]);
+            debug_assert!(*f > 0, "forgetting a value not counted in its bucket");
             *f = f.wrapping_sub(1);
             let f = field(total);
             *f = f.wrapping_sub(1);

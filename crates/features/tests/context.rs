@@ -248,3 +248,59 @@ fn ipv6_and_mixed_pairs_count_like_ipv4() {
     assert_eq!(c.get("dst_distinct_src_60s"), 2.0);
     assert_eq!(c.get("dst_flows_60s"), 3.0);
 }
+
+/// Seeded random traffic with times that jump back and forth (late records,
+/// captures out of order, gaps longer than every window) across several
+/// sweeps: no bookkeeping check fires (debug builds assert that a value is
+/// only forgotten where it was counted) and every row is consistent.
+#[test]
+fn random_out_of_order_traffic_keeps_the_books() {
+    let mut c = Ctx::new();
+    let mut s: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let host = |r: u64| -> IpAddr {
+        if r % 5 == 0 {
+            format!("2001:db8::{:x}", r % 97).parse().expect("ip")
+        } else {
+            IpAddr::from([10, 0, 0, (r % 211) as u8])
+        }
+    };
+    let mut t: i64 = 1_000_000_000_000;
+    for _ in 0..300_000 {
+        let r = next();
+        let step = (r >> 10) as i64;
+        t += match r % 1000 {
+            0 => -(step % 10_800_000_000), // back up to 3 h
+            1 => step % 7_200_000_000,     // forward up to 2 h
+            _ => step % 50_000,            // 25 ms on average
+        };
+        let late = if r % 7 == 0 { ((r >> 20) % 600_000_000) as i64 } else { 0 };
+        let k = Key {
+            t: t - late,
+            src: host(r >> 8),
+            dst: host(r >> 24),
+            dst_port: (r % 11 != 0).then_some(((r >> 40) % 40) as u16),
+            bytes: (r >> 30) % 10_000,
+            packets: 1 + (r >> 50) % 10,
+            rejected: r % 3 == 0,
+        };
+        c.push(&k);
+        for w in ["60s", "1h"] {
+            let flows = c.get(&format!("src_flows_{w}"));
+            assert!((1.0..400_000.0).contains(&flows), "{w}: {flows}");
+            for f in ["src_distinct_dst", "src_distinct_dst_ports", "src_new_dst"] {
+                let v = c.get(&format!("{f}_{w}"));
+                assert!((0.0..=flows).contains(&v), "{f}_{w} {v} > flows {flows}");
+            }
+            let dflows = c.get(&format!("dst_flows_{w}"));
+            let v = c.get(&format!("dst_distinct_src_{w}"));
+            assert!((1.0..=dflows).contains(&v), "dst_distinct_src_{w} {v} vs {dflows}");
+        }
+        assert!(c.get("src_flows_60s") <= c.get("src_flows_1h"));
+    }
+}
