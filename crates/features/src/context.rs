@@ -108,6 +108,17 @@ struct DstTally {
 
 tally!(DstTally { bytes, packets, flows, rejected, srcs_last });
 
+/// The burst baseline counts flows only.
+impl Tally for u32 {
+    fn add(&mut self, o: &Self) {
+        *self = self.wrapping_add(*o);
+    }
+
+    fn sub(&mut self, o: &Self) {
+        *self = self.wrapping_sub(*o);
+    }
+}
+
 const _: () = assert!(size_of::<SrcTally>() == 32 && size_of::<DstTally>() == 32);
 
 /// The running totals of one host's windows, together in one cache line
@@ -126,17 +137,7 @@ impl<T: Tally> Ring<T> {
     /// Moves the ring (whose sum is `total`) from bucket `from` to bucket
     /// `to`, clearing the buckets that leave the window.
     fn advance(&mut self, total: &mut T, from: i64, to: i64) {
-        if to.saturating_sub(from) >= BUCKETS as i64 {
-            // Everything left the window: start afresh (one memset, no sums).
-            *self = Ring::default();
-            *total = T::default();
-            return;
-        }
-        for b in from + 1..=to {
-            let slot = &mut self.0[slot(b)];
-            total.sub(slot);
-            *slot = T::default();
-        }
+        expire(&mut self.0, total, from, to);
     }
 
     /// Adds `d` to bucket `b` and the total.
@@ -160,6 +161,22 @@ impl<T: Tally> Ring<T> {
     }
 }
 
+/// Moves a ring of buckets (whose sum is `total`) from bucket `from` to
+/// bucket `to`, clearing the buckets that leave the window.
+fn expire<T: Tally>(buckets: &mut [T; BUCKETS], total: &mut T, from: i64, to: i64) {
+    if to.saturating_sub(from) >= BUCKETS as i64 {
+        // Everything left the window: start afresh (one memset, no sums).
+        *buckets = [T::default(); BUCKETS];
+        *total = T::default();
+        return;
+    }
+    for b in from + 1..=to {
+        let slot = &mut buckets[slot(b)];
+        total.sub(slot);
+        *slot = T::default();
+    }
+}
+
 fn slot(b: i64) -> usize {
     b.rem_euclid(BUCKETS as i64) as usize
 }
@@ -180,16 +197,9 @@ struct Counter {
 
 impl Counter {
     fn add(&mut self, from: i64, to: i64) {
-        if to.saturating_sub(from) >= BUCKETS as i64 {
-            *self = Counter::default();
-        } else {
-            for b in from + 1..=to {
-                self.total = self.total.wrapping_sub(std::mem::take(&mut self.buckets[slot(b)]));
-            }
-        }
-        let b = &mut self.buckets[slot(to)];
-        *b = b.wrapping_add(1);
-        self.total = self.total.wrapping_add(1);
+        expire(&mut self.buckets, &mut self.total, from, to);
+        self.buckets[slot(to)].add(&1);
+        self.total.add(&1);
     }
 }
 
@@ -392,10 +402,10 @@ impl<K: Hash + Eq, V: Copy> LastSeen<K, V> {
     /// last prune: amortized O(1) per insert, memory within twice what the
     /// windows hold.
     fn prune(&mut self, keep: impl Fn(&V) -> bool) {
-        if self.v4.len() + self.other.len() > 2 * self.kept + PRUNE_SLACK {
+        if self.len() > 2 * self.kept + PRUNE_SLACK {
             self.v4.retain(|_, v| keep(v));
             self.other.retain(|_, v| keep(v));
-            self.kept = self.v4.len() + self.other.len();
+            self.kept = self.len();
         }
     }
 
