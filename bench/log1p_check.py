@@ -7,12 +7,16 @@ StandardScaler), once as is and once with log1p on the count columns first
 
     flowhound features TRAIN.csv -o fa.csv -q
     flowhound features TEST.csv -o fb.csv -q
-    bench/.venv/bin/python bench/log1p_check.py fa.csv fb.csv [--four]
+    bench/.venv/bin/python bench/log1p_check.py fa.csv fb.csv [--four] [--yeo-johnson]
 
 --four adds the One-Class SVM and an MLP autoencoder, and the mean of the four
 scores (each as its quantile among training scores, as our ensemble does)
 with every model on one view, and with LOF and the forest on the linear view
-but the SVM and the autoencoder on the log1p one."""
+but the SVM and the autoencoder on the log1p one.
+
+--yeo-johnson adds a third view: scikit-learn's PowerTransformer (Yeo-Johnson,
+fitted on the benign training rows) on the count columns instead of log1p —
+a transform fitted per column rather than one fixed curve for all."""
 
 import sys
 
@@ -22,6 +26,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.neural_network import MLPRegressor
+from sklearn.preprocessing import PowerTransformer
 from sklearn.svm import OneClassSVM
 
 from evaluate import KEYS, prepare
@@ -40,6 +45,7 @@ def report(name, y, s):
 def main():
     a, b = (pd.read_csv(p, low_memory=False) for p in sys.argv[1:3])
     four = "--four" in sys.argv[3:]
+    yeo = "--yeo-johnson" in sys.argv[3:]
     truth = lambda d: d.malicious.astype(str).str.lower().eq("true").to_numpy()
     ya, yb = truth(a), truth(b)
     counts = [c for c in a.columns if c in PER_FLOW or c.startswith(WINDOWED)]
@@ -49,9 +55,20 @@ def main():
         d[counts] = np.log1p(d[counts].clip(lower=0))
         return d
 
+    views = {"as is": (a, b), "log1p": (log1p(a), log1p(b))}
+    if yeo:
+        finite = lambda d: d[counts].astype(float).replace([np.inf, -np.inf], np.nan).fillna(0).clip(lower=0)
+        pt = PowerTransformer(method="yeo-johnson", standardize=False).fit(finite(a[~ya]))
+
+        def power(d):
+            d = d.copy()
+            d[counts] = pt.transform(finite(d))
+            return d
+
+        views["yeo-j"] = (power(a), power(b))
     drop = lambda d: d.drop(columns=[k for k in KEYS if k in d.columns])
     scores = {}  # (model, view) -> (training scores, test scores)
-    for view, (fa, fb) in {"as is": (a, b), "log1p": (log1p(a), log1p(b))}.items():
+    for view, (fa, fb) in views.items():
         xa, xb = (np.asarray(x, dtype=np.float64) for x in prepare(drop(fa)[~ya], drop(fb)))
         rng = np.random.default_rng(42)
         idx = rng.choice(len(xa), min(10000, len(xa)), replace=False)
