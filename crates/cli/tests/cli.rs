@@ -781,6 +781,82 @@ fn holdout_flows_are_left_out_of_training_and_evaluated() {
     assert!(text(&o.stderr).contains("trained without --holdout"), "{}", text(&o.stderr));
 }
 
+/// A Zeek conn log of `n` ordinary flows (60 % DNS, 40 % SSH, completed), then
+/// `odd` extra rows as given, one second apart.
+fn zeek_log(path: &Path, n: usize, odd: &[&str]) {
+    let mut s = String::from(
+        "#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\t\
+         duration\torig_bytes\tresp_bytes\tconn_state\torig_pkts\tresp_pkts\n",
+    );
+    let t0 = 1_713_484_800u64;
+    for i in 0..n {
+        let (proto, service, port, bytes) = if i % 5 < 3 { ("udp", "dns", 53, 40) } else { ("tcp", "ssh", 22, 900) };
+        s.push_str(&format!(
+            "{}.0\tC{i}\t10.0.0.{}\t{}\t10.0.1.{}\t{port}\t{proto}\t{service}\t0.{:03}\t{bytes}\t{}\tSF\t{}\t{}\n",
+            t0 + i as u64,
+            1 + i % 20,
+            30_000 + i % 1000,
+            1 + i % 3,
+            10 + i % 90,
+            bytes * 3,
+            2 + i % 3,
+            2 + i % 2,
+        ));
+    }
+    for (k, row) in odd.iter().enumerate() {
+        s.push_str(&format!("{}.0\tX{k}\t{row}\n", t0 + (n + k) as u64));
+    }
+    std::fs::write(path, s).expect("write zeek log");
+}
+
+/// Categorical features are explained by name: a Zeek flow's service and
+/// connection state read `irc` and `S0` (usual `dns`, `SF`), never as the
+/// numeric codes the models see; a name training never saw comes from the
+/// flow itself.
+#[test]
+fn explanations_name_categories() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let train = tmp.path().join("train.log");
+    zeek_log(&train, 4000, &[]);
+    let test = tmp.path().join("test.log");
+    // An SSH-sized flow of a service and state training never saw.
+    let odd = "10.0.0.5\t30005\t10.0.1.2\t22\ttcp\tirc\t0.050\t900\t2700\tS0\t3\t2";
+    zeek_log(&test, 200, &[odd, odd, odd]);
+    let model = tmp.path().join("model").display().to_string();
+    let o = run(&["train", &train.display().to_string(), "-m", &model, "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = run(&["detect", "-m", &model, &test.display().to_string(), "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let rows: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let odd_rows: Vec<&Value> = rows.iter().filter(|r| r["flow"].as_u64() >= Some(200)).collect();
+    assert_eq!(odd_rows.len(), 3, "the odd flows are flagged ({} flagged)", rows.len());
+    let mut named = 0;
+    for r in &rows {
+        for c in r["explanation"].as_array().into_iter().flatten() {
+            let f = c["feature"].as_str().unwrap_or_default();
+            if ["service", "state", "proto"].contains(&f) {
+                assert!(c["value"].is_string() && c["baseline"].is_string(), "{c}");
+                named += 1;
+            }
+            let odd = r["flow"].as_u64() >= Some(200);
+            if odd && f == "service" {
+                assert_eq!((c["value"].as_str(), c["baseline"].as_str()), (Some("irc"), Some("dns")), "{c}");
+            }
+            if odd && f == "state" {
+                assert_eq!((c["value"].as_str(), c["baseline"].as_str()), (Some("S0"), Some("SF")), "{c}");
+            }
+        }
+        let reason = r["reason"].as_str().unwrap_or_default();
+        for f in ["service ", "state "] {
+            if let Some(at) = reason.find(f) {
+                let word = reason[at + f.len()..].split(' ').next().unwrap_or_default();
+                assert!(word.parse::<f64>().is_err() && !word.ends_with('M') && !word.ends_with('k'), "{reason}");
+            }
+        }
+    }
+    assert!(named > 0, "no categorical feature among the explanations: {odd_rows:?}");
+}
+
 /// detect explains, classifies, groups and suppresses: every flagged flow
 /// has a class, a reason and its top features; each injected scenario comes
 /// out mostly as its own class and as an incident of it; an allowlisted

@@ -37,10 +37,15 @@ pub fn time(us: Option<i64>) -> Value {
 pub fn explanation_json(e: &[Contribution]) -> Value {
     e.iter()
         .map(|c| {
+            // A category by name; its code is meaningless outside the model.
+            let (value, baseline) = match &c.labels {
+                Some((v, b)) => (Value::from(v.as_ref()), Value::from(b.as_ref())),
+                None => (jnum(c.value), jnum(c.baseline)),
+            };
             json!({
                 "feature": c.feature.as_ref(),
-                "value": jnum(c.value),
-                "baseline": jnum(c.baseline),
+                "value": value,
+                "baseline": baseline,
                 "z": jnum((c.z * 100.0).round() / 100.0),
                 "contribution": jnum((c.contribution * 1000.0).round() / 1000.0),
             })

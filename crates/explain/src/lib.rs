@@ -88,6 +88,9 @@ pub struct Contribution {
     pub value: f32,
     /// The training median (most common category for categorical features).
     pub baseline: f32,
+    /// For categorical features, `value` and `baseline` as names (`dns`,
+    /// `tcp`): their numbers are codes that mean nothing to a reader.
+    pub labels: Option<(Arc<str>, Arc<str>)>,
     /// Signed distance from the baseline in training spreads (after log1p
     /// for counts); 0 when missing.
     pub z: f32,
@@ -275,6 +278,22 @@ impl Explainer {
         }
     }
 
+    /// A categorical feature's value and baseline by name; a value training
+    /// never saw is named from the flow's record, or `other` when it has none.
+    fn labels(&self, bundle: &Bundle, j: usize, x: f32, base: f32, r: &FlowRecord) -> Option<(Arc<str>, Arc<str>)> {
+        if !matches!(self.stats[j], Stat::Category { .. }) {
+            return None;
+        }
+        let names = &bundle.category_names;
+        let label = |v: f32, r| {
+            let missing = if v.is_nan() { "missing" } else { "other" };
+            Arc::from(
+                flowhound_features::flow::category_label(&self.names[j], v, names, r).as_deref().unwrap_or(missing),
+            )
+        };
+        Some((label(x, Some(r)), label(base, None)))
+    }
+
     /// Explains the flows of one scored batch for which `want` holds.
     /// `raw` and `input` are the batch's raw feature rows and model input
     /// ([`flowhound_detect::Scorer::last_rows`]). Flows must come in input
@@ -349,6 +368,7 @@ impl Explainer {
                     feature: self.names[j].clone(),
                     value: row[j],
                     baseline: dev[j].1,
+                    labels: self.labels(bundle, j, row[j], dev[j].1, &recs[i]),
                     z: dev[j].0,
                     contribution: score[j] / used.max(1.0),
                 })
@@ -429,7 +449,10 @@ fn generic_reason(e: &[Contribution]) -> String {
     let parts: Vec<String> = e
         .iter()
         .take(3)
-        .map(|c| format!("{} {} (usual {})", c.feature, text::human(c.value), text::human(c.baseline)))
+        .map(|c| match &c.labels {
+            Some((value, usual)) => format!("{} {value} (usual {usual})", c.feature),
+            None => format!("{} {} (usual {})", c.feature, text::human(c.value), text::human(c.baseline)),
+        })
         .collect();
     if parts.is_empty() {
         "unusual combination of features".into()

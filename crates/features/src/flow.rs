@@ -64,6 +64,39 @@ pub fn category_code(s: &str) -> f32 {
     (h & 0x00ff_ffff) as f32
 }
 
+/// A categorical feature's value as a person reads it, for explanations:
+/// the protocol's name for `proto`; for `state` and `service` (whose values
+/// are [`category_code`]s) the name training saw for the code, else the
+/// record's own text. `None` for other features, a missing value, or a code
+/// with neither.
+pub fn category_label<'a>(
+    feature: &str,
+    value: f32,
+    names: &'a std::collections::BTreeMap<u32, String>,
+    record: Option<&'a FlowRecord>,
+) -> Option<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
+    if value.is_nan() {
+        return None;
+    }
+    let text = |r: &'a FlowRecord| match feature {
+        "state" => r.state.as_deref(),
+        _ => r.service.as_deref(),
+    };
+    match feature {
+        "proto" => {
+            // Protocol numbers are exact small integers in the row.
+            let p = value as u8;
+            Some(flowhound_flow::record::protocol_name(p).map_or_else(|| Cow::Owned(p.to_string()), Cow::Borrowed))
+        }
+        "state" | "service" => names
+            .get(&(value as u32))
+            .map(|n| Cow::Borrowed(n.as_str()))
+            .or_else(|| record.and_then(text).filter(|t| category_code(t) == value).map(Cow::Borrowed)),
+        _ => None,
+    }
+}
+
 /// Hour of day on the unit circle, to the minute, from a table: two trig
 /// calls per flow measured 3% of extraction.
 fn hour_angle(secs: i64) -> (f32, f32) {
