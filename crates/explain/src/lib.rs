@@ -451,6 +451,8 @@ fn generic_reason(e: &[Contribution]) -> String {
         .take(3)
         .map(|c| match &c.labels {
             Some((value, usual)) => format!("{} {value} (usual {usual})", c.feature),
+            // A missing value (Zeek has no TCP flags) matters through its absence.
+            None if c.value.is_nan() => format!("{} missing (usual {})", c.feature, text::human(c.baseline)),
             None => format!("{} {} (usual {})", c.feature, text::human(c.value), text::human(c.baseline)),
         })
         .collect();
@@ -469,6 +471,29 @@ mod tests {
         let a = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
         let b = IpAddr::from([203, 0, 113, 9]);
         ((a, (i % 60_000) as u16, b, 443, 6), (at, 0, Some(a), Arc::from("r")))
+    }
+
+    #[test]
+    fn generic_reasons_read_names_units_and_missing_values() {
+        let c = |feature: &str, value: f32, baseline: f32, labels: Option<(&str, &str)>| Contribution {
+            feature: Arc::from(feature),
+            value,
+            baseline,
+            labels: labels.map(|(v, b)| (Arc::from(v), Arc::from(b))),
+            z: 1.0,
+            contribution: 0.1,
+        };
+        let e = [
+            c("service", 75_304.0, 4_128_593.0, Some(("irc", "dns"))),
+            c("flag_syn", f32::NAN, 1.0, None),
+            c("bytes", 2_500_000.0, 800.0, None),
+            c("packets", 9.0, 2.0, None),
+        ];
+        assert_eq!(
+            generic_reason(&e),
+            "unusual service irc (usual dns), flag_syn missing (usual 1), bytes 2.5M (usual 800)"
+        );
+        assert_eq!(generic_reason(&[]), "unusual combination of features");
     }
 
     #[test]
