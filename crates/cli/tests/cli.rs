@@ -812,7 +812,7 @@ fn zeek_log(path: &Path, n: usize, odd: &[&str]) {
 /// Categorical features are explained by name: a Zeek flow's service and
 /// connection state read `irc` and `S0` (usual `dns`, `SF`), never as the
 /// numeric codes the models see; a name training never saw comes from the
-/// flow itself.
+/// flow itself. The time-of-day features read as a clock time.
 #[test]
 fn explanations_name_categories() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -834,9 +834,13 @@ fn explanations_name_categories() {
     for r in &rows {
         for c in r["explanation"].as_array().into_iter().flatten() {
             let f = c["feature"].as_str().unwrap_or_default();
-            if ["service", "state", "proto"].contains(&f) {
+            if ["service", "state", "proto", "hour_sin", "hour_cos"].contains(&f) {
                 assert!(c["value"].is_string() && c["baseline"].is_string(), "{c}");
                 named += 1;
+            }
+            if f.starts_with("hour_") {
+                // The generated log runs from 00:00 UTC for about an hour.
+                assert!(c["value"].as_str().is_some_and(|v| v.starts_with("00:") || v.starts_with("01:")), "{c}");
             }
             let odd = r["flow"].as_u64() >= Some(200);
             if odd && f == "service" {

@@ -174,6 +174,14 @@ pub struct Explainer {
     now: i64,
     /// The model's internal networks, to tell which side is external.
     nets: flowhound_flow::net::Networks,
+    /// Raw indices of `hour_sin` and `hour_cos`, and the usual time of day
+    /// (minutes after midnight, UTC) when training traffic has one.
+    hours: Option<(usize, usize, Option<u32>)>,
+}
+
+/// Minutes after midnight as `HH:MM`.
+fn clock(minutes: u32) -> String {
+    format!("{:02}:{:02}", minutes / 60 % 24, minutes % 60)
 }
 
 fn forward(x: f32, log: bool) -> f32 {
@@ -238,7 +246,9 @@ impl Explainer {
                 technique: r.technique.as_deref().map(Arc::from),
             })
             .collect();
+        let hours = Self::hours(&names, &stats);
         Ok(Explainer {
+            hours,
             names: names.iter().map(|n| Arc::from(*n)).collect(),
             stats,
             column_feature,
@@ -278,9 +288,34 @@ impl Explainer {
         }
     }
 
+    /// Where the time-of-day features are, and the usual time of day: the
+    /// angle of the training medians of sine and cosine, when they are far
+    /// enough from the centre to mean one (traffic at every hour puts both
+    /// medians near 0).
+    fn hours(names: &[&str], stats: &[Stat]) -> Option<(usize, usize, Option<u32>)> {
+        let at = |n: &str| names.iter().position(|x| *x == n);
+        let (sin, cos) = (at("hour_sin")?, at("hour_cos")?);
+        let usual = match (&stats[sin], &stats[cos]) {
+            (Stat::Numeric { baseline: s, .. }, Stat::Numeric { baseline: c, .. }) if s.hypot(*c) >= 0.3 => {
+                let turn = f64::from(s.atan2(*c)).rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU;
+                Some((turn * 1440.0).round() as u32 % 1440)
+            }
+            _ => None,
+        };
+        Some((sin, cos, usual))
+    }
+
     /// A categorical feature's value and baseline by name; a value training
     /// never saw is named from the flow's record, or `other` when it has none.
     fn labels(&self, bundle: &Bundle, j: usize, x: f32, base: f32, r: &FlowRecord) -> Option<(Arc<str>, Arc<str>)> {
+        if let Some((sin, cos, usual)) = self.hours {
+            if j == sin || j == cos {
+                // A sine or cosine of the hour means nothing to a reader; the
+                // flow's time of day does.
+                let at = r.start.map_or("missing".to_string(), |t| clock((t.secs().rem_euclid(86_400) / 60) as u32));
+                return Some((at.into(), usual.map_or("any hour".to_string(), |m| format!("~{}", clock(m))).into()));
+            }
+        }
         if !matches!(self.stats[j], Stat::Category { .. }) {
             return None;
         }
@@ -446,16 +481,30 @@ impl Explainer {
 
 /// The reason of a flow no rule claims: its most telling features.
 fn generic_reason(e: &[Contribution]) -> String {
-    let parts: Vec<String> = e
+    // A feature at its usual value can still weigh in a model's attribution
+    // (the combination is odd), but "external_unseen 0 (usual 0)" tells a
+    // reader nothing: the sentence names the features that differ.
+    let differs = |c: &&Contribution| match &c.labels {
+        Some((v, b)) => v != b,
+        None => c.value != c.baseline,
+    };
+    let mut parts: Vec<String> = e
         .iter()
+        .filter(differs)
         .take(3)
         .map(|c| match &c.labels {
+            Some((value, usual)) if c.feature.starts_with("hour_") => {
+                format!("time of day {value} UTC (usual {usual})")
+            }
             Some((value, usual)) => format!("{} {value} (usual {usual})", c.feature),
             // A missing value (Zeek has no TCP flags) matters through its absence.
             None if c.value.is_nan() => format!("{} missing (usual {})", c.feature, text::human(c.baseline)),
             None => format!("{} {} (usual {})", c.feature, text::human(c.value), text::human(c.baseline)),
         })
         .collect();
+    // hour_sin and hour_cos both read as the time of day: say it once.
+    let mut seen = std::collections::HashSet::new();
+    parts.retain(|p| seen.insert(p.clone()));
     if parts.is_empty() {
         "unusual combination of features".into()
     } else {
@@ -494,6 +543,32 @@ mod tests {
             "unusual service irc (usual dns), flag_syn missing (usual 1), bytes 2.5M (usual 800)"
         );
         assert_eq!(generic_reason(&[]), "unusual combination of features");
+        // At its usual value a feature is left out of the sentence; the two
+        // time-of-day features say the time once.
+        let e = [
+            c("external_unseen", 0.0, 0.0, None),
+            c("hour_sin", 0.5, -0.2, Some(("03:10", "~14:00"))),
+            c("hour_cos", 0.8, -0.9, Some(("03:10", "~14:00"))),
+            c("state", 1.0, 2.0, Some(("SF", "SF"))),
+            c("packets", 9.0, 2.0, None),
+        ];
+        assert_eq!(generic_reason(&e), "unusual time of day 03:10 UTC (usual ~14:00), packets 9 (usual 2)");
+        assert_eq!(generic_reason(&e[..1]), "unusual combination of features");
+        assert_eq!(clock(0), "00:00");
+        assert_eq!(clock(1439), "23:59");
+    }
+
+    #[test]
+    fn the_usual_time_of_day_is_the_angle_of_the_medians() {
+        let num = |baseline: f32| Stat::Numeric { log: false, median: baseline, spread: 1.0, baseline };
+        let names = ["bytes", "hour_sin", "hour_cos"];
+        // 14:00 is 210° round the clock: sin −0.5, cos −0.866.
+        let day = [num(1.0), num(-0.5), num(-0.866)];
+        assert_eq!(Explainer::hours(&names, &day), Some((1, 2, Some(14 * 60))));
+        // Traffic at every hour: both medians near 0, no usual time.
+        let flat = [num(1.0), num(0.1), num(-0.1)];
+        assert_eq!(Explainer::hours(&names, &flat), Some((1, 2, None)));
+        assert_eq!(Explainer::hours(&names[..2], &day[..2]), None);
     }
 
     #[test]
