@@ -821,7 +821,9 @@ fn explanations_name_categories() {
     let test = tmp.path().join("test.log");
     // An SSH-sized flow of a service and state training never saw.
     let odd = "10.0.0.5\t30005\t10.0.1.2\t22\ttcp\tirc\t0.050\t900\t2700\tS0\t3\t2";
-    zeek_log(&test, 200, &[odd, odd, odd]);
+    // The same with a hostile service name: a terminal escape sequence.
+    let hostile = odd.replace("\tirc\t", "\t\u{1b}[2J\u{1b}]0;pwned\u{7}\t");
+    zeek_log(&test, 200, &[&hostile, odd, odd, odd]);
     let model = tmp.path().join("model").display().to_string();
     let o = run(&["train", &train.display().to_string(), "-m", &model, "-q"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
@@ -829,8 +831,8 @@ fn explanations_name_categories() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let rows: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     let odd_rows: Vec<&Value> = rows.iter().filter(|r| r["flow"].as_u64() >= Some(200)).collect();
-    assert_eq!(odd_rows.len(), 3, "the odd flows are flagged ({} flagged)", rows.len());
-    let mut named = 0;
+    assert_eq!(odd_rows.len(), 4, "the odd flows are flagged ({} flagged)", rows.len());
+    let (mut named, mut hostile_named) = (0, false);
     for r in &rows {
         for c in r["explanation"].as_array().into_iter().flatten() {
             let f = c["feature"].as_str().unwrap_or_default();
@@ -843,7 +845,10 @@ fn explanations_name_categories() {
                 assert!(c["value"].as_str().is_some_and(|v| v.starts_with("00:") || v.starts_with("01:")), "{c}");
             }
             let odd = r["flow"].as_u64() >= Some(200);
-            if odd && f == "service" {
+            if r["flow"] == 200 && f == "service" {
+                assert_eq!(c["value"].as_str(), Some("\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"), "{c}");
+                hostile_named = true;
+            } else if odd && f == "service" {
                 assert_eq!((c["value"].as_str(), c["baseline"].as_str()), (Some("irc"), Some("dns")), "{c}");
             }
             if odd && f == "state" {
@@ -858,7 +863,15 @@ fn explanations_name_categories() {
             }
         }
     }
-    assert!(named > 0, "no categorical feature among the explanations: {odd_rows:?}");
+    assert!(
+        named > 0 && hostile_named,
+        "no categorical feature among the explanations, or not the hostile one: {odd_rows:?}"
+    );
+    // Nothing of the hostile name reaches a terminal raw.
+    let o = run(&["detect", "-m", &model, &test.display().to_string(), "-q", "--format", "table"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    assert!(table.contains("pwned") && !table.contains('\u{1b}') && !table.contains('\u{7}'), "{table}");
 }
 
 /// detect explains, classifies, groups and suppresses: every flagged flow

@@ -179,6 +179,29 @@ pub struct Explainer {
     hours: Option<(usize, usize, Option<u32>)>,
 }
 
+/// Most characters of a name from the input a reason may carry.
+const MAX_LABEL: usize = 48;
+
+/// A name taken from flow data (a Zeek `service`), safe to print: reasons go
+/// to terminals (`--format table`), where a raw escape sequence in a hostile
+/// log would rewrite the screen; control characters are shown escaped and
+/// the length is capped.
+fn printable(s: &str) -> Arc<str> {
+    let mut out = String::with_capacity(s.len().min(MAX_LABEL));
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX_LABEL {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 /// Minutes after midnight as `HH:MM`.
 fn clock(minutes: u32) -> String {
     format!("{:02}:{:02}", minutes / 60 % 24, minutes % 60)
@@ -322,7 +345,7 @@ impl Explainer {
         let names = &bundle.category_names;
         let label = |v: f32, r| {
             let missing = if v.is_nan() { "missing" } else { "other" };
-            Arc::from(
+            printable(
                 flowhound_features::flow::category_label(&self.names[j], v, names, r).as_deref().unwrap_or(missing),
             )
         };
@@ -556,6 +579,15 @@ mod tests {
         assert_eq!(generic_reason(&e[..1]), "unusual combination of features");
         assert_eq!(clock(0), "00:00");
         assert_eq!(clock(1439), "23:59");
+    }
+
+    #[test]
+    fn names_from_flow_data_print_safely() {
+        assert_eq!(printable("ssl,http").as_ref(), "ssl,http");
+        assert_eq!(printable("\u{1b}[2Jx\ny").as_ref(), "\\u{1b}[2Jx\\ny");
+        let long = printable(&"a".repeat(100));
+        assert_eq!(long.chars().count(), MAX_LABEL + 1);
+        assert!(long.ends_with('…'));
     }
 
     #[test]
