@@ -193,7 +193,8 @@ fn printable(s: &str) -> Arc<str> {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        // Bidirectional overrides would reorder the rest of the line.
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -584,6 +585,8 @@ mod tests {
     #[test]
     fn names_from_flow_data_print_safely() {
         assert_eq!(printable("ssl,http").as_ref(), "ssl,http");
+        assert_eq!(printable("dns\u{202e}txt").as_ref(), "dns\\u{202e}txt");
+        assert_eq!(printable("Überwachung").as_ref(), "Überwachung");
         assert_eq!(printable("\u{1b}[2Jx\ny").as_ref(), "\\u{1b}[2Jx\\ny");
         let long = printable(&"a".repeat(100));
         assert_eq!(long.chars().count(), MAX_LABEL + 1);
