@@ -781,6 +781,45 @@ fn holdout_flows_are_left_out_of_training_and_evaluated() {
     assert!(text(&o.stderr).contains("trained without --holdout"), "{}", text(&o.stderr));
 }
 
+/// Input far from time order is warned about: the same generated log with
+/// its later half first warns in `features`, `train` and `detect` (their
+/// windows would mix periods); the log as written does not.
+#[test]
+fn input_out_of_time_order_is_warned_about() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (log, _) = generated(tmp.path(), "day.log", 6000, 3);
+    let body = std::fs::read_to_string(&log).expect("read");
+    let mut lines: Vec<&str> = body.lines().collect();
+    let (head, rows) = lines.split_at_mut(1);
+    rows.rotate_left(rows.len() / 2);
+    let swapped = tmp.path().join("swapped.log");
+    std::fs::write(&swapped, format!("{}\n{}\n", head[0], rows.join("\n"))).expect("write");
+    let swapped = swapped.display().to_string();
+    let warned = |o: &Output| text(&o.stderr).contains("inputs not in time order?");
+
+    let o = run(&["features", &log, "-o", &tmp.path().join("f.csv").display().to_string()]);
+    assert!(o.status.success() && !warned(&o), "{}", text(&o.stderr));
+    let o = run(&["features", &swapped, "-o", &tmp.path().join("g.csv").display().to_string()]);
+    assert!(o.status.success() && warned(&o), "{}", text(&o.stderr));
+    let share: f64 = text(&o.stderr)
+        .split(" flows (")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .expect("a share");
+    assert!((10.0..=60.0).contains(&share), "{}", text(&o.stderr));
+    let o = run(&["features", &swapped, "-q", "-o", &tmp.path().join("h.csv").display().to_string()]);
+    assert!(o.status.success() && text(&o.stderr).is_empty(), "-q keeps it quiet: {}", text(&o.stderr));
+
+    let model = tmp.path().join("model").display().to_string();
+    let o = run(&["train", &swapped, "-m", &model]);
+    assert!(o.status.success() && warned(&o), "{}", text(&o.stderr));
+    let o = run(&["detect", "-m", &model, &swapped, "-o", &tmp.path().join("a.jsonl").display().to_string()]);
+    assert!(o.status.success() && warned(&o), "{}", text(&o.stderr));
+    let o = run(&["detect", "-m", &model, &log, "-o", &tmp.path().join("b.jsonl").display().to_string()]);
+    assert!(o.status.success() && !warned(&o), "{}", text(&o.stderr));
+}
+
 /// A Zeek conn log of `n` ordinary flows (60 % DNS, 40 % SSH, completed), then
 /// `odd` extra rows as given, one second apart.
 fn zeek_log(path: &Path, n: usize, odd: &[&str]) {

@@ -90,6 +90,8 @@ pub struct TrainReport {
     pub columns: usize,
     /// The Random Forest's fitting time, when trained.
     pub forest: Option<Duration>,
+    /// When the training input was far from time order ([`Extractor::order_warning`]).
+    pub order_warning: Option<String>,
 }
 
 impl Trainer {
@@ -400,6 +402,7 @@ impl Trainer {
             calibrate: total.saturating_sub(slowest),
             columns: p.output_width(),
             forest: forest_time,
+            order_warning: self.x.order_warning(self.records),
         };
         let bundle = Bundle {
             features: self.params,
@@ -469,6 +472,11 @@ impl<'a> Scorer<'a> {
     pub fn active_hosts(&self) -> usize {
         self.x.active_hosts()
     }
+
+    /// When the `flows` scored so far were far from time order ([`Extractor::order_warning`]).
+    pub fn order_warning(&self, flows: u64) -> Option<String> {
+        self.x.order_warning(flows)
+    }
 }
 
 /// The models' verdicts on `n` rows of model input.
@@ -531,6 +539,11 @@ impl Batch<'_> {
 }
 
 impl<'a> Batches<'a> {
+    /// The scorer's [`Scorer::order_warning`].
+    pub fn order_warning(&self, flows: u64) -> Option<String> {
+        self.scorer.order_warning(flows)
+    }
+
     pub fn new(bundle: &'a Bundle, size: usize) -> Result<Self, BundleError> {
         Ok(Batches {
             scorer: Scorer::new(bundle)?,

@@ -459,6 +459,9 @@ pub struct Context {
     /// Sweeps so far (2^32 of them are 2.8·10^14 flows).
     epoch: u32,
     since_sweep: u32,
+    /// Flows older than a newer flow of their source or destination by more
+    /// than the longest window (see [`Context::late_flows`]).
+    late: u64,
 }
 
 /// Flows between sweeps for quiet hosts.
@@ -484,7 +487,19 @@ impl Context {
             now: i64::MIN,
             epoch: 0,
             since_sweep: 0,
+            late: 0,
         }
+    }
+
+    /// Flows that came more than the longest window after a newer flow of
+    /// the same source or destination. Each side counts a flow at its own
+    /// newest time (rings only move forward), which is right for the seconds
+    /// to minutes by which logs lag, and for the odd long connection a Zeek
+    /// log writes when it ends; many such flows mean inputs not in time
+    /// order (a directory of captures read newest first), whose windows
+    /// then mix periods — what `features`, `train` and `detect` warn about.
+    pub fn late_flows(&self) -> u64 {
+        self.late
     }
 
     /// Names of the features [`Context::update`] writes, in order.
@@ -512,6 +527,11 @@ impl Context {
         v
     }
 
+    /// The longest window, seconds.
+    pub fn longest_window_secs(&self) -> u32 {
+        self.w.secs.iter().copied().max().unwrap_or(0)
+    }
+
     /// Hosts currently holding state (sources + destinations).
     pub fn active_hosts(&self) -> usize {
         self.src.index.len() + self.dst.index.len()
@@ -535,6 +555,8 @@ impl Context {
         // Each side counts the flow at its own newest time: rings only move
         // forward.
         let (ts, td) = (k.t.max(ss.last_t), k.t.max(ds.last_t));
+        let behind = ts.max(td).saturating_sub(k.t);
+        self.late += u64::from(behind > self.longest_us);
         sstore.touch(ss.at, ts, widths);
         dstore.touch(ds.at, td, widths);
         let epoch = self.epoch;

@@ -304,3 +304,23 @@ fn random_out_of_order_traffic_keeps_the_books() {
         assert!(c.get("src_flows_60s") <= c.get("src_flows_1h"));
     }
 }
+
+/// Flows older than a newer flow of one of their hosts by more than the
+/// longest window are counted as late; a lag within the window is not.
+#[test]
+fn flows_far_behind_their_hosts_are_counted_late() {
+    let mut c = Ctx::new();
+    c.push(&key(10_000.0, "10.0.0.1", "10.0.1.1"));
+    // Minutes behind: normal log lag.
+    c.push(&key(9_000.0, "10.0.0.1", "10.0.1.2"));
+    assert_eq!(c.c.late_flows(), 0);
+    // Just over an hour behind the source's newest flow.
+    c.push(&key(10_000.0 - 3_601.0, "10.0.0.1", "10.0.1.3"));
+    assert_eq!(c.c.late_flows(), 1);
+    // Behind the destination's clock only.
+    c.push(&key(5_000.0, "10.0.0.9", "10.0.1.1"));
+    assert_eq!(c.c.late_flows(), 2);
+    // New hosts at an old time are not late: nothing newer was seen of them.
+    c.push(&key(1_000.0, "10.0.0.50", "10.0.1.50"));
+    assert_eq!(c.c.late_flows(), 2);
+}

@@ -154,6 +154,8 @@ pub struct Tally {
     pub rejected: u64,
     /// What the sinks did with the incidents (with --sink or --config).
     pub delivery: Option<flowhound_sink::Summary>,
+    /// When the input was far from time order.
+    pub order_warning: Option<String>,
 }
 
 impl Tally {
@@ -227,6 +229,10 @@ impl Tally {
         }
         if let Some(d) = &self.delivery {
             s += &d.render();
+        }
+        if let Some(w) = &self.order_warning {
+            s += w;
+            s.push('\n');
         }
         if self.labeled > 0 {
             let benign = self.labeled - self.malicious;
@@ -393,7 +399,7 @@ fn score_into(
         DetectFormat::Jsonl => {}
     }
     let mut buf = Vec::new();
-    let (verdict, rejected) = score_each(bundle, inputs, opts, &a.input, |batch| {
+    let (verdict, rejected, order_warning) = score_each(bundle, inputs, opts, &a.input, |batch| {
         buf.clear();
         let found = explainer
             .explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {
@@ -421,6 +427,7 @@ fn score_into(
         out.write_all(&buf).map_err(CliError::from)
     })?;
     tally.rejected = rejected;
+    tally.order_warning = order_warning;
     tally.incidents = incidents.finish();
     if a.findings.incidents {
         buf.clear();
@@ -450,11 +457,11 @@ pub fn score_each(
     opts: &flowhound_source::ScanOptions,
     input: &InputArgs,
     mut each: impl FnMut(&Batch<'_>) -> CliResult,
-) -> CliResult<(CliResult, u64)> {
+) -> CliResult<(CliResult, u64, Option<String>)> {
     let mut batches = Batches::new(bundle, BATCH).usage()?;
     let mut events = input.events(inputs)?;
     let report = flowhound_server::analysis::score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
-    Ok((events.finish(&report), report.rejected))
+    Ok((events.finish(&report), report.rejected, batches.order_warning(report.records)))
 }
 
 /// One scored flow with everything known about it, as written.

@@ -109,7 +109,7 @@ pub fn run(a: Args) -> CliResult {
         flags: vec![Vec::new(); voters.len() + 1],
         ..Default::default()
     };
-    let (verdict, _) = score_each(&bundle, &inputs, &opts, &a.input, |batch| {
+    let (verdict, _, order_warning) = score_each(&bundle, &inputs, &opts, &a.input, |batch| {
         for (r, v) in batch.iter() {
             index += 1;
             if holdout.is_some_and(|h| !h.holds(index - 1)) {
@@ -133,6 +133,9 @@ pub fn run(a: Args) -> CliResult {
         }
         Ok(())
     })?;
+    if let Some(w) = order_warning.filter(|_| !a.input.quiet) {
+        eprintln!("{w}");
+    }
     if rows.labels.is_empty() {
         return Err(CliError::input(anyhow::anyhow!(
             "no flow of the input carries ground truth ({} flows read): evaluate needs labeled flows \

@@ -160,6 +160,9 @@ pub fn run(a: Args) -> CliResult {
             report.rejected,
             x.active_hosts()
         );
+        if let Some(w) = x.order_warning(report.records) {
+            eprintln!("{w}");
+        }
     }
     events.finish(&report)
 }

@@ -262,5 +262,9 @@ pub fn summary(b: &Bundle, r: &TrainReport, dir: &std::path::Path) -> String {
         t.seed,
         dir.display()
     );
+    if let Some(w) = &r.order_warning {
+        s += w;
+        s.push('\n');
+    }
     s
 }
