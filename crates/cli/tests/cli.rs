@@ -783,7 +783,8 @@ fn holdout_flows_are_left_out_of_training_and_evaluated() {
 
 /// Input far from time order is warned about: the same generated log with
 /// its later half first warns in `features`, `train` and `detect` (their
-/// windows would mix periods); the log as written does not.
+/// windows would mix periods); the log as written does not, nor the swapped
+/// one with `--sort-time`, which gives the ordered log's features.
 #[test]
 fn input_out_of_time_order_is_warned_about() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -810,6 +811,18 @@ fn input_out_of_time_order_is_warned_about() {
     assert!((10.0..=60.0).contains(&share), "{}", text(&o.stderr));
     let o = run(&["features", &swapped, "-q", "-o", &tmp.path().join("h.csv").display().to_string()]);
     assert!(o.status.success() && text(&o.stderr).is_empty(), "-q keeps it quiet: {}", text(&o.stderr));
+    // --sort-time puts the flows back in order: no warning, and every row's
+    // features as from the log as written (rows of one second may swap).
+    let sorted = tmp.path().join("s.csv");
+    let o = run(&["features", &swapped, "--sort-time", "-o", &sorted.display().to_string()]);
+    assert!(o.status.success() && !warned(&o), "{}", text(&o.stderr));
+    let rows_of = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_to_string(p).expect("csv").lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert!(rows_of(&sorted) == rows_of(&tmp.path().join("f.csv")), "sorted features differ from the ordered log's");
+    assert!(rows_of(&tmp.path().join("g.csv")) != rows_of(&tmp.path().join("f.csv")), "swapping changed nothing");
 
     let model = tmp.path().join("model").display().to_string();
     let o = run(&["train", &swapped, "-m", &model]);

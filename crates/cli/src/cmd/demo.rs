@@ -38,6 +38,7 @@ fn input(log: &Path, labels: PathBuf) -> InputArgs {
         until: None,
         labels: Some(labels),
         rejects: None,
+        sort_time: false,
         quiet: true,
     }
 }

@@ -66,6 +66,12 @@ pub struct InputArgs {
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
 
+    /// Read all of the input first and take its flows oldest first: for logs not in time order
+    /// (randomly sampled CSVs, captures given in any order), whose time windows would otherwise
+    /// mix periods. Holds every record in memory; train and evaluate --holdout must agree on it.
+    #[arg(long)]
+    pub sort_time: bool,
+
     /// No progress bar or warnings on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -147,7 +153,7 @@ impl InputArgs {
                 inputs.len()
             )));
         }
-        Ok((inputs, ScanOptions { format, labels, ..Default::default() }))
+        Ok((inputs, ScanOptions { format, labels, sort_by_time: self.sort_time, ..Default::default() }))
     }
 
     /// Progress and reject reporting for a scan of `inputs`.
