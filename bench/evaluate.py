@@ -5,7 +5,7 @@ same train/test splits of the shared real datasets (benign-only training).
 
     bash bench/setup.sh                      # venv with pandas, pyarrow, scikit-learn
     cargo build --release -p flowhound
-    bench/.venv/bin/python bench/evaluate.py [--datasets ../shared/datasets] [--json out.json] [--seeds 42,1,2]
+    bench/.venv/bin/python bench/evaluate.py [--datasets ../shared/datasets] [--json out.json] [--seeds 42,1,2] [--only CIC] [--sort-time]
 
 scikit-learn sees the same per-flow and window features flowhound computes
 (`flowhound features`), prepared the way a notebook would: median imputation,
@@ -87,8 +87,12 @@ def fh(binary, *args):
     return r
 
 
+# Extra flags for every flowhound call reading flows (--sort-time).
+READ_FLAGS = []
+
+
 def features(binary, inputs, out):
-    fh(binary, "features", *inputs, "-o", out, "-q")
+    fh(binary, "features", *inputs, "-o", out, "-q", *READ_FLAGS)
     df = pd.read_csv(out, low_memory=False)
     y = df["malicious"].astype(str).str.lower().eq("true").to_numpy()
     cats = df["category"].astype(object).fillna("benign").astype(str).to_numpy()
@@ -148,11 +152,17 @@ def main():
     ap.add_argument("--flowhound", default=os.path.join(ROOT, "target", "release", "flowhound"))
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--seeds", default=str(SEED), help="model seeds, comma-separated; the first one gives the at-threshold numbers")
+    ap.add_argument("--only", help="run only the settings whose name contains this")
+    ap.add_argument("--sort-time", action="store_true", help="pass --sort-time to every flowhound call (flows oldest first)")
     a = ap.parse_args()
+    if a.sort_time:
+        READ_FLAGS.append("--sort-time")
     seeds = [int(x) for x in a.seeds.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, train, test in settings(a.datasets, tmp):
+            if a.only and a.only not in name:
+                continue
             res = {"setting": name, "seeds": seeds, "models": {}, "seconds": {}}
             fa, ya, _ = features(a.flowhound, train, os.path.join(tmp, "fa.csv"))
             fb, yb, _ = features(a.flowhound, test, os.path.join(tmp, "fb.csv"))
@@ -161,11 +171,11 @@ def main():
             for seed in seeds:
                 model = os.path.join(tmp, "model")
                 t = time.perf_counter()
-                fh(a.flowhound, "train", *train, "-m", model, "--benign-only", "--seed", str(seed), "-q")
+                fh(a.flowhound, "train", *train, "-m", model, "--benign-only", "--seed", str(seed), "-q", *READ_FLAGS)
                 fh_train = time.perf_counter() - t
                 scored = os.path.join(tmp, "scored.jsonl")
                 t = time.perf_counter()
-                fh(a.flowhound, "detect", "-m", model, *test, "--all", "-q", "-o", scored)
+                fh(a.flowhound, "detect", "-m", model, *test, "--all", "-q", "-o", scored, *READ_FLAGS)
                 fh_detect = time.perf_counter() - t
                 rows = [json.loads(l) for l in open(scored)]
                 y = np.array([r.get("label") == "malicious" for r in rows])
@@ -174,7 +184,7 @@ def main():
                     runs.setdefault("flowhound " + m, []).append(metrics(y, [r["models"][m]["score"] for r in rows]))
                 runs.setdefault("flowhound ensemble", []).append(metrics(y, [r["score"] for r in rows]))
                 # `flowhound evaluate` must agree with scikit-learn on the same scores.
-                ev = json.loads(fh(a.flowhound, "evaluate", "-m", model, *test, "--json", "-q").stdout)
+                ev = json.loads(fh(a.flowhound, "evaluate", "-m", model, *test, "--json", "-q", *READ_FLAGS).stdout)
                 for m, q in [*ev["models"].items(), ("ensemble", ev["ensemble"])]:
                     mine, theirs = q["roc_auc"], runs["flowhound " + m][-1]["roc_auc"]
                     assert abs(mine - theirs) < 1e-3, f"{m}: flowhound evaluate ROC-AUC {mine} vs scikit-learn {theirs}"

@@ -6,7 +6,7 @@ features (issue 5).
 
     bash bench/setup.sh
     cargo build --release -p flowhound
-    bench/.venv/bin/python bench/evaluate_supervised.py [--seeds 42,1,2] [--json out.json]
+    bench/.venv/bin/python bench/evaluate_supervised.py [--seeds 42,1,2] [--json out.json] [--only CIC] [--sort-time]
 
 flowhound's numbers come from `flowhound evaluate --json` (the forest's
 classification of attack categories, and every voter's ROC-AUC/PR-AUC)."""
@@ -77,18 +77,18 @@ def run_one(a, tmp, name, train, test, held, seed):
     model = os.path.join(tmp, "model")
     holdout = test is train or held is not None
     extra = ["--holdout", "0.25"] if holdout else []
-    ev.fh(a.flowhound, "train", *train, "-m", model, "--benign-only", "--supervised", "--seed", str(seed), "-q", *extra)
+    ev.fh(a.flowhound, "train", *train, "-m", model, "--benign-only", "--supervised", "--seed", str(seed), "-q", *extra, *ev.READ_FLAGS)
     fa, ya, ca = ev.features(a.flowhound, train, os.path.join(tmp, "fa.csv"))
     if held:
         # Test: the holdout of the training files, and every flow of the left-out class.
-        e_in = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, *train, "--json", "-q", "--holdout").stdout)
-        e_out = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, os.path.join(os.path.dirname(train[0]), f"{held}_5000.csv"), "--json", "-q").stdout)
+        e_in = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, *train, "--json", "-q", "--holdout", *ev.READ_FLAGS).stdout)
+        e_out = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, os.path.join(os.path.dirname(train[0]), f"{held}_5000.csv"), "--json", "-q", *ev.READ_FLAGS).stdout)
         e = e_in
         e["unseen_class"] = {m: q["per_category"].get(held) for m, q in [*e_out["models"].items(), ("ensemble", e_out["ensemble"])]}
     elif holdout:
-        e = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, *test, "--json", "-q", "--holdout").stdout)
+        e = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, *test, "--json", "-q", "--holdout", *ev.READ_FLAGS).stdout)
     else:
-        e = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, *test, "--json", "-q").stdout)
+        e = json.loads(ev.fh(a.flowhound, "evaluate", "-m", model, *test, "--json", "-q", *ev.READ_FLAGS).stdout)
     c = e["classification"]
     res = {"setting": name, "test_rows": e["n"], "test_malicious": e["positives"],
            "flowhound": {"macro_f1": c["macro_f1"], "weighted_f1": c["weighted_f1"], "accuracy": c["accuracy"],
@@ -141,11 +141,17 @@ def main():
     ap.add_argument("--flowhound", default=os.path.join(ev.ROOT, "target", "release", "flowhound"))
     ap.add_argument("--seeds", default="42,1,2", help="model seeds, comma-separated (IoT-23's 32 test attacks make one seed's PR-AUC swing 0.03-0.17)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--only", help="run only the settings whose name contains this")
+    ap.add_argument("--sort-time", action="store_true", help="pass --sort-time to every flowhound call (flows oldest first)")
     a = ap.parse_args()
+    if a.sort_time:
+        ev.READ_FLAGS.append("--sort-time")
     seeds = [int(s) for s in a.seeds.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, train, test, held in settings(a.datasets, tmp):
+            if a.only and a.only not in name:
+                continue
             runs = [run_one(a, tmp, name, train, test, held, seed) for seed in seeds]
             for r in runs:
                 print(json.dumps(r, indent=1, default=float))
