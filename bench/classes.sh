@@ -20,13 +20,15 @@ echo "== generated traffic (train day 1, detect day 2, seed 42)"
 "$fh" train "$out/train.log" --labels "$out/train.log.labels.csv" --benign-only -m "$out/gen-model" -q
 "$fh" detect -m "$out/gen-model" "$out/detect.log" --labels "$out/detect.log.labels.csv" -o "$out/gen.jsonl" 2>&1 | tee "$out/gen.txt"
 
+# The CIC sample's files and IoT-23's captures are not in one time order
+# (files of other days, a benign file in random order): read them sorted.
 echo "== CIC-IDS2017 (improved sample)"
-"$fh" train "$data"/cic-ids2017-improved-sample/*.csv --benign-only -m "$out/cic-model" -q
-"$fh" detect -m "$out/cic-model" "$data"/cic-ids2017-improved-sample/*.csv -o "$out/cic.jsonl" 2>&1 | tee "$out/cic.txt"
+"$fh" train "$data"/cic-ids2017-improved-sample/*.csv --sort-time --benign-only -m "$out/cic-model" -q
+"$fh" detect -m "$out/cic-model" "$data"/cic-ids2017-improved-sample/*.csv --sort-time -o "$out/cic.jsonl" 2>&1 | tee "$out/cic.txt"
 
 echo "== IoT-23"
-"$fh" train "$data"/iot-23/*.csv --benign-only -m "$out/iot-model" -q
-"$fh" detect -m "$out/iot-model" "$data"/iot-23/*.csv -o "$out/iot.jsonl" 2>&1 | tee "$out/iot.txt"
+"$fh" train "$data"/iot-23/*.csv --sort-time --benign-only -m "$out/iot-model" -q
+"$fh" detect -m "$out/iot-model" "$data"/iot-23/*.csv --sort-time -o "$out/iot.jsonl" 2>&1 | tee "$out/iot.txt"
 
 echo "== zeek-conn (no labels): incidents of the scanner 165.154.254.36"
 "$fh" train "$data"/zeek-conn/conn.* -m "$out/zeek-model" -q
