@@ -510,7 +510,12 @@ fn generic_reason(e: &[Contribution]) -> String {
     // reader nothing: the sentence names the features that differ.
     let differs = |c: &&Contribution| match &c.labels {
         Some((v, b)) => v != b,
-        None => c.value != c.baseline,
+        None => {
+            // Baselines come back from log space a hair off (20.000002 for
+            // 20); a missing value (NaN) is never the same.
+            let same = (c.value - c.baseline).abs() <= 1e-4 * c.value.abs().max(c.baseline.abs()).max(1.0);
+            !same
+        }
     };
     let mut parts: Vec<String> = e
         .iter()
@@ -571,6 +576,7 @@ mod tests {
         // time-of-day features say the time once.
         let e = [
             c("external_unseen", 0.0, 0.0, None),
+            c("dst_flows_60s", 20.0, 20.000_002, None),
             c("hour_sin", 0.5, -0.2, Some(("03:10", "~14:00"))),
             c("hour_cos", 0.8, -0.9, Some(("03:10", "~14:00"))),
             c("state", 1.0, 2.0, Some(("SF", "SF"))),
