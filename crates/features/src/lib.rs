@@ -247,7 +247,7 @@ impl Extractor {
             format!(
                 "warning: {late} of {flows} flows ({:.1} %) came more than {} after newer flows of the same host; \
                  inputs not in time order? Their window features count them at the host's newest time, \
-                 mixing periods: sort them (--sort-time)",
+                 mixing periods",
                 100.0 * late as f64 / flows.max(1) as f64,
                 schema::window_suffix(self.context.longest_window_secs()),
             )

@@ -157,6 +157,7 @@
     classes.forEach(([k, v]) => c.appendChild(card(k, big(v))));
     if (s.time_span) c.appendChild(card('time span', shortTime(s.time_span.first) + ' → ' + shortTime(s.time_span.last)));
     if (s.rejected_lines) c.appendChild(card('rejected lines', big(s.rejected_lines)));
+    if (s.order_warning) c.appendChild(el('div', { cls: 'card warn', title: s.order_warning }, [el('div', { cls: 'v', text: 'not in time order' }), el('div', { cls: 'k', text: s.order_warning })]));
   }
 
   function fillClassFilter(s) {

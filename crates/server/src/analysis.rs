@@ -300,6 +300,8 @@ pub fn analyze(
         "incidents": {"total": incidents.len(), "high": incidents_by_severity(Severity::High), "medium": incidents_by_severity(Severity::Medium), "low": incidents_by_severity(Severity::Low)},
         "time_span": if first <= last { json!({"first": ts(first), "last": ts(last)}) } else { Value::Null },
         "rejected_lines": events.rejected,
+        // Uploads are read as they come: say when their windows mixed periods.
+        "order_warning": batches.order_warning(flows).map(|w| format!("{w}: upload the flows in time order")),
         "files": report.files.iter().map(|f| json!({"name": file_name(&f.name), "format": f.format, "records": f.records, "rejected": f.rejected, "error": public_error(f)})).collect::<Vec<_>>(),
         "model_version": p.model_version,
         "voters": names,

@@ -204,6 +204,7 @@ async fn feedback_makes_the_next_run_better_and_attacks_stay_flagged() {
     let (_, a) = call(&fx.app, get(&format!("/api/analyses/{first}"))).await;
     let summary = &a["summary"];
     assert_eq!(summary["flows"], day.len() as u64);
+    assert!(summary["order_warning"].is_null(), "{}", summary["order_warning"]);
     assert_eq!(a["model_version"], 1);
     let gt = &summary["ground_truth"];
     assert!(gt["quality"]["roc_auc"].as_f64().expect("auc") > 0.95, "{gt}");
@@ -211,6 +212,15 @@ async fn feedback_makes_the_next_run_better_and_attacks_stay_flagged() {
         assert!(a["charts"][chart].is_object(), "chart {chart} missing");
     }
     assert!(!a["charts"]["pca"]["points"].as_array().expect("points").is_empty());
+
+    // The same day with its later half first: the summary says the windows mixed periods.
+    let mut swapped = day.clone();
+    swapped.rotate_left(day.len() / 2);
+    let (slog, slabels) = vpc(&swapped);
+    let s_id = analyze(&fx.app, &slog, &slabels).await;
+    let (_, s_a) = call(&fx.app, get(&format!("/api/analyses/{s_id}"))).await;
+    let warning = s_a["summary"]["order_warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("not in time order") && warning.contains("upload the flows in time order"), "{warning}");
 
     let before = flagged(&fx.app, first).await;
     let backups: Vec<&Value> = before.iter().filter(|f| is_backup(f)).collect();

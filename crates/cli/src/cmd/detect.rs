@@ -231,8 +231,7 @@ impl Tally {
             s += &d.render();
         }
         if let Some(w) = &self.order_warning {
-            s += w;
-            s.push('\n');
+            s += &format!("{w}: {}\n", super::SORT_HINT);
         }
         if self.labeled > 0 {
             let benign = self.labeled - self.malicious;

@@ -134,7 +134,7 @@ pub fn run(a: Args) -> CliResult {
         Ok(())
     })?;
     if let Some(w) = order_warning.filter(|_| !a.input.quiet) {
-        eprintln!("{w}");
+        eprintln!("{w}: {}", super::SORT_HINT);
     }
     if rows.labels.is_empty() {
         return Err(CliError::input(anyhow::anyhow!(

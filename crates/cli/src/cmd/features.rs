@@ -9,7 +9,7 @@ use flowhound_flow::write::csv_field;
 use flowhound_flow::FlowRecord;
 use ipnet::IpNet;
 
-use super::InputArgs;
+use super::{InputArgs, SORT_HINT};
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
 
@@ -161,7 +161,7 @@ pub fn run(a: Args) -> CliResult {
             x.active_hosts()
         );
         if let Some(w) = x.order_warning(report.records) {
-            eprintln!("{w}");
+            eprintln!("{w}: {SORT_HINT}");
         }
     }
     events.finish(&report)

@@ -263,8 +263,7 @@ pub fn summary(b: &Bundle, r: &TrainReport, dir: &std::path::Path) -> String {
         dir.display()
     );
     if let Some(w) = &r.order_warning {
-        s += w;
-        s.push('\n');
+        s += &format!("{w}: {}\n", super::SORT_HINT);
     }
     s
 }
