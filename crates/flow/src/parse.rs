@@ -140,18 +140,36 @@ fn cp1252(b: u8) -> char {
     }
 }
 
+/// Most characters of a category name kept.
+const MAX_CATEGORY: usize = 128;
+
 /// Attack-category text as one spelling: cp1252 decoded, dashes made ASCII,
 /// whitespace trimmed and collapsed, so `Web Attack \x96 Brute Force` (2017 CSV)
-/// and `Web Attack - Brute Force` count as one category.
+/// and `Web Attack - Brute Force` count as one category. Categories are
+/// printed to terminals (summaries, `inspect`, `evaluate`): control and
+/// bidirectional-override characters are kept escaped (`\u{1b}`), never raw,
+/// and a name is cut at 128 characters.
 pub fn category(s: &[u8]) -> CompactString {
     let t = text(s);
     let mut out = CompactString::default();
+    let mut n = 0;
     for word in t.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');
         }
         for ch in word.chars() {
-            out.push(if matches!(ch, '–' | '—') { '-' } else { ch });
+            n += 1;
+            if n > MAX_CATEGORY {
+                out.push('…');
+                return out;
+            }
+            match ch {
+                '–' | '—' => out.push('-'),
+                c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+                    out.extend(c.escape_default())
+                }
+                c => out.push(c),
+            }
         }
     }
     out
@@ -317,6 +335,16 @@ mod tests {
         }
         assert_eq!(ip(b"2001:db8::1").map(|a| a.to_string()), Some("2001:db8::1".into()));
         assert_eq!(ip(b"::ffff:1.2.3.4").map(|a| a.is_ipv6()), Some(true));
+    }
+
+    #[test]
+    fn categories_print_safely() {
+        assert_eq!(category("Web Attack \u{2013} Brute Force".as_bytes()).as_str(), "Web Attack - Brute Force");
+        assert_eq!(category(b"C&C\x1b]0;pwned\x07").as_str(), "C&C\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(category("evil\u{202e}cod".as_bytes()).as_str(), "evil\\u{202e}cod");
+        let long = category(&[b'a'; 500]);
+        assert_eq!(long.chars().count(), MAX_CATEGORY + 1);
+        assert!(long.ends_with('…'));
     }
 
     #[test]
