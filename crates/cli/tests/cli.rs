@@ -797,6 +797,11 @@ fn input_out_of_time_order_is_warned_about() {
     std::fs::write(&swapped, format!("{}\n{}\n", head[0], rows.join("\n"))).expect("write");
     let swapped = swapped.display().to_string();
     let warned = |o: &Output| text(&o.stderr).contains("inputs not in time order?");
+    // inspect counts it: half the swapped log starts hours before flows read earlier.
+    let order = |log: &str| json(&run(&["inspect", "--json", log]))["time_order"].clone();
+    assert_eq!(order(&log)["behind_1h"], 0);
+    assert_eq!(order(&swapped)["behind_1h"], 3000);
+    assert_eq!(json(&run(&["inspect", "--json", "--sort-time", &swapped]))["time_order"]["behind_1h"], 0);
 
     let o = run(&["features", &log, "-o", &tmp.path().join("f.csv").display().to_string()]);
     assert!(o.status.success() && !warned(&o), "{}", text(&o.stderr));

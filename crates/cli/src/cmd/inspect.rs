@@ -50,11 +50,12 @@ pub fn summarize(
     opts: &flowhound_source::ScanOptions,
     events: &mut dyn flowhound_source::ScanEvents,
     nets: &Networks,
-) -> (Summary, ScanReport) {
+) -> (Summary, ScanReport, Order) {
     let take = || PARTIAL.with(|p| std::mem::take(&mut *p.borrow_mut()));
     // Leftovers of an earlier scan in this process must not leak into this one.
     rayon::broadcast(|_| take());
     take();
+    let mut order = Order::default();
     let report = flowhound_source::scan(
         inputs,
         opts,
@@ -65,26 +66,60 @@ pub fn summarize(
                 for r in recs {
                     s.add(r, nets);
                 }
-            })
+            });
+            // Start times go to the reduce step, which sees chunks in input order.
+            recs.iter().filter_map(|r| r.start.map(|t| t.micros())).collect::<Vec<i64>>()
         },
-        |()| {},
+        |starts| order.add(&starts),
     );
     let mut total = take();
     for part in rayon::broadcast(|_| take()) {
         total.merge(part);
     }
-    (total, report)
+    (total, report, order)
+}
+
+/// How far the input is from time order: records that start more than
+/// [`Order::LAG_SECS`] before the newest start seen before them. Time windows
+/// (`features`, `detect`) mix periods on such input; `--sort-time` fixes it.
+#[derive(Debug, Default)]
+pub struct Order {
+    newest: Option<i64>,
+    pub timed: u64,
+    pub behind: u64,
+}
+
+impl Order {
+    /// One hour: the default longest window.
+    pub const LAG_SECS: i64 = 3600;
+
+    fn add(&mut self, starts: &[i64]) {
+        for &t in starts {
+            let newest = self.newest.map_or(t, |n| n.max(t));
+            self.behind += u64::from(newest - t > Self::LAG_SECS * 1_000_000);
+            self.timed += 1;
+            self.newest = Some(newest);
+        }
+    }
+
+    fn share(&self) -> f64 {
+        if self.timed == 0 {
+            0.0
+        } else {
+            self.behind as f64 / self.timed as f64
+        }
+    }
 }
 
 pub fn run(a: Args) -> CliResult {
     let (inputs, opts) = a.input.prepare()?;
     let mut events = a.input.events(&inputs)?;
     let nets = Networks::new(&a.internal);
-    let (total, report) = summarize(&inputs, &opts, &mut events, &nets);
+    let (total, report, order) = summarize(&inputs, &opts, &mut events, &nets);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&total, &report, a.top)).unwrap_or_default());
+        println!("{}", serde_json::to_string_pretty(&to_json(&total, &report, &order, a.top)).unwrap_or_default());
     } else {
-        print!("{}", table(&total, &report, a.top));
+        print!("{}", table(&total, &report, &order, a.top));
     }
     events.finish(&report)
 }
@@ -96,7 +131,7 @@ fn proto_label(p: Option<u8>) -> String {
     }
 }
 
-pub fn to_json(s: &Summary, r: &ScanReport, top: usize) -> Value {
+pub fn to_json(s: &Summary, r: &ScanReport, order: &Order, top: usize) -> Value {
     let talkers = |v: Vec<(std::net::IpAddr, flowhound_flow::summary::Talker)>| -> Value {
         v.into_iter().map(|(a, t)| json!({"address": a.to_string(), "bytes": t.bytes, "flows": t.flows})).collect()
     };
@@ -112,6 +147,7 @@ pub fn to_json(s: &Summary, r: &ScanReport, top: usize) -> Value {
         "no_data": r.no_data + r.skip_data,
         "first_seen": s.first_seen.map(|t| t.to_rfc3339()),
         "last_seen": s.last_seen.map(|t| t.to_rfc3339()),
+        "time_order": {"timed_records": order.timed, "behind_1h": order.behind, "behind_share": order.share()},
         "bytes": s.bytes,
         "packets": s.packets,
         "protocols": protocols,
@@ -176,7 +212,7 @@ fn bytes(v: u64) -> String {
     }
 }
 
-pub fn table(s: &Summary, r: &ScanReport, top: usize) -> String {
+pub fn table(s: &Summary, r: &ScanReport, order: &Order, top: usize) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Inputs");
     for f in &r.files {
@@ -205,6 +241,16 @@ pub fn table(s: &Summary, r: &ScanReport, top: usize) -> String {
     let _ = writeln!(o, "NODATA/SKIP  {}", n(r.no_data + r.skip_data));
     if let (Some(f), Some(l)) = (s.first_seen, s.last_seen) {
         let _ = writeln!(o, "Time span    {f} .. {l}  ({:.1} h)", (l.0 - f.0) as f64 / 3.6e9);
+    }
+    if order.timed > 0 {
+        // A count, not a verdict: what matters to the time windows is lag per
+        // host, which features/train/detect measure and warn about.
+        let _ = writeln!(
+            o,
+            "Time order   {} records ({:.1} %) start over 1 h before an earlier one",
+            n(order.behind),
+            100.0 * order.share()
+        );
     }
     let _ = writeln!(o, "Volume       {} in {} packets", bytes(s.bytes), n(s.packets));
     let decided = s.accepted + s.rejected_by_policy;
