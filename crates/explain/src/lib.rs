@@ -184,23 +184,9 @@ const MAX_LABEL: usize = 48;
 
 /// A name taken from flow data (a Zeek `service`), safe to print: reasons go
 /// to terminals (`--format table`), where a raw escape sequence in a hostile
-/// log would rewrite the screen; control characters are shown escaped and
-/// the length is capped.
+/// log would rewrite the screen.
 fn printable(s: &str) -> Arc<str> {
-    let mut out = String::with_capacity(s.len().min(MAX_LABEL));
-    for (i, c) in s.chars().enumerate() {
-        if i == MAX_LABEL {
-            out.push('…');
-            break;
-        }
-        // Bidirectional overrides would reorder the rest of the line.
-        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out.into()
+    flowhound_flow::error::printable(s, MAX_LABEL).into()
 }
 
 /// Minutes after midnight as `HH:MM`.

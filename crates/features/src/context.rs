@@ -529,7 +529,7 @@ impl Context {
 
     /// The longest window, seconds.
     pub fn longest_window_secs(&self) -> u32 {
-        self.w.secs.iter().copied().max().unwrap_or(0)
+        (self.longest_us / 1_000_000) as u32
     }
 
     /// Hosts currently holding state (sources + destinations).

@@ -233,16 +233,11 @@ impl Extractor {
         self.context.active_hosts()
     }
 
-    /// Flows that came well after newer flows of their hosts ([`Context::late_flows`]).
-    pub fn late_flows(&self) -> u64 {
-        self.context.late_flows()
-    }
-
     /// A warning for a run whose inputs were far from time order (at least
     /// 1 % of `flows` late, see [`Context::late_flows`]), else `None`: a few
     /// long connections in a Zeek log are normal and not worth one.
     pub fn order_warning(&self, flows: u64) -> Option<String> {
-        let late = self.late_flows();
+        let late = self.context.late_flows();
         (late > 0 && late * 100 >= flows).then(|| {
             format!(
                 "warning: {late} of {flows} flows ({:.1} %) came more than {} after newer flows of the same host; \

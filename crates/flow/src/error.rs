@@ -81,6 +81,26 @@ impl Reject {
     }
 }
 
+/// Untrusted text (a name from flow data or labels) safe to print on a
+/// terminal, Unicode kept: control and bidirectional-override characters
+/// escaped (`\u{1b}`), at most `max_chars` characters, then `…`.
+pub fn printable(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars));
+    for (i, c) in s.chars().enumerate() {
+        if i == max_chars {
+            out.push('…');
+            break;
+        }
+        // Bidirectional overrides would reorder the rest of the line.
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Printable, bounded rendering of untrusted bytes.
 pub fn show(value: &[u8]) -> String {
     let cut = &value[..value.len().min(64)];

@@ -146,33 +146,18 @@ const MAX_CATEGORY: usize = 128;
 /// Attack-category text as one spelling: cp1252 decoded, dashes made ASCII,
 /// whitespace trimmed and collapsed, so `Web Attack \x96 Brute Force` (2017 CSV)
 /// and `Web Attack - Brute Force` count as one category. Categories are
-/// printed to terminals (summaries, `inspect`, `evaluate`): control and
-/// bidirectional-override characters are kept escaped (`\u{1b}`), never raw,
-/// and a name is cut at 128 characters.
+/// printed to terminals (summaries, `inspect`, `evaluate`): made
+/// [`printable`](crate::error::printable), cut at 128 characters.
 pub fn category(s: &[u8]) -> CompactString {
     let t = text(s);
-    let mut out = CompactString::default();
-    let mut n = 0;
+    let mut spelled = String::new();
     for word in t.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
+        if !spelled.is_empty() {
+            spelled.push(' ');
         }
-        for ch in word.chars() {
-            n += 1;
-            if n > MAX_CATEGORY {
-                out.push('…');
-                return out;
-            }
-            match ch {
-                '–' | '—' => out.push('-'),
-                c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
-                    out.extend(c.escape_default())
-                }
-                c => out.push(c),
-            }
-        }
+        spelled.extend(word.chars().map(|ch| if matches!(ch, '–' | '—') { '-' } else { ch }));
     }
-    out
+    crate::error::printable(&spelled, MAX_CATEGORY).into()
 }
 
 /// Values that mean "not an attack" in the datasets' label and category columns.
