@@ -7,6 +7,7 @@ mod run;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -231,4 +232,195 @@ fn config_check_lists_every_problem() {
     for want in ["topic ARN", "http(s) URL", "unknown kind \"pager\""] {
         assert!(err.contains(want), "{want}: {err}");
     }
+}
+
+/// `/shared` answers 503 while this is set.
+static SHARED_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// "NAME (webhook): sent A, retried B, spooled C, replayed D, dropped E" → [A, C, D, E].
+fn counts(stderr: &str, name: &str) -> [u64; 4] {
+    let line = stderr.lines().find(|l| l.trim_start().starts_with(&format!("{name} ("))).unwrap_or_default();
+    let get = |k: &str| {
+        line.split(", ")
+            .find_map(|p| p.trim().rsplit_once(' ').filter(|(w, _)| w.ends_with(k)).and_then(|(_, n)| n.parse().ok()))
+            .unwrap_or_else(|| panic!("no {k} in {line:?} of:\n{stderr}"))
+    };
+    [get("sent"), get("spooled"), get("replayed"), get("dropped")]
+}
+
+/// Successful deliveries per alert uid after request `from`.
+fn delivered(seen: &Mutex<Vec<Request>>, path: &str, from: usize) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in seen.lock().expect("lock").iter().skip(from).filter(|r| r.path == path) {
+        *m.entry(r.body["uid"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+    }
+    m
+}
+
+fn config(dir: &Path, name: &str, url: &str, delivery: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            "[delivery]\nspool_dir = {spool:?}\nflush_timeout = \"1s\"\n{delivery}\n\n[[sink]]\nkind = \"webhook\"\nname = \"shared\"\ntarget = \"{url}/shared\"\nretries = 0\ntimeout = \"2s\"\n",
+            spool = s(&dir.join("spool")),
+        ),
+    )
+    .expect("config");
+    p
+}
+
+#[test]
+fn runs_sharing_a_spool_lose_nothing_and_alerts_a_full_spool_dropped_are_sent_later() {
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let model = model(dir);
+    let (url, seen) = receiver(|path, _| match path {
+        "/shared" if SHARED_DOWN.load(std::sync::atomic::Ordering::SeqCst) => Behaviour::Status(503),
+        _ => Behaviour::Status(200),
+    });
+    // Dedup off for the first part: every incident of each run is an alert.
+    let cfg = config(dir, "shared.toml", &url, "dedup_window = \"0s\"");
+    let logs = [
+        day(dir, "a.log", "2026-11-03T00:00:00Z", "7", "8000"),
+        day(dir, "b.log", "2026-11-04T00:00:00Z", "8", "8000"),
+        day(dir, "c.log", "2026-11-05T00:00:00Z", "9", "8000"),
+    ];
+    let want = [incidents(&model, &logs[0]).len() as u64, incidents(&model, &logs[1]).len() as u64];
+    assert!(want.iter().all(|n| *n >= 3), "{want:?}");
+
+    // Receiver down: two detects and a watch at once on one spool.
+    SHARED_DOWN.store(true, Ordering::SeqCst);
+    let spawn = |args: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_flowhound"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let detect = |log: &Path, out: &str| {
+        spawn(
+            ["detect", "-m", &model, &s(log), "--config", &s(&cfg), "-o", &s(&dir.join(out))]
+                .map(String::from)
+                .to_vec(),
+        )
+    };
+    let kids = vec![
+        detect(&logs[0], "a.out"),
+        detect(&logs[1], "b.out"),
+        spawn(
+            [
+                "watch",
+                "-m",
+                &model,
+                "--source",
+                &format!("file:{}", s(&logs[2])),
+                "--incidents",
+                "--idle-exit",
+                "2s",
+                "--state-dir",
+                &s(&dir.join("state")),
+                "--config",
+                &s(&cfg),
+                "-o",
+                &s(&dir.join("c.out")),
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+    ];
+    let mut spooled = 0;
+    for (i, k) in kids.into_iter().enumerate() {
+        let o = k.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(0), "run {i}: {err}");
+        let [sent, sp, _, dropped] = counts(&err, "shared");
+        assert_eq!((sent, dropped), (0, 0), "run {i}: {err}");
+        if i < 2 {
+            assert_eq!(sp, want[i], "run {i} spools each of its incidents: {err}");
+        }
+        spooled += sp;
+    }
+    let waiting = std::fs::read_to_string(dir.join("spool/shared.spool.jsonl")).expect("spool").lines().count();
+    assert_eq!(waiting as u64, spooled, "every alert reported spooled is in the spool");
+
+    // Receiver up: the next run (a log of its own) delivers every spooled alert, each once.
+    let spool_uids: Vec<String> = std::fs::read_to_string(dir.join("spool/shared.spool.jsonl"))
+        .expect("spool")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["uid"].as_str().expect("uid").to_string())
+        .collect();
+    // A uid twice in the spool is one incident alerted twice (watch sends an
+    // incident again as it grows); it is delivered as often as it was spooled.
+    let mut want_uids: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for u in &spool_uids {
+        *want_uids.entry(u.clone()).or_default() += 1;
+    }
+    SHARED_DOWN.store(false, Ordering::SeqCst);
+    let from = seen.lock().expect("lock").len();
+    let quiet = dir.join("quiet.log");
+    ok(&flowhound(
+        &[],
+        &[
+            "generate",
+            "-o",
+            &s(&quiet),
+            "--flows",
+            "300",
+            "--anomaly-ratio",
+            "0",
+            "--start",
+            "2026-11-06T00:00:00Z",
+            "-q",
+        ],
+    ));
+    let err =
+        ok(&flowhound(&[], &["detect", "-m", &model, &s(&quiet), "--config", &s(&cfg), "-o", &s(&dir.join("q.out"))]));
+    let [sent, _, replayed, _] = counts(&err, "shared");
+    assert_eq!(replayed, spooled, "{err}");
+    let got = delivered(&seen, "/shared", from);
+    assert_eq!(got.values().sum::<usize>() as u64, sent, "{err}");
+    for (u, n) in &want_uids {
+        assert_eq!(got.get(u), Some(n), "spooled alert {u} delivered as often as spooled: {err}");
+    }
+    assert!(!dir.join("spool/shared.spool.jsonl").exists(), "the spool is empty");
+    let leftovers: Vec<String> = std::fs::read_dir(dir.join("spool"))
+        .expect("spool dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.contains(".claim.") || n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A spool too small for a run, dedup on: what it dropped is sent by the next run.
+    SHARED_DOWN.store(true, Ordering::SeqCst);
+    let small = config(dir, "small.toml", &url, "spool_max = \"3KiB\"");
+    let _ = std::fs::remove_dir_all(dir.join("spool"));
+    let o =
+        flowhound(&[], &["detect", "-m", &model, &s(&logs[0]), "--config", &s(&small), "-o", &s(&dir.join("a2.out"))]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "an alert dropped fails the run: {err}");
+    let [_, sp, _, dropped] = counts(&err, "shared");
+    assert!(sp >= 1 && dropped >= 1, "{err}");
+    SHARED_DOWN.store(false, Ordering::SeqCst);
+    let from = seen.lock().expect("lock").len();
+    let err2 = ok(&flowhound(
+        &[],
+        &["detect", "-m", &model, &s(&logs[0]), "--config", &s(&small), "-o", &s(&dir.join("a3.out"))],
+    ));
+    let [sent, _, replayed, _] = counts(&err2, "shared");
+    assert_eq!(replayed, sp, "the spooled ones replayed: {err2}");
+    assert!(sent > replayed, "the dropped ones are sent, not held back as sent: {err}\n{err2}");
+    // Nothing lost: every class and actor with an incident in the log has an
+    // alert delivered (repeats within the dedup window are held back by design).
+    let keys = |v: &[Value]| -> std::collections::BTreeSet<String> {
+        v.iter().map(|i| format!("{}|{}", i["threat_class"], i["actor"])).collect()
+    };
+    let want_keys = keys(&incidents(&model, &logs[0]));
+    let bodies: Vec<Value> =
+        seen.lock().expect("lock").iter().skip(from).filter(|r| r.path == "/shared").map(|r| r.body.clone()).collect();
+    assert_eq!(keys(&bodies), want_keys, "{err2}");
+    let got = delivered(&seen, "/shared", from);
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
 }

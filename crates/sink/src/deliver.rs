@@ -7,9 +7,9 @@
 //! so receivers should drop repeats by the alert's `uid`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use flowhound_detect::Severity;
@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, SinkConfig, Target};
 use crate::format::{self, Alert, Meta};
+use crate::spool::{self, AppendError, Spool};
 use crate::transport::{Failure, Transport};
 use crate::SinkError;
 
@@ -150,7 +151,7 @@ struct Sink {
     bucket: Bucket,
     stats: SinkStats,
     /// The spool file, when there is a spool directory.
-    spool: Option<PathBuf>,
+    spool: Option<Spool>,
     /// Messages in the spool (this run's and earlier runs').
     queued: u64,
     /// Failed after its retries: new messages queue behind the spool, and
@@ -179,10 +180,6 @@ pub struct Dispatcher {
     seen: BTreeMap<(Severity, String), u64>,
 }
 
-fn spool_len(p: &Path) -> u64 {
-    File::open(p).map_or(0, |f| BufReader::new(f).lines().count() as u64)
-}
-
 impl Dispatcher {
     /// Opens every sink (files, clients) and loads the dedup state; an error
     /// lists every sink that could not be opened.
@@ -200,11 +197,8 @@ impl Dispatcher {
         for cfg in &config.sinks {
             match rt.block_on(Transport::open(cfg)) {
                 Ok(transport) => {
-                    let spool = dir
-                        .as_ref()
-                        .filter(|_| cfg.target.remote())
-                        .map(|d| d.join(format!("{}.spool.jsonl", cfg.name)));
-                    let queued = spool.as_deref().map_or(0, spool_len);
+                    let spool = dir.as_ref().filter(|_| cfg.target.remote()).map(|d| Spool::new(d, &cfg.name));
+                    let queued = spool.as_ref().map_or(0, Spool::waiting);
                     sinks.push(Sink {
                         stats: SinkStats {
                             name: cfg.name.clone(),
@@ -225,16 +219,7 @@ impl Dispatcher {
         if !problems.is_empty() {
             return Err(SinkError::Config(problems));
         }
-        let dedup = dir
-            .as_ref()
-            .and_then(|d| fs::read(d.join(DEDUP_FILE)).ok())
-            .map(|b| {
-                serde_json::from_slice(&b).unwrap_or_else(|e| {
-                    tracing::warn!("dedup state unreadable ({e}); starting afresh");
-                    BTreeMap::new()
-                })
-            })
-            .unwrap_or_default();
+        let dedup = dir.as_ref().map(|d| load_dedup(&d.join(DEDUP_FILE))).unwrap_or_default();
         let window_us = i64::try_from(config.delivery.dedup_window.as_micros()).unwrap_or(i64::MAX);
         Ok(Dispatcher {
             rt,
@@ -266,7 +251,6 @@ impl Dispatcher {
                 // of the same logs is held back as well as a repeat.
                 let w = self.window_us;
                 let escalates = i.peak_severity as u8 > e.severity;
-                e.severity = e.severity.max(i.peak_severity as u8);
                 if !escalates
                     && e.sent.iter().any(|&(f, l)| first <= l.saturating_add(w) && last >= f.saturating_sub(w))
                 {
@@ -275,13 +259,13 @@ impl Dispatcher {
                     self.deduplicated += 1;
                     continue;
                 }
-                alert.repeats = std::mem::take(&mut e.repeats);
-                alert.repeated_flows = std::mem::take(&mut e.repeated_flows);
-                if e.sent.len() == DEDUP_KEEP {
-                    e.sent.remove(0);
-                }
-                e.sent.push((first, last));
+                alert.repeats = e.repeats;
+                alert.repeated_flows = e.repeated_flows;
             }
+            // Remembered as sent only once every sink that wants it took it
+            // or spooled it: one dropped (no spool, spool full) is sent
+            // again by a later run rather than held back as a duplicate.
+            let mut dropped = false;
             for s in &mut self.sinks {
                 // CloudWatch takes the run's metrics at the end, not incidents.
                 if let Target::CloudWatch(_) = s.cfg.target {
@@ -295,7 +279,17 @@ impl Dispatcher {
                 }
                 let m = render(&s.cfg.target, &alert, &self.meta);
                 let msg = json!({"uid": alert.uid, "message": m});
-                self.rt.block_on(deliver(s, msg, self.spool_max));
+                dropped |= !self.rt.block_on(deliver(s, msg, self.spool_max));
+            }
+            if self.window_us > 0 && !dropped {
+                let e = self.dedup.entry(alert.key.clone()).or_default();
+                e.severity = e.severity.max(i.peak_severity as u8);
+                e.repeats = 0;
+                e.repeated_flows = 0;
+                if e.sent.len() == DEDUP_KEEP {
+                    e.sent.remove(0);
+                }
+                e.sent.push((first, last));
             }
         }
     }
@@ -328,18 +322,15 @@ impl Dispatcher {
             s.stats.pending = s.queued;
         }
         if let Some(d) = &self.spool_dir {
-            // Forget alerts a week (of event time) older than the newest.
-            let newest = self.dedup.values().flat_map(|e| e.sent.iter().map(|s| s.1)).max().unwrap_or(0);
-            let keep = newest.saturating_sub(DEDUP_KEEP_US.max(self.window_us));
-            for e in self.dedup.values_mut() {
-                e.sent.retain(|s| s.1 >= keep);
-            }
-            self.dedup.retain(|_, e| !e.sent.is_empty() || e.repeats > 0);
-            let tmp = d.join(format!("{DEDUP_FILE}.tmp"));
-            let saved = serde_json::to_vec(&self.dedup)
-                .map_err(std::io::Error::other)
-                .and_then(|b| fs::write(&tmp, b))
-                .and_then(|()| fs::rename(&tmp, d.join(DEDUP_FILE)));
+            let (file, window_us) = (d.join(DEDUP_FILE), self.window_us);
+            // Other runs on the same directory saved theirs since this run
+            // loaded it: merge, under the lock, instead of overwriting.
+            let saved = spool::locked(&d.join(format!("{DEDUP_FILE}.lock")), || {
+                let mut merged = load_dedup(&file);
+                merge_dedup(&mut merged, std::mem::take(&mut self.dedup), window_us);
+                let b = serde_json::to_vec(&merged).map_err(std::io::Error::other)?;
+                spool::replace(&file, &b)
+            });
             if let Err(e) = saved {
                 tracing::warn!("cannot save the dedup state in {}: {e}", d.display());
             }
@@ -350,6 +341,42 @@ impl Dispatcher {
             sinks: self.sinks.into_iter().map(|s| s.stats).collect(),
         }
     }
+}
+
+fn load_dedup(p: &std::path::Path) -> BTreeMap<String, DedupEntry> {
+    match fs::read(p) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            tracing::warn!("dedup state {} unreadable ({e}); starting afresh", p.display());
+            BTreeMap::new()
+        }),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// Folds this run's dedup memory into what is saved: sent alerts are the
+/// union, counts and severity the larger (both runs started from the same
+/// saved counts), then alerts a week (of event time) older than the newest
+/// are forgotten.
+fn merge_dedup(into: &mut BTreeMap<String, DedupEntry>, ours: BTreeMap<String, DedupEntry>, window_us: i64) {
+    for (k, e) in ours {
+        let m = into.entry(k).or_default();
+        m.sent.extend(e.sent);
+        m.sent.sort_unstable();
+        m.sent.dedup();
+        if m.sent.len() > DEDUP_KEEP {
+            m.sent.sort_by_key(|s| s.1);
+            m.sent.drain(..m.sent.len() - DEDUP_KEEP);
+        }
+        m.repeats = m.repeats.max(e.repeats);
+        m.repeated_flows = m.repeated_flows.max(e.repeated_flows);
+        m.severity = m.severity.max(e.severity);
+    }
+    let newest = into.values().flat_map(|e| e.sent.iter().map(|s| s.1)).max().unwrap_or(0);
+    let keep = newest.saturating_sub(DEDUP_KEEP_US.max(window_us));
+    for e in into.values_mut() {
+        e.sent.retain(|s| s.1 >= keep);
+    }
+    into.retain(|_, e| !e.sent.is_empty() || e.repeats > 0);
 }
 
 /// The message a sink sends for an alert (CloudWatch sinks take none).
@@ -444,7 +471,8 @@ async fn paced(s: &mut Sink, m: &Value) -> Result<(), Failure> {
     attempt(s, m).await
 }
 
-async fn deliver(s: &mut Sink, msg: Value, spool_max: u64) {
+/// Sends or spools one message; false when it was dropped.
+async fn deliver(s: &mut Sink, msg: Value, spool_max: u64) -> bool {
     // Order: while older messages wait, new ones queue behind them; a sink
     // that failed is probed again after a pause, not at every message.
     let rested = s.down.is_none_or(|t| t.elapsed() >= PROBE);
@@ -455,7 +483,7 @@ async fn deliver(s: &mut Sink, msg: Value, spool_max: u64) {
         match paced(s, &msg["message"]).await {
             Ok(()) => {
                 s.stats.sent += 1;
-                return;
+                return true;
             }
             Err(f) => {
                 tracing::warn!("sink {}: {}", s.cfg.name, f.message);
@@ -464,51 +492,55 @@ async fn deliver(s: &mut Sink, msg: Value, spool_max: u64) {
             }
         }
     }
-    spool(s, &msg, spool_max);
+    spool(s, &msg, spool_max)
 }
 
-/// Appends a message to the sink's spool, or drops it (counted) when there
-/// is no spool or it is full.
-fn spool(s: &mut Sink, msg: &Value, max: u64) {
-    let Some(path) = &s.spool else {
+/// Appends a message to the sink's spool, or drops it (counted, false)
+/// when there is no spool or it is full.
+fn spool(s: &mut Sink, msg: &Value, max: u64) -> bool {
+    let Some(sp) = &s.spool else {
         s.stats.dropped += 1;
-        return;
+        return false;
     };
-    let size = fs::metadata(path).map_or(0, |m| m.len());
     let mut line = msg.to_string();
     line.push('\n');
-    if size + line.len() as u64 > max {
-        s.stats.dropped += 1;
-        s.stats.last_error = Some(format!("spool {} is full ({max} bytes)", path.display()));
-        return;
-    }
-    let written = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()));
-    match written {
+    match sp.append(&line, max) {
         Ok(()) => {
             s.stats.spooled += 1;
             s.queued += 1;
+            true
         }
-        Err(e) => {
+        Err(AppendError::Full) => {
             s.stats.dropped += 1;
-            s.stats.last_error = Some(format!("cannot write the spool {}: {e}", path.display()));
+            s.stats.last_error = Some(format!("spool {} is full ({max} bytes)", sp.path.display()));
+            false
+        }
+        Err(AppendError::Io(e)) => {
+            s.stats.dropped += 1;
+            s.stats.last_error = Some(format!("cannot write the spool {}: {e}", sp.path.display()));
+            false
         }
     }
 }
 
 /// Sends the spooled messages in order; stops at the first that fails and
-/// keeps it and the rest. Lines that are not JSON (a torn write) are kept
+/// gives it and the rest back to the spool (ahead of what other runs
+/// appended meanwhile). Lines that are not JSON (a torn write) are kept
 /// aside in `NAME.spool.bad` rather than lost or retried forever.
 async fn replay(s: &mut Sink) {
-    let Some(path) = s.spool.clone() else { return };
-    let Ok(text) = fs::read_to_string(&path) else {
-        s.queued = 0;
-        return;
+    let Some(sp) = s.spool.clone() else { return };
+    let claim = match sp.claim() {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            s.queued = 0;
+            return;
+        }
+        Err(e) => {
+            s.stats.last_error = Some(format!("cannot read the spool {}: {e}", sp.path.display()));
+            return;
+        }
     };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = claim.lines();
     let mut done = 0;
     let mut bad = Vec::new();
     s.down = None;
@@ -532,7 +564,7 @@ async fn replay(s: &mut Sink) {
         }
     }
     if !bad.is_empty() {
-        let aside = path.with_extension("bad");
+        let aside = sp.path.with_extension("bad");
         let kept = OpenOptions::new()
             .create(true)
             .append(true)
@@ -540,21 +572,19 @@ async fn replay(s: &mut Sink) {
             .and_then(|mut f| f.write_all((bad.join("\n") + "\n").as_bytes()));
         tracing::warn!(
             "{}: {} unreadable spool lines moved to {} ({kept:?})",
-            path.display(),
+            sp.path.display(),
             bad.len(),
             aside.display()
         );
     }
-    let rest = &lines[done..];
-    s.queued = rest.len() as u64;
-    let result = if rest.is_empty() {
-        fs::remove_file(&path)
-    } else {
-        let tmp = path.with_extension("tmp");
-        fs::write(&tmp, rest.join("\n") + "\n").and_then(|()| fs::rename(&tmp, &path))
-    };
-    if let Err(e) = result {
-        s.stats.last_error = Some(format!("cannot rewrite the spool {}: {e}", path.display()));
+    let unsent = (lines.len() - done) as u64;
+    match sp.give_back(claim, done) {
+        Ok(n) => s.queued = n,
+        Err(e) => {
+            // The claim file keeps the lines: the next replay takes it over.
+            s.queued = unsent;
+            s.stats.last_error = Some(format!("cannot rewrite the spool {}: {e}", sp.path.display()));
+        }
     }
 }
 

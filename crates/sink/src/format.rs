@@ -2,6 +2,8 @@
 //! Finding (class 2004), ECS, a Slack message, an SNS message. Field mappings
 //! are documented in docs/sinks.md; change both together.
 
+use std::net::IpAddr;
+
 use flowhound_detect::Severity;
 use flowhound_explain::json::{explanation_json, incident_json, jnum, time};
 use flowhound_explain::{Actor, Incident};
@@ -45,7 +47,18 @@ impl<'a> Alert<'a> {
         let actor = incident.actor.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
         let key = format!("{}|{actor}", incident.class);
         let first = incident.first_seen.map(|t| t.to_string()).unwrap_or_default();
-        let digest = sha2::Sha256::digest(format!("{key}|{first}|{}", incident.flows).as_bytes());
+        // Class and actor alone do not tell incidents apart: one host can be
+        // the actor of two at the same time and size in two roles, or with
+        // two sets of peers. Role and peers go in, sorted (sets iterate in
+        // any order).
+        let mut peers: Vec<&IpAddr> = incident.targets.iter().collect();
+        peers.sort_unstable();
+        let mut text = format!("{key}|{:?}|{first}|{}", incident.actor_role, incident.flows);
+        for p in peers {
+            text.push('|');
+            text.push_str(&p.to_string());
+        }
+        let digest = sha2::Sha256::digest(text.as_bytes());
         let uid = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         Alert { uid, key, incident, repeats: 0, repeated_flows: 0 }
     }

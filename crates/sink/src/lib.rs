@@ -7,6 +7,7 @@
 pub mod config;
 pub mod deliver;
 pub mod format;
+mod spool;
 mod transport;
 
 pub use config::{Config, ConfigSpec, DeliveryConfig, SinkConfig, SinkSpec, Target};
