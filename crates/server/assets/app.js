@@ -121,6 +121,7 @@
     $('analysis-title').textContent = '#' + a.id + ' ' + a.name + ' · model v' + a.model_version + (a.status === 'live' ? ' · ● live' : a.status === 'stopped' ? ' · stopped' : '');
     if (a.status === 'live') startStream(id); else stopStream();
     $('analysis-error').textContent = a.status === 'failed' ? 'Failed: ' + (a.error || 'unknown error') : '';
+    $('delete-analysis').hidden = !!REPORT || ['queued', 'running', 'live'].includes(a.status);
     const running = a.status === 'queued' || a.status === 'running';
     $('analysis-progress').hidden = !running;
     if (running) {
@@ -640,6 +641,22 @@
     }));
   }
 
+  async function deleteAnalysis() {
+    const id = state.id;
+    if (!id || !window.confirm('Delete analysis #' + id + '? Flows and incidents you gave feedback on are kept for retraining.')) return;
+    try {
+      await api('/api/analyses/' + id, { method: 'DELETE' });
+    } catch (e) {
+      $('analysis-error').textContent = 'Not deleted: ' + e.message;
+      return;
+    }
+    state.id = null;
+    stopStream();
+    $('analysis').hidden = true;
+    $('empty').hidden = false;
+    await refreshList();
+  }
+
   // ---- wiring
 
   function showTab(name) {
@@ -673,6 +690,7 @@
     $('fb-fp').addEventListener('click', () => giveFeedback('false_positive'));
     $('fb-allow').addEventListener('click', addSuggestion);
     $('retrain').addEventListener('click', retrain);
+    $('delete-analysis').addEventListener('click', deleteAnalysis);
     $('export-csv').addEventListener('click', (e) => { e.preventDefault(); download('/api/feedback/export?format=csv', 'feedback.csv'); });
     $('export-jsonl').addEventListener('click', (e) => { e.preventDefault(); download('/api/feedback/export?format=jsonl', 'feedback.jsonl'); });
     const drop = $('drop');

@@ -350,7 +350,21 @@ fn public_error(f: &FileReport) -> Option<String> {
     let e = f.error.as_deref()?;
     let short = file_name(&f.name);
     let e = e.replace(&format!("{}: ", f.name), "").replace(&f.name, &short);
-    Some(e)
+    Some(without_flags(&e))
+}
+
+/// A reader's message without the command-line advice in it ("name the
+/// format with --input-format …"): a page user has no flags to give.
+fn without_flags(e: &str) -> String {
+    let parts: Vec<&str> = e.split("; ").collect();
+    let kept: Vec<&str> = parts.iter().copied().filter(|p| !p.contains(" --")).collect();
+    if kept.len() == parts.len() {
+        return e.to_string();
+    }
+    format!(
+        "{} (the dashboard detects the format itself: VPC Flow Logs, Zeek conn logs, UNSW-NB15, CIC-IDS2017, flowhound CSV or JSON lines, pcap/pcapng; convert other files with `flowhound convert` first)",
+        kept.join("; ")
+    )
 }
 
 /// A file's own name: the server's folders are nobody's business.
@@ -381,4 +395,15 @@ fn ground_truth(t: &Truth) -> Value {
 
 fn round(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn page_errors_leave_command_line_flags_out() {
+        let e = super::without_flags("first line starts with \"ELF\"; name the format with --input-format (vpc|zeek)");
+        assert!(e.starts_with("first line starts with \"ELF\" (the dashboard detects"), "{e}");
+        assert!(!e.contains("--"), "{e}");
+        assert_eq!(super::without_flags("read error after line 3: x; y"), "read error after line 3: x; y");
+    }
 }

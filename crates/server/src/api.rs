@@ -62,8 +62,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(page))
         .route("/assets/{name}", get(asset))
         .route("/api/health", get(health))
-        .route("/api/analyses", get(list_analyses).post(upload))
-        .route("/api/analyses/{id}", get(show_analysis))
+        // The multipart reader enforces the upload cap on the streamed body;
+        // a few KiB above it leave room for the form's own framing.
+        .route(
+            "/api/analyses",
+            get(list_analyses).post(upload).layer(DefaultBodyLimit::max(limit.saturating_add(64 << 10))),
+        )
+        .route("/api/analyses/{id}", get(show_analysis).delete(delete_analysis))
         .route("/api/analyses/{id}/anomalies", get(anomalies))
         .route("/api/analyses/{id}/anomalies/{flow}", get(anomaly))
         .route("/api/analyses/{id}/incidents", get(incidents))
@@ -77,9 +82,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/models/retrain", post(retrain_model))
         .fallback(|| async { ApiError::not_found("page") })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
-        // The multipart reader enforces this on the streamed body; a few KiB
-        // above the cap leave room for the form's own framing.
-        .layer(DefaultBodyLimit::max(limit.saturating_add(64 << 10)))
+        // Every other body is a small JSON document; the upload route's own
+        // limit (inner, so it wins) is the only large one.
+        .layer(DefaultBodyLimit::max(crate::MAX_JSON_BODY))
         .with_state(state)
 }
 
@@ -88,16 +93,19 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
+/// The credentials of an `Authorization: Bearer …` value; the scheme name
+/// is case-insensitive (RFC 9110 §11.1), as are the spaces after it.
+fn bearer(v: &str) -> Option<&str> {
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim_start_matches(' '))
+}
+
 /// With a token, every API call but the health check must carry it.
 async fn auth(State(s): St, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if let (Some(token), true) = (&s.token, path.starts_with("/api/") && path != "/api/health") {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let given =
+            req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).unwrap_or("");
         if !same(given.as_bytes(), token.as_bytes()) {
             return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong bearer token".into()).into_response();
         }
@@ -241,6 +249,24 @@ async fn live_events(State(s): St) -> Result<Response, ApiError> {
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
+/// `DELETE /api/analyses/{id}`: the analysis, its flagged flows and
+/// incidents (those feedback names stay, for retraining). 409 while it is
+/// queued, running or live.
+async fn delete_analysis(State(s): St, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    match s.store.status(id)?.as_deref() {
+        None => Err(ApiError::not_found("analysis")),
+        Some(st @ ("queued" | "running" | "live")) => {
+            Err(ApiError(StatusCode::CONFLICT, format!("analysis {id} is {st}: it can be deleted once it ends")))
+        }
+        Some(_) => {
+            s.store.delete_analysis(id)?;
+            let _ = std::fs::remove_dir_all(s.uploads().join(id.to_string()));
+            tracing::info!(analysis = id, "analysis deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}
+
 /// Keeps a file name's safe characters: it becomes part of a path.
 fn safe_name(name: &str) -> String {
     let n: String = name
@@ -261,8 +287,31 @@ fn safe_name(name: &str) -> String {
 fn too_large(max: usize) -> ApiError {
     ApiError(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the upload is larger than this server accepts ({} MiB, --max-upload)", max >> 20),
+        format!("the upload is larger than this server accepts ({})", human_size(max as u64)),
     )
+}
+
+/// `512 MiB`, `4 KiB`, `700 B`.
+fn human_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
+/// A JSON body that could not be taken: too large (413, with the limit)
+/// or not the JSON expected (400).
+fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {}", human_size(crate::MAX_JSON_BODY as u64)),
+        )
+    } else {
+        ApiError::bad(e.body_text())
+    }
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError, max: usize) -> ApiError {
@@ -276,7 +325,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, max: usize) -> A
 /// `POST /api/analyses`: multipart with `file` (any format `detect` reads,
 /// gzip too) and optionally `labels` (ground truth as `generate` writes it).
 async fn upload(State(s): St, mut mp: Multipart) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let dir = s.data_dir.join("uploads");
+    let dir = s.uploads();
     tokio::fs::create_dir_all(&dir).await?;
     let mut name: Option<String> = None;
     let mut labels: Option<Vec<u8>> = None;
@@ -340,6 +389,7 @@ async fn run_analysis(
     progress: Arc<Progress>,
 ) {
     let permit = s.workers.acquire().await;
+    let home = input.parent().map(std::path::Path::to_path_buf);
     let _ = s.store.set_status(id, "running", None);
     let allow_text = s.store.allow_toml().unwrap_or_default();
     let s2 = s.clone();
@@ -377,6 +427,11 @@ async fn run_analysis(
         }
     }
     s.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+    // The upload served this analysis alone: done or failed, it goes.
+    if let Some(dir) = home {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    s.enforce_retention();
 }
 
 #[derive(Debug, Deserialize)]
@@ -393,7 +448,7 @@ async fn add_feedback(
     State(s): St,
     body: Result<Json<FeedbackBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::bad(e.body_text()))?;
+    let Json(b) = body.map_err(json_rejection)?;
     let verdict =
         Verdict::parse(&b.verdict).ok_or_else(|| ApiError::bad("verdict: expected true_positive or false_positive"))?;
     if b.flow_id.is_some() == b.incident_id.is_some() {
@@ -550,7 +605,7 @@ async fn add_allow(
     State(s): St,
     body: Result<Json<AllowBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::bad(e.body_text()))?;
+    let Json(b) = body.map_err(json_rejection)?;
     let text = entry_toml(&b.entry)?;
     let list = Allowlist::parse(&format!("[[allow]]\n{text}"), now_secs()).map_err(|e| ApiError::bad(e.to_string()))?;
     if list.is_empty() && list.expired().is_empty() {

@@ -53,7 +53,16 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Rows each feedback verdict counts as when retraining.
     pub feedback_weight: usize,
+    /// Finished analyses kept; older ones are deleted (feedback stays).
+    pub keep: usize,
+    /// Most bytes the database may hold before the oldest finished analyses go.
+    pub max_db_bytes: u64,
 }
+
+/// Bytes a JSON request body may hold (feedback, allowlist entries): the
+/// upload limit is for uploads alone, so a huge JSON body is refused before
+/// it is buffered.
+pub const MAX_JSON_BODY: usize = 64 << 10;
 
 impl ServerConfig {
     /// Every problem with the settings, at once.
@@ -73,6 +82,12 @@ impl ServerConfig {
         }
         if self.workers == 0 {
             bad.push("--workers must be at least 1".to_string());
+        }
+        if self.keep == 0 {
+            bad.push("--keep must be at least 1".to_string());
+        }
+        if self.max_db_bytes == 0 {
+            bad.push("--max-db must be above 0".to_string());
         }
         if bad.is_empty() {
             Ok(())
@@ -100,6 +115,8 @@ pub struct AppState {
     pub token: Option<String>,
     pub max_upload: usize,
     pub feedback_weight: usize,
+    pub keep: usize,
+    pub max_db_bytes: u64,
     /// Progress of the analyses in flight.
     pub jobs: Mutex<HashMap<i64, Arc<Progress>>>,
     pub workers: tokio::sync::Semaphore,
@@ -139,18 +156,42 @@ impl AppState {
                 Model { version: v, path: given, bundle }
             }
         };
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             store,
             model: RwLock::new(Arc::new(model)),
             data_dir,
             token: config.token.clone(),
             max_upload: config.max_upload,
             feedback_weight: config.feedback_weight,
+            keep: config.keep,
+            max_db_bytes: config.max_db_bytes,
             jobs: Mutex::new(HashMap::new()),
             workers: tokio::sync::Semaphore::new(config.workers),
             retraining: tokio::sync::Mutex::new(()),
             live: RwLock::new(None),
-        }))
+        });
+        // Uploads of analyses a stopped server left unfinished (now failed).
+        if let Ok(dirs) = std::fs::read_dir(state.uploads()) {
+            for d in dirs.flatten() {
+                let _ = std::fs::remove_dir_all(d.path());
+            }
+        }
+        state.enforce_retention();
+        Ok(state)
+    }
+
+    /// Where uploads wait for their analysis (removed once it ends).
+    pub fn uploads(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+
+    /// Deletes finished analyses past `keep` / `max_db_bytes` (logged).
+    pub fn enforce_retention(&self) {
+        match self.store.retain(self.keep, self.max_db_bytes) {
+            Ok(gone) if !gone.is_empty() => tracing::info!(deleted = ?gone, "retention: older analyses deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("retention: {e}"),
+        }
     }
 
     pub fn current_model(&self) -> Arc<Model> {
@@ -162,13 +203,34 @@ impl AppState {
     }
 }
 
-/// Serves until Ctrl-C.
+/// Serves until SIGINT (Ctrl-C) or SIGTERM (a service manager, `docker
+/// stop`): requests in flight are answered before it returns.
 pub async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let state = AppState::new(&config)?;
-    serve_state(state, config.addr, async {
+    serve_state(state, config.addr, stop_signal()).await
+}
+
+/// Completes at the first SIGINT or SIGTERM.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    }
 }
 
 /// Serves `state` until `shutdown` completes.

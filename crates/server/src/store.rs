@@ -360,6 +360,73 @@ impl Store {
         Ok(n as u64)
     }
 
+    // ---- retention
+
+    /// The analysis's status, `None` when there is no such analysis.
+    pub fn status(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(self.db().query_row("SELECT status FROM analyses WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+    }
+
+    /// Deletes an analysis with its flagged flows and incidents, except the
+    /// flows and incidents feedback names: they stay, as the examples the
+    /// next retraining learns from. False when there was no such analysis.
+    pub fn delete_analysis(&self, id: i64) -> Result<bool, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute(
+            "DELETE FROM anomalies WHERE analysis_id = ?1
+               AND flow NOT IN (SELECT flow FROM feedback WHERE analysis_id = ?1 AND flow IS NOT NULL)
+               AND (incident IS NULL OR incident NOT IN (SELECT incident FROM feedback WHERE analysis_id = ?1 AND incident IS NOT NULL))",
+            [id],
+        )?;
+        tx.execute(
+            "DELETE FROM incidents WHERE analysis_id = ?1
+               AND incident NOT IN (SELECT incident FROM feedback WHERE analysis_id = ?1 AND incident IS NOT NULL)",
+            [id],
+        )?;
+        let n = tx.execute("DELETE FROM analyses WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Bytes the database's pages hold, free pages left out (SQLite reuses
+    /// those before the file grows).
+    pub fn used_bytes(&self) -> Result<u64, StoreError> {
+        let db = self.db();
+        let pages: i64 = db.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = db.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = db.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(((pages - free).max(0) as u64).saturating_mul(size.max(0) as u64))
+    }
+
+    /// Enforces retention: the newest `keep` finished analyses (done, failed,
+    /// stopped) stay, older ones go; then, while the database holds more
+    /// than `max_bytes`, the oldest finished ones go too — never the newest
+    /// finished one, nor one queued, running or live. Returns the ids deleted.
+    pub fn retain(&self, keep: usize, max_bytes: u64) -> Result<Vec<i64>, StoreError> {
+        let finished: Vec<i64> = {
+            let db = self.db();
+            let mut st =
+                db.prepare("SELECT id FROM analyses WHERE status IN ('done', 'failed', 'stopped') ORDER BY id DESC")?;
+            let ids = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            ids
+        };
+        let mut gone = Vec::new();
+        for &id in finished.iter().skip(keep.max(1)).rev() {
+            if self.delete_analysis(id)? {
+                gone.push(id);
+            }
+        }
+        let mut older = finished.iter().take(keep.max(1)).skip(1).rev();
+        while self.used_bytes()? > max_bytes {
+            let Some(&id) = older.next() else { break };
+            if self.delete_analysis(id)? {
+                gone.push(id);
+            }
+        }
+        Ok(gone)
+    }
+
     fn analysis_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
         Ok(json!({
             "id": r.get::<_, i64>(0)?,
@@ -701,5 +768,31 @@ mod tests {
         assert_eq!(kept, [0, 1, 2, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]);
         assert_eq!(gone, 30 - kept.len() as u64);
         assert_eq!(s.training_examples().expect("examples").len(), 5, "flow 5 and the incident's 4 flows");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_and_what_feedback_names_within_a_byte_budget() {
+        let s = Store::memory().expect("store");
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let id = s.create_live("live: test", 1).expect("analysis");
+            let batch: Vec<Anomaly> = (0..2000).map(row).collect();
+            s.add_live(id, &batch, &[(incident(1, vec![0, 1]), 0)], &json!({"flows": 2000})).expect("batch");
+            s.set_status(id, "done", None).expect("done");
+            ids.push(id);
+        }
+        s.add_feedback(ids[0], Some(7), None, Verdict::FalsePositive, "").expect("feedback").expect("flow 7");
+        let full = s.used_bytes().expect("bytes");
+        // A budget of about two analyses: the two oldest go, the judged flow stays.
+        let gone = s.retain(10, full / 2 + full / 8).expect("retain");
+        assert_eq!(gone, vec![ids[0], ids[1]]);
+        assert!(s.used_bytes().expect("bytes") <= full / 2 + full / 8);
+        assert!(!s.analysis_exists(ids[0]).expect("exists") && s.analysis_exists(ids[2]).expect("exists"));
+        assert_eq!(s.training_examples().expect("examples").len(), 1, "the judged flow outlives its analysis");
+        // A budget nothing fits: the newest finished analysis still stays.
+        assert_eq!(s.retain(10, 1).expect("retain"), vec![ids[2]]);
+        assert!(s.analysis_exists(ids[3]).expect("exists"));
+        // And a count: keep 1 of one is nothing to do.
+        assert!(s.retain(1, u64::MAX).expect("retain").is_empty());
     }
 }

@@ -108,6 +108,10 @@ struct Fixture {
 }
 
 fn fixture(token: Option<&str>, max_upload: usize) -> Fixture {
+    fixture_keeping(token, max_upload, 100, u64::MAX)
+}
+
+fn fixture_keeping(token: Option<&str>, max_upload: usize, keep: usize, max_db_bytes: u64) -> Fixture {
     let tmp = tempfile::tempdir().expect("tmp");
     let model = tmp.path().join("model");
     train(&model);
@@ -119,6 +123,8 @@ fn fixture(token: Option<&str>, max_upload: usize) -> Fixture {
         max_upload,
         workers: 2,
         feedback_weight: flowhound_server::retrain::DEFAULT_WEIGHT,
+        keep,
+        max_db_bytes,
     };
     let state = AppState::new(&config).expect("state");
     Fixture { app: flowhound_server::api::router(state.clone()), state, _tmp: tmp }
@@ -374,7 +380,7 @@ async fn tokens_limits_and_bad_requests_get_clear_json_errors() {
     let big = vec![b'x'; 10_000];
     let (s, v) = call(&fx.app, auth(multipart(&[("file", "big.log", &big)]))).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
-    assert!(v["error"].as_str().is_some_and(|e| e.contains("--max-upload")), "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("(4 KiB)") && !e.contains("--")), "{v}");
     let (s, v) = call(&fx.app, auth(multipart(&[("file", "empty.log", b"")]))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let leftovers: Vec<String> = std::fs::read_dir(fx.state.data_dir.join("uploads"))
@@ -419,4 +425,108 @@ async fn tokens_limits_and_bad_requests_get_clear_json_errors() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = call(&fx.app, auth(Request::post("/api/models/retrain").body(Body::empty()).expect("req"))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "no feedback yet: {v}");
+}
+
+/// Files below the uploads folder (upload folders of analyses included).
+fn upload_files(state: &AppState) -> usize {
+    walk(&state.data_dir.join("uploads"))
+}
+
+fn walk(p: &Path) -> usize {
+    std::fs::read_dir(p).map_or(0, |d| d.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_are_bounded_analyses_can_be_deleted_and_retention_holds() {
+    let token = "another-token-for-tests-only";
+    let fx = fixture_keeping(Some(token), 64 << 20, 2, u64::MAX);
+    let auth = |r: Request<Body>, scheme: &str| {
+        let (mut parts, body) = r.into_parts();
+        parts.headers.insert(header::AUTHORIZATION, format!("{scheme} {token}").parse().expect("header"));
+        Request::from_parts(parts, body)
+    };
+    // The scheme is case-insensitive.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let (s, v) = call(&fx.app, auth(get("/api/analyses"), scheme)).await;
+        assert_eq!(s, StatusCode::OK, "{scheme}: {v}");
+    }
+    let (s, _) = call(&fx.app, auth(get("/api/analyses"), "Basic")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A JSON body far past what feedback needs is refused by its size, not
+    // read up to the upload limit (64 MiB here) first.
+    let huge =
+        format!(r#"{{"analysis_id": 1, "flow_id": 1, "verdict": "true_positive", "note": "{}"}}"#, "x".repeat(8 << 20));
+    for path in ["/api/feedback", "/api/allowlist"] {
+        let req = Request::post(path).header(header::CONTENT_TYPE, "application/json").body(Body::from(huge.clone()));
+        let (s, v) = call(&fx.app, auth(req.expect("req"), "Bearer")).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {v}");
+    }
+    let limit = flowhound_server::MAX_JSON_BODY;
+    let note = "y".repeat(limit);
+    let body = json!({"analysis_id": 1, "flow_id": 1, "verdict": "true_positive", "note": note});
+    let (s, _) = call(&fx.app, auth(post_json("/api/feedback", &body), "Bearer")).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "one byte past the limit");
+
+    // Three small analyses; uploads go once analysed (done or failed).
+    let (log, labels) = vpc(&synth(3_000, 1));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (s, v) = call(
+            &fx.app,
+            auth(multipart(&[("file", "day.log", &log), ("labels", "day.labels.csv", &labels)]), "Bearer"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let id = v["id"].as_i64().expect("id");
+        for _ in 0..600 {
+            let (_, a) = call(&fx.app, auth(get(&format!("/api/analyses/{id}")), "Bearer")).await;
+            if a["status"] == "done" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ids.push(id);
+    }
+    let (s, junk) = call(&fx.app, auth(multipart(&[("file", "junk.log", b"\x7fELF\x02\x01\x01\n")]), "Bearer")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{junk}");
+    let junk = junk["id"].as_i64().expect("id");
+    for _ in 0..200 {
+        let (_, a) = call(&fx.app, auth(get(&format!("/api/analyses/{junk}")), "Bearer")).await;
+        if a["status"] == "failed" {
+            assert!(!a["error"].as_str().unwrap_or("--").contains("--"), "no command-line flags on the page: {a}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(upload_files(&fx.state), 0, "no upload outlives its analysis");
+
+    // keep = 2: of the four finished analyses the two newest stay.
+    let (_, list) = call(&fx.app, auth(get("/api/analyses"), "Bearer")).await;
+    let left: Vec<i64> = list.as_array().expect("list").iter().filter_map(|a| a["id"].as_i64()).collect();
+    assert_eq!(left, vec![junk, ids[2]], "{list}");
+
+    // Feedback on a flow, then the analysis deleted: the flow stays for retraining.
+    let (_, page) = call(&fx.app, auth(get(&format!("/api/analyses/{}/anomalies?limit=5", ids[2])), "Bearer")).await;
+    let flow = page["items"][0]["flow"].as_i64().expect("a flagged flow");
+    let fb = json!({"analysis_id": ids[2], "flow_id": flow, "verdict": "false_positive"});
+    let (s, v) = call(&fx.app, auth(post_json("/api/feedback", &fb), "Bearer")).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let req = |id: i64| Request::delete(format!("/api/analyses/{id}")).body(Body::empty()).expect("req");
+    let (s, _) = call(&fx.app, auth(req(ids[2]), "Bearer")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = call(&fx.app, auth(req(ids[2]), "Bearer")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(&fx.app, auth(get(&format!("/api/analyses/{}", ids[2])), "Bearer")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(fx.state.store.training_examples().expect("examples").len(), 1, "the judged flow stays");
+    let (_, fbs) = call(&fx.app, auth(get("/api/feedback"), "Bearer")).await;
+    assert!(fbs[0]["flow"].is_object(), "feedback still shows its flow: {fbs}");
+
+    // A byte budget: the oldest finished analyses go until the database fits.
+    let used = fx.state.store.used_bytes().expect("bytes");
+    let one = fx.state.store.retain(100, 1).expect("retain");
+    assert_eq!(one, vec![] as Vec<i64>, "the newest finished analysis always stays");
+    assert!(used > 0);
 }

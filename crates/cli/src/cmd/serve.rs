@@ -44,6 +44,15 @@ pub struct Args {
     #[arg(long, default_value = "512MiB", value_name = "SIZE")]
     pub max_upload: String,
 
+    /// Finished analyses kept; older ones are deleted with their flagged flows (those feedback
+    /// names stay, for retraining).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub keep: usize,
+
+    /// Most the database may hold (`4GiB`); past it the oldest finished analyses are deleted.
+    #[arg(long, default_value = "4GiB", value_name = "SIZE")]
+    pub max_db: String,
+
     /// Analyses run at once; more wait in the queue.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub workers: usize,
@@ -81,6 +90,8 @@ pub fn run(a: Args) -> CliResult {
     let max_upload = parse_size(&a.max_upload).ok_or_else(|| {
         CliError::usage(anyhow::anyhow!("--max-upload {:?}: expected a size like 512MiB", a.max_upload))
     })?;
+    let max_db_bytes = flowhound_sink::config::parse_size(&a.max_db)
+        .ok_or_else(|| CliError::usage(anyhow::anyhow!("--max-db {:?}: expected a size like 4GiB", a.max_db)))?;
     let config = ServerConfig {
         addr: a.addr,
         model_dir: a.model.clone(),
@@ -89,6 +100,8 @@ pub fn run(a: Args) -> CliResult {
         max_upload,
         workers: a.workers,
         feedback_weight: a.feedback_weight,
+        keep: a.keep,
+        max_db_bytes,
     };
     config.check().map_err(CliError::usage)?;
     if a.watch.is_empty() && (!a.sinks.sink.is_empty() || a.sinks.config.is_some()) {
