@@ -1,9 +1,3 @@
+//! See flowhound_flow::fuzz::detect (kept there so fuzz/regressions/detect replays through it in `cargo test`).
 #![no_main]
-#[path = "common.rs"]
-mod common;
-// Detection, then the detected reader, exactly as the CLI does.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(format) = flowhound_flow::detect(data) {
-        common::run(data, format);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| flowhound_flow::fuzz::detect(data));

@@ -1,8 +1,3 @@
+//! See flowhound_flow::fuzz::json (kept there so fuzz/regressions/json replays through it in `cargo test`).
 #![no_main]
-#[path = "common.rs"]
-mod common;
-use flowhound_flow::Format;
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((&pick, rest)) = data.split_first() else { return };
-    common::run(rest, if pick % 2 == 0 { Format::ZeekJson } else { Format::Jsonl });
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| flowhound_flow::fuzz::json(data));

@@ -1,6 +1,3 @@
+//! See flowhound_flow::fuzz::labels (kept there so fuzz/regressions/labels replays through it in `cargo test`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(t) = flowhound_flow::labels::LabelTable::parse(data) {
-        let _ = t.get(2);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| flowhound_flow::fuzz::labels(data));

@@ -1,4 +1,3 @@
+//! See flowhound_flow::fuzz::vpc (kept there so fuzz/regressions/vpc replays through it in `cargo test`).
 #![no_main]
-#[path = "common.rs"]
-mod common;
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::run(data, flowhound_flow::Format::Vpc));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| flowhound_flow::fuzz::vpc(data));

@@ -1132,3 +1132,98 @@ fn serve_refuses_to_listen_openly_without_a_token() {
     assert_eq!(o.status.code(), Some(2), "a missing model is a usage error");
     assert!(text(&o.stderr).contains("/nonexistent"), "{}", text(&o.stderr));
 }
+
+/// A pcap header (µs, little-endian) of link type `link`, and one Ethernet
+/// frame of a TCP SYN 10.0.0.1:40000 → 10.0.0.2:80 at 2023-11-14.
+fn capture(link: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0]);
+    out.extend_from_slice(&link.to_le_bytes());
+    let mut f = vec![2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    f.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x04, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+    out.extend_from_slice(&f);
+    out
+}
+
+/// What a new user meets with odd inputs: every answer names what is wrong,
+/// nothing untrusted reaches the terminal raw, and nothing exits 0 that read
+/// nothing.
+#[test]
+fn odd_inputs_get_answers_that_name_what_is_wrong() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    // Empty and blank-only inputs: exit 3 as the help promises, and said.
+    std::fs::write(p("empty.log"), b"").expect("write");
+    std::fs::write(p("blank.log"), b"\n  \n\t\n\n").expect("write");
+    for (name, said) in [("empty.log", "the input is empty"), ("blank.log", "only blank lines")] {
+        let o = run(&["inspect", &p(name)]);
+        assert_eq!(o.status.code(), Some(3), "{name}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains(said), "{name}: {}", text(&o.stderr));
+    }
+    // A capture: its format by name; a corrupt header is not "empty"; an
+    // unknown link type is not silence.
+    std::fs::write(p("ok.pcap"), capture(1)).expect("write");
+    let o = run(&["inspect", &p("ok.pcap")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("[pcap]  1 records"), "{}", text(&o.stdout));
+    let mut corrupt = capture(1);
+    corrupt[4..8].copy_from_slice(&[9, 9, 9, 9]);
+    corrupt.truncate(22);
+    std::fs::write(p("corrupt.pcap"), &corrupt).expect("write");
+    std::fs::write(p("odd-link.pcap"), capture(147)).expect("write");
+    for (name, said) in [("corrupt.pcap", "pcap header"), ("odd-link.pcap", "link type")] {
+        let o = run(&["inspect", &p(name)]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{name}: {err}");
+        assert!(err.contains(said) && !err.contains("empty"), "{name}: {err}");
+        assert!(text(&o.stdout).contains("[pcap]"), "{name}: {}", text(&o.stdout));
+    }
+    // A binary that is no flow log: said in words, no raw bytes on the terminal.
+    let mut elf = b"\x7fELF\x02\x01\x01\x00\x00\x00\x1b[2J,\x1b]0;pwned\x07,x\n".to_vec();
+    elf.extend(std::iter::repeat_n(0x1bu8, 2000));
+    std::fs::write(p("prog"), &elf).expect("write");
+    let o = run(&["inspect", &p("prog")]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("binary data") && err.contains("7f 45 4c 46"), "{err}");
+    assert!(!out.contains('\x1b') && !err.contains('\x1b') && !err.contains('\0'), "raw control bytes: {err:?}");
+    // A CSV without a column the mapping names: the first line is no header,
+    // so no later line becomes one; by position, the same file reads.
+    let mut rows = String::new();
+    for i in 0..50 {
+        rows += &format!("10.0.0.{i},10.0.1.9,{},tcp,300\n", 40000 + i);
+    }
+    // A data line that happens to hold the mapped names.
+    rows += "src_ip,dst_ip,sport,proto,bytes\n";
+    for i in 0..10 {
+        rows += &format!("10.0.2.{i},10.0.1.9,{},tcp,300\n", 41000 + i);
+    }
+    std::fs::write(p("bare.csv"), &rows).expect("write");
+    let named = ["--map", "src=src_ip", "--map", "dst=dst_ip", "--map", "protocol=proto", "--map", "bytes=bytes"];
+    let o = run(&[&["inspect", "--json", &p("bare.csv")][..], &named[..]].concat());
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert_eq!(json(&o)["records"], 0, "no garbage rows under a data line taken for a header");
+    assert!(text(&o.stderr).contains("map columns by position"), "{}", text(&o.stderr));
+    let pos =
+        ["--map", "src=#1", "--map", "dst=#2", "--map", "src_port=#3", "--map", "protocol=#4", "--map", "bytes=#5"];
+    let o = run(&[&["inspect", "--json", &p("bare.csv")][..], &pos[..]].concat());
+    assert_eq!(json(&o)["records"], 60, "{}", text(&o.stderr));
+    // The names line itself is rejected (not a record), nothing else.
+    assert_eq!(json(&o)["rejected"], 1, "{}", text(&o.stderr));
+    let o = run(&["inspect", &p("bare.csv"), "--no-header", "--map", "src=src_ip"]);
+    assert_eq!(o.status.code(), Some(2), "a named column and no header contradict: {}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("by position"), "{}", text(&o.stderr));
+    // train with an input it cannot read writes no model, and says so.
+    let (log, _) = generated(dir.path(), "day.log", 3000, 3);
+    let o = run(&["train", &log, &p("corrupt.pcap"), "-m", &p("model"), "-q"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("no model was written") && err.contains("corrupt.pcap"), "{err}");
+    assert!(!dir.path().join("model").exists());
+}

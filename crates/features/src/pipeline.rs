@@ -122,7 +122,7 @@ impl Pipeline {
     ) -> Result<Self, FeatureError> {
         params.check()?;
         let w = schema.len();
-        if w == 0 || rows.len() % w != 0 {
+        if w == 0 || !rows.len().is_multiple_of(w) {
             return Err(FeatureError::Shape { width: w, values: rows.len() });
         }
         // Invalid rows: a non-finite measurement means a division by zero in

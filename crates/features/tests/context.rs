@@ -264,7 +264,7 @@ fn random_out_of_order_traffic_keeps_the_books() {
         s
     };
     let host = |r: u64| -> IpAddr {
-        if r % 5 == 0 {
+        if r.is_multiple_of(5) {
             format!("2001:db8::{:x}", r % 97).parse().expect("ip")
         } else {
             IpAddr::from([10, 0, 0, (r % 211) as u8])

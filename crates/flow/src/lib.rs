@@ -14,6 +14,8 @@
 //! | any CSV | tabular with a [`tabular::Mapping`] | the user's mapping |
 
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod json;
 pub mod labels;
 pub mod net;

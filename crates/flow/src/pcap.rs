@@ -77,6 +77,12 @@ pub struct CaptureStats {
     pub non_ip: u64,
     /// Frames of a link type or shape that could not be decoded.
     pub undecodable: u64,
+    /// Frames whose time lies outside what a flow record can hold (before
+    /// 1970 or after 9999: a broken clock or a corrupt header): not counted
+    /// into any flow.
+    pub bad_time: u64,
+    /// The link type of the (first) interface, for messages.
+    pub link: Option<i32>,
     pub flows: u64,
     /// Where reading stopped early, when it did (truncated or corrupt file).
     pub error: Option<String>,
@@ -156,8 +162,10 @@ impl Assembler {
             (fwd, 0)
         };
         if let Some(s) = self.table.get(&key) {
-            let restart = ts - s.last > self.idle_us(p.proto)
-                || ts - s.first >= i64::from(self.t.active_secs) * SEC
+            // Saturating: a hostile capture's times may sit anywhere in i64
+            // (packets out of order by centuries must not wrap into "idle").
+            let restart = ts.saturating_sub(s.last) > self.idle_us(p.proto)
+                || ts.saturating_sub(s.first) >= i64::from(self.t.active_secs) * SEC
                 || (s.closed_at.is_some() && dir == 0 && p.flags & (tcp::SYN | tcp::ACK) == tcp::SYN);
             if restart {
                 if let Some(s) = self.table.remove(&key) {
@@ -195,7 +203,7 @@ impl Assembler {
             .iter()
             .filter(|(k, s)| {
                 let idle = if k.proto == 6 { tcp_idle } else { idle };
-                now - s.last > idle || s.closed_at.is_some_and(|c| now - c > linger)
+                now.saturating_sub(s.last) > idle || s.closed_at.is_some_and(|c| now.saturating_sub(c) > linger)
             })
             .map(|(k, _)| *k)
             .collect();
@@ -321,10 +329,42 @@ fn decode(link: Linktype, frame: &[u8]) -> Result<Option<Packet>, ()> {
 /// Adds one frame to the assembler and the stats.
 fn frame(asm: &mut Assembler, stats: &mut CaptureStats, link: Linktype, ts: i64, data: &[u8]) {
     stats.packets += 1;
+    stats.link.get_or_insert(link.0);
+    if Timestamp::from_micros(ts).is_none() {
+        stats.bad_time += 1;
+        return;
+    }
     match decode(link, data) {
         Ok(Some(p)) => asm.add(ts, p),
         Ok(None) => stats.non_ip += 1,
         Err(()) => stats.undecodable += 1,
+    }
+}
+
+impl CaptureStats {
+    /// Why a capture gave no flows or lost some, in words for the user: a
+    /// read error, no packet that could be decoded (an unsupported link
+    /// type), times out of range. `None` when there is nothing to say (a
+    /// few undecodable frames among many are only counted).
+    pub fn problem(&self) -> Option<String> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.error {
+            out.push(e.clone());
+        }
+        if self.undecodable > 0 && self.undecodable + self.bad_time + self.non_ip == self.packets {
+            let link = self.link.map_or("unknown".to_string(), |l| format!("{} = {l}", Linktype(l)));
+            out.push(format!(
+                "none of its {} packets could be decoded (link type {link}; read are Ethernet, raw IP, Linux cooked capture, loopback and their like)",
+                self.packets
+            ));
+        }
+        if self.bad_time > 0 {
+            out.push(format!(
+                "{} of {} packets have a time outside 1970-9999 and were left out",
+                self.bad_time, self.packets
+            ));
+        }
+        (!out.is_empty()).then(|| out.join("; "))
     }
 }
 
@@ -357,6 +397,7 @@ fn read_pcap(data: &[u8], asm: &mut Assembler, stats: &mut CaptureStats) {
         }
     };
     let link = slice.header.network;
+    stats.link = Some(link.0);
     let nanos = slice.header.is_nanosecond_precision();
     for block in slice {
         match block {
@@ -377,7 +418,46 @@ fn read_pcap(data: &[u8], asm: &mut Assembler, stats: &mut CaptureStats) {
 /// Per interface of the current section: link type, ticks per second, offset.
 type Interface = (Linktype, u64, i64);
 
+/// How much of a pcapng file pcap-parser may be given: everything before
+/// the first block whose length is below 12 bytes, and why it stops there.
+/// pcap-parser 0.17 (the newest) computes `block_len1 - 12` before checking
+/// it for block types whose minimum header is shorter (process information:
+/// 4), which overflows — a panic in debug builds, a huge read length in
+/// release ones. Found by the `pcap` fuzz target.
+fn pcapng_sane_prefix(data: &[u8]) -> (usize, Option<String>) {
+    let mut off = 0usize;
+    let mut big_endian = false;
+    while let Some(head) = data.get(off..off.saturating_add(8)) {
+        // The section header's type reads the same in both byte orders; its
+        // byte-order magic says how the lengths of its section read.
+        if head[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+            match data.get(off + 8..off + 12) {
+                Some(bom) => big_endian = bom == [0x1a, 0x2b, 0x3c, 0x4d],
+                None => break,
+            }
+        }
+        let raw = [head[4], head[5], head[6], head[7]];
+        let len = if big_endian { u32::from_be_bytes(raw) } else { u32::from_le_bytes(raw) } as usize;
+        if len < 12 {
+            return (
+                off,
+                Some(format!("corrupt pcapng block at byte {off}: length {len} (a block is at least 12 bytes)")),
+            );
+        }
+        off = off.saturating_add(len);
+    }
+    (data.len(), None)
+}
+
 fn read_pcapng(data: &[u8], asm: &mut Assembler, stats: &mut CaptureStats) {
+    let (sane, corrupt) = pcapng_sane_prefix(data);
+    read_pcapng_blocks(&data[..sane], asm, stats);
+    if corrupt.is_some() {
+        stats.error = corrupt;
+    }
+}
+
+fn read_pcapng_blocks(data: &[u8], asm: &mut Assembler, stats: &mut CaptureStats) {
     let slice = match PcapNGSlice::from_slice(data) {
         Ok(s) => s,
         Err(e) => {
@@ -411,7 +491,7 @@ fn read_pcapng(data: &[u8], asm: &mut Assembler, stats: &mut CaptureStats) {
                     continue;
                 };
                 let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                let secs = (ticks / res) as i64;
+                let secs = i64::try_from(ticks / res).unwrap_or(i64::MAX);
                 let frac = ((ticks % res) as u128 * 1_000_000 / u128::from(res)) as i64;
                 let ts = secs.saturating_add(off).saturating_mul(SEC).saturating_add(frac);
                 last_ts = ts;
@@ -445,7 +525,7 @@ impl CaptureText {
         for r in &recs {
             crate::write::write_json(r, &mut text);
         }
-        CaptureText { text: io::Cursor::new(text), error: stats.error }
+        CaptureText { text: io::Cursor::new(text), error: stats.problem() }
     }
 }
 
@@ -568,5 +648,89 @@ mod tests {
         let (recs, stats) = flows(&junk, FlowTimeouts::default());
         assert!(recs.is_empty() && stats.error.is_some());
         assert!(is_capture(&data) && !is_capture(b"version account-id"));
+    }
+
+    /// A pcapng block: type, total length, body (padded to 4), length again.
+    fn block(ty: u32, body: &[u8]) -> Vec<u8> {
+        let mut b = body.to_vec();
+        b.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (b.len() + 12) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(&ty.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&b);
+        out.extend_from_slice(&len.to_le_bytes());
+        out
+    }
+
+    /// A little-endian pcapng: section header, one Ethernet interface with
+    /// `if_tsresol` = `tsresol`, and an enhanced packet per (ticks, frame).
+    fn pcapng(tsresol: u8, packets: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        let mut out = block(0x0a0d_0d0a, &shb);
+        let mut idb = 1u16.to_le_bytes().to_vec();
+        idb.extend_from_slice(&[0, 0]);
+        idb.extend_from_slice(&65535u32.to_le_bytes());
+        // if_tsresol (9), length 1, then the end of options.
+        idb.extend_from_slice(&9u16.to_le_bytes());
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&[tsresol, 0, 0, 0]);
+        idb.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend(block(1, &idb));
+        for (ticks, f) in packets {
+            let mut epb = 0u32.to_le_bytes().to_vec();
+            epb.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(*ticks as u32).to_le_bytes());
+            epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            epb.extend_from_slice(f);
+            out.extend(block(6, &epb));
+        }
+        out
+    }
+
+    #[test]
+    fn extreme_and_coarse_timestamps_are_set_aside_not_wrapped() {
+        // if_tsresol 0: one tick is a second; the first packet's time lies
+        // past what a record holds, the second's in 1970, the third's in 2023.
+        let syn = tcp_frame(A, B, 40000, 80, tcp::SYN, 0);
+        let file =
+            pcapng(0, &[(u64::MAX - 3, syn.clone()), (1 << 62, syn.clone()), (1, syn.clone()), (1_700_000_000, syn)]);
+        let (recs, stats) = flows(&file, FlowTimeouts::default());
+        assert_eq!((stats.packets, stats.bad_time, stats.error.as_deref()), (4, 2, None));
+        let starts: Vec<i64> = recs.iter().map(|r| r.start.map_or(0, Timestamp::micros)).collect();
+        assert_eq!(starts, [SEC, 1_700_000_000 * SEC]);
+        let p = stats.problem().expect("said");
+        assert!(p.contains("2 of 4 packets have a time outside 1970-9999"), "{p}");
+    }
+
+    #[test]
+    fn a_block_shorter_than_its_own_header_stops_reading_with_the_reason() {
+        let syn = tcp_frame(A, B, 40000, 80, tcp::SYN, 0);
+        let mut file = pcapng(6, &[(1_700_000_000_000_000, syn)]);
+        // A process-information block (type 0x80000001) claiming 8 bytes:
+        // pcap-parser 0.17 computes 8 - 12 on it.
+        file.extend_from_slice(&0x8000_0001u32.to_le_bytes());
+        file.extend_from_slice(&8u32.to_le_bytes());
+        file.extend_from_slice(&[0; 16]);
+        let (recs, stats) = flows(&file, FlowTimeouts::default());
+        assert_eq!((recs.len(), stats.packets), (1, 1), "the packet before it still counts");
+        let e = stats.error.expect("reason");
+        assert!(e.contains("corrupt pcapng block") && e.contains("length 8"), "{e}");
+    }
+
+    #[test]
+    fn a_capture_of_an_unknown_link_type_says_so() {
+        let syn = tcp_frame(A, B, 40000, 80, tcp::SYN, 0);
+        let mut file = pcap(&[(SEC, syn.clone()), (2 * SEC, syn)]);
+        // Link type 147 (a user-defined DLT): nothing to decode.
+        file[20..24].copy_from_slice(&147u32.to_le_bytes());
+        let (recs, stats) = flows(&file, FlowTimeouts::default());
+        assert!(recs.is_empty());
+        let p = stats.problem().expect("said");
+        assert!(p.contains("none of its 2 packets could be decoded") && p.contains("147"), "{p}");
     }
 }

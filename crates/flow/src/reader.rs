@@ -123,6 +123,16 @@ pub fn detect(sample: &[u8]) -> Result<Format, FlowError> {
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .find(|l| !l.iter().all(u8::is_ascii_whitespace))
         .ok_or_else(|| FlowError::UnknownFormat("the input is empty".into()))?;
+    // Text formats hold no NUL; binary ones flowhound reads (captures,
+    // Parquet, gzip) were recognized before this. Say so instead of taking
+    // an executable's bytes for CSV column names.
+    if sample[..sample.len().min(4096)].contains(&0) {
+        let head: Vec<String> = sample.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        return Err(FlowError::UnknownFormat(format!(
+            "binary data, not a flow log, capture or Parquet file (it starts with bytes {})",
+            head.join(" ")
+        )));
+    }
     if first.starts_with(b"#") {
         return Ok(Format::ZeekTsv);
     }
@@ -149,7 +159,8 @@ pub fn detect(sample: &[u8]) -> Result<Format, FlowError> {
         if has("src") && has("dst") && (has("start") || has("bytes") || has("packets")) {
             return Ok(Format::Csv);
         }
-        let shown: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
+        // Names are the file's bytes: escaped and cut before they reach a terminal.
+        let shown: Vec<String> = names.iter().take(8).map(|n| crate::error::printable(n, 32)).collect();
         return Err(FlowError::UnknownFormat(format!(
             "a CSV whose columns ({}{}) match no known dataset; describe it with --map-file FILE or --map FIELD=COLUMN",
             shown.join(", "),

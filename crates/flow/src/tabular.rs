@@ -60,6 +60,16 @@ pub struct Mapping {
     /// `0/false/no/benign/normal/ok/legitimate/none`.
     #[serde(default)]
     pub benign: Vec<String>,
+    /// Whether the first line names the columns. Default: yes, unless every
+    /// column is mapped by position (`#3`: the third column), which is how
+    /// a file without a header (NSL-KDD, a bare export) is read.
+    #[serde(default)]
+    pub header: Option<bool>,
+}
+
+/// A column given by position, `#N` (1-based): its index.
+fn position(col: &str) -> Option<usize> {
+    col.trim().strip_prefix('#')?.parse::<usize>().ok().filter(|n| *n >= 1).map(|n| n - 1)
 }
 
 impl Mapping {
@@ -83,6 +93,19 @@ impl Mapping {
                 problems.push(format!("delimiter {d:?} must be one ASCII character"));
             }
         }
+        let cols = || self.columns.values().chain(&self.extra);
+        for c in cols() {
+            if c.trim().starts_with('#') && position(c).is_none() {
+                problems.push(format!("column {c:?}: a position is # and a number from 1, like #3"));
+            }
+        }
+        if self.header == Some(false) {
+            for c in cols().filter(|c| !c.trim().starts_with('#')) {
+                problems.push(format!(
+                    "column {c:?} is named, but the file has no header: map it by position (#3 is the third column)"
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -92,6 +115,15 @@ impl Mapping {
 
     fn delimiter(&self) -> u8 {
         self.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',')
+    }
+
+    /// True when the file's first line is data, not names (see [`Mapping::header`]).
+    pub fn headerless(&self) -> bool {
+        let has_header = self.header.unwrap_or_else(|| {
+            let mut cols = self.columns.values().chain(&self.extra).peekable();
+            !(cols.peek().is_some() && cols.all(|c| position(c).is_some()))
+        });
+        !has_header
     }
 }
 
@@ -232,19 +264,32 @@ impl Columns {
             Dialect::Mapped(m) => {
                 let wanted: BTreeMap<String, usize> =
                     names.iter().enumerate().map(|(i, n)| (n.trim().to_string(), i)).collect();
-                roles = vec![Role::Ignore; names.len()];
+                let n = names.len();
+                // `#N` is a position (also in a file with a header); else a name.
+                let find = |col: &str| match position(col) {
+                    Some(i) => (i < n).then_some(i),
+                    None => wanted.get(col.trim()).copied(),
+                };
+                let absent = |col: &str| match position(col) {
+                    Some(_) => format!("column {col} is past the line's {n} columns"),
+                    None => format!("column {:?} is not in the header", crate::error::printable(col, 64)),
+                };
+                roles = vec![Role::Ignore; n];
                 let mut missing = Vec::new();
                 for (key, col) in &m.columns {
-                    match (wanted.get(col.trim()), Role::by_key(key)) {
-                        (Some(&i), Some(role)) => roles[i] = role,
-                        (None, _) => missing.push(format!("column {col:?} (for {key}) is not in the header")),
+                    match (find(col), Role::by_key(key)) {
+                        (Some(i), Some(role)) => roles[i] = role,
+                        (None, _) => missing.push(format!("{} (for {key})", absent(col))),
                         (_, None) => missing.push(format!("`{key}` is not a flowhound field")),
                     }
                 }
                 for col in &m.extra {
-                    match wanted.get(col.trim()) {
-                        Some(&i) => roles[i] = Role::Extra(push_extra(col, &mut extra)?),
-                        None => missing.push(format!("extra column {col:?} is not in the header")),
+                    match find(col) {
+                        Some(i) => {
+                            let name = if position(col).is_some() { format!("column{}", i + 1) } else { col.clone() };
+                            roles[i] = Role::Extra(push_extra(&name, &mut extra)?);
+                        }
+                        None => missing.push(format!("extra {}", absent(col))),
                     }
                 }
                 if !missing.is_empty() {
@@ -285,6 +330,10 @@ pub struct TabularReader {
     dialect: Dialect,
     delimiter: u8,
     columns: Option<Arc<Columns>>,
+    /// Why the first line was not the header a mapping asked for: every
+    /// later line is refused with it rather than tried as a header (a data
+    /// line that happens to hold the mapped names must not become one).
+    bad_header: Option<Arc<str>>,
     splitter: Splitter,
 }
 
@@ -295,7 +344,7 @@ impl TabularReader {
             Dialect::Mapped(m) => m.delimiter(),
             _ => b',',
         };
-        TabularReader { dialect, delimiter, columns: None, splitter: Splitter::default() }
+        TabularReader { dialect, delimiter, columns: None, bad_header: None, splitter: Splitter::default() }
     }
 
     pub fn dialect(&self) -> &Dialect {
@@ -351,17 +400,48 @@ impl FlowReader for TabularReader {
         if self.dialect == Dialect::ZeekTsv && line.first() == Some(&b'#') {
             return self.zeek_directive(line);
         }
-        let Some(cols) = self.columns.clone() else {
-            if self.dialect == Dialect::ZeekTsv {
+        if let Some(why) = &self.bad_header {
+            return Err(Reject::new(RejectReason::NoHeader, why.to_string()));
+        }
+        let cols = match self.columns.clone() {
+            Some(c) => c,
+            None if self.dialect == Dialect::ZeekTsv => {
                 return Err(Reject::new(RejectReason::NoHeader, "data line before the #fields header"));
             }
-            // A CSV's first line is its header.
-            let n = self.splitter.split(line, self.delimiter, true)?;
-            let names = (0..n).map(|i| crate::parse::text(self.splitter.field(line, i)).to_string()).collect();
-            self.columns = Some(Arc::new(Columns::build(&self.dialect, names, line.to_vec())?));
-            return Ok(LineKind::Header);
+            None => {
+                let n = self.splitter.split(line, self.delimiter, true)?;
+                let mapped = match &self.dialect {
+                    Dialect::Mapped(m) => Some(m.headerless()),
+                    _ => None,
+                };
+                if mapped == Some(true) {
+                    // No header: the first line is data and sets the width.
+                    let names = (1..=n).map(|i| format!("#{i}")).collect();
+                    let c = Arc::new(Columns::build(&self.dialect, names, Vec::new())?);
+                    self.columns = Some(c.clone());
+                    c
+                } else {
+                    // A CSV's first line is its header (with a mapping, only the first).
+                    let names = (0..n).map(|i| crate::parse::text(self.splitter.field(line, i)).to_string()).collect();
+                    match Columns::build(&self.dialect, names, line.to_vec()) {
+                        Ok(c) => {
+                            self.columns = Some(Arc::new(c));
+                            return Ok(LineKind::Header);
+                        }
+                        Err(r) if mapped.is_some() => {
+                            let why: Arc<str> = Arc::from(format!(
+                                "the first line is not a header with the mapped columns ({}); for a file without a header, map columns by position (--map src=#3) or give --no-header",
+                                r.detail
+                            ));
+                            self.bad_header = Some(why.clone());
+                            return Err(Reject::new(RejectReason::NoHeader, why.to_string()));
+                        }
+                        Err(r) => return Err(r),
+                    }
+                }
+            }
         };
-        if line.len() == cols.header.len() && line == cols.header.as_slice() {
+        if !cols.header.is_empty() && line.len() == cols.header.len() && line == cols.header.as_slice() {
             return Ok(LineKind::Header);
         }
         let quotes = self.dialect != Dialect::ZeekTsv;

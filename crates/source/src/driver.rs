@@ -157,7 +157,8 @@ where
         scan_one(input, opts, events, map, reduce, &mut f, &mut report);
         if f.error.is_none() && f.records == 0 && f.rejected > 0 {
             let (line, r) = f.first_reject.clone().unwrap_or((0, Reject::new(RejectReason::BadSyntax, "?")));
-            f.error = Some(format!("no line parsed as {}; first problem at line {line}: {r}", f.format.unwrap_or("?")));
+            let format = f.format.unwrap_or("the detected format");
+            f.error = Some(format!("no line parsed as {format}; first problem at line {line}: {r}"));
         }
         report.records += f.records;
         report.rejected += f.rejected;
@@ -366,8 +367,11 @@ fn scan_one<T, M, R>(
     R: FnMut(T),
 {
     let counter = Arc::new(AtomicU64::new(0));
-    let rd = match input.open(counter.clone()) {
-        Ok(rd) => rd,
+    let (rd, container) = match input.open_as(counter.clone()) {
+        Ok((rd, container)) => {
+            f.format = container;
+            (rd, container)
+        }
         Err(e) => {
             f.error = Some(e.to_string());
             return;
@@ -398,8 +402,19 @@ fn scan_one<T, M, R>(
             let mut data: &[u8] = &block.data;
             if reader.is_none() {
                 data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-                if data.iter().all(u8::is_ascii_whitespace) && block.error.is_none() {
+                if data.iter().all(u8::is_ascii_whitespace) {
                     line_no += lines(data).count() as u64;
+                    if let Some(e) = block.error {
+                        // Failed before any content (a corrupt capture header, a
+                        // gzip stream broken at its start): that is the news, not
+                        // "the input is empty".
+                        f.error = Some(if line_no == 0 {
+                            e.to_string()
+                        } else {
+                            format!("read error after line {line_no}: {e}")
+                        });
+                        return;
+                    }
                     continue;
                 }
                 let format = match opts.format_of(data) {
@@ -409,7 +424,7 @@ fn scan_one<T, M, R>(
                         return; // dropping rx stops the reader thread
                     }
                 };
-                f.format = Some(format.name());
+                f.format = Some(container.unwrap_or(format.name()));
                 reader = Some(format.reader());
             }
             let labels = opts.labels.as_deref();
@@ -492,6 +507,15 @@ fn scan_one<T, M, R>(
         }
         let now = counter.load(Ordering::Relaxed);
         events.progress(now - reported);
+        if reader.is_none() && f.error.is_none() {
+            // Exit code 3 promises this: an input without a single line to parse.
+            f.lines = line_no;
+            f.error = Some(if line_no == 0 {
+                "the input is empty".to_string()
+            } else {
+                format!("the input holds only blank lines ({line_no})")
+            });
+        }
     });
 }
 

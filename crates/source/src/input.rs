@@ -82,6 +82,16 @@ impl Input {
     /// Opens the input, decompressing gzip transparently. `counter` receives
     /// the number of raw (compressed) bytes consumed, for progress.
     pub(crate) fn open(&self, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, SourceError> {
+        self.open_as(counter).map(|(rd, _)| rd)
+    }
+
+    /// [`Input::open`], and the container the records came out of when it
+    /// was not text (`pcap`, `pcapng`, `parquet`): the name to report the
+    /// input's format by, rather than the JSON lines they are turned into.
+    pub(crate) fn open_as(
+        &self,
+        counter: Arc<AtomicU64>,
+    ) -> Result<(Box<dyn Read + Send>, Option<&'static str>), SourceError> {
         let io_err = |source| SourceError::Io { path: self.name(), source };
         let raw: Box<dyn Read + Send> = match self {
             Input::Path(p) => Box::new(File::open(p).map_err(io_err)?),
@@ -103,15 +113,16 @@ impl Input {
         if rd.fill_buf().is_ok_and(|m| m.starts_with(flowhound_flow::parquet::MAGIC)) {
             let mut data = Vec::new();
             rd.read_to_end(&mut data).map_err(io_err)?;
-            return Ok(Box::new(flowhound_flow::parquet::ParquetText::new(data).map_err(io_err)?));
+            return Ok((Box::new(flowhound_flow::parquet::ParquetText::new(data).map_err(io_err)?), Some("parquet")));
         }
         // A packet capture (pcap, pcapng; gzipped too) becomes its flows.
         if rd.fill_buf().is_ok_and(flowhound_flow::pcap::is_capture) {
             let mut data = Vec::new();
             rd.read_to_end(&mut data).map_err(io_err)?;
-            return Ok(Box::new(flowhound_flow::pcap::CaptureText::new(&data, Default::default())));
+            let kind = if data.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) { "pcapng" } else { "pcap" };
+            return Ok((Box::new(flowhound_flow::pcap::CaptureText::new(&data, Default::default())), Some(kind)));
         }
-        Ok(rd)
+        Ok((rd, None))
     }
 }
 

@@ -34,6 +34,7 @@ fn input(log: &Path, labels: PathBuf) -> InputArgs {
         input_format: None,
         map_file: None,
         map: Vec::new(),
+        no_header: false,
         since: None,
         until: None,
         labels: Some(labels),

@@ -181,7 +181,7 @@ fn n(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -220,7 +220,7 @@ pub fn table(s: &Summary, r: &ScanReport, order: &Order, top: usize) -> String {
             o,
             "  {}  [{}]  {} records, {} rejected{}{}",
             f.name,
-            f.format.unwrap_or("?"),
+            f.format.unwrap_or("format unknown"),
             n(f.records),
             n(f.rejected),
             if f.no_data + f.skip_data > 0 {

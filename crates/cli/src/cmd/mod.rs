@@ -56,10 +56,15 @@ pub struct InputArgs {
     #[arg(long, value_name = "FILE")]
     pub map_file: Option<PathBuf>,
 
-    /// Map one field to a CSV column, e.g. `--map src=source_ip`; repeatable,
-    /// combined with --map-file.
+    /// Map one field to a CSV column, e.g. `--map src=source_ip`, or by position, `--map src=#3`
+    /// (the third column); repeatable, combined with --map-file.
     #[arg(long, value_name = "FIELD=COLUMN")]
     pub map: Vec<String>,
+
+    /// The mapped CSV has no header line: its first line is data (columns mapped by position,
+    /// `--map src=#3`; a mapping of positions alone implies it).
+    #[arg(long)]
+    pub no_header: bool,
 
     /// Ground truth for a single input, as `generate` writes it (line,malicious,category).
     #[arg(long, value_name = "FILE")]
@@ -105,6 +110,12 @@ impl InputArgs {
                     }
                 }
                 _ => problems.push(format!("--map {m:?}: expected FIELD=COLUMN")),
+            }
+        }
+        if self.no_header {
+            match &mut mapping {
+                Some(m) => m.header = Some(false),
+                None => problems.push("--no-header applies to a mapped CSV: give --map or --map-file too".into()),
             }
         }
         let mut format = None;

@@ -154,7 +154,22 @@ pub fn train(a: &Args) -> CliResult<(Bundle, TrainReport)> {
         |recs| trainer.push(&recs),
     );
     let extract = t.elapsed();
-    events.finish(&report)?;
+    if let Err(e) = events.finish(&report) {
+        let failed: Vec<String> =
+            report.failed_files().map(|f| format!("{}: {}", f.name, f.error.as_deref().unwrap_or_default())).collect();
+        if failed.is_empty() {
+            return Err(e);
+        }
+        // A model of part of the data describes other traffic than asked
+        // for: none is written, and the user hears so in as many words.
+        return Err(CliError::input(anyhow::anyhow!(
+            "no model was written to {}: {} of {} inputs could not be read completely; fix or leave out:\n  {}",
+            a.model.display(),
+            failed.len(),
+            report.files.len(),
+            failed.join("\n  ")
+        )));
+    }
     if trainer.records() == 0 {
         return Err(CliError::input(anyhow::anyhow!("no flow records to train on")));
     }
