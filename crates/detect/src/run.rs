@@ -473,6 +473,16 @@ impl<'a> Scorer<'a> {
         self.x.active_hosts()
     }
 
+    /// The window state after every record scored so far.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        self.x.checkpoint()
+    }
+
+    /// Continues from a [`Scorer::checkpoint`] made with the same model.
+    pub fn restore(&mut self, b: &[u8]) -> Result<(), flowhound_features::FeatureError> {
+        self.x.restore(b)
+    }
+
     /// When the `flows` scored so far were far from time order ([`Extractor::order_warning`]).
     pub fn order_warning(&self, flows: u64) -> Option<String> {
         self.x.order_warning(flows)
@@ -622,6 +632,18 @@ impl<'a> Batches<'a> {
 
     pub fn bundle(&self) -> &'a Bundle {
         self.scorer.bundle()
+    }
+
+    /// The window state, when no record is in flight (every record pushed
+    /// has been handed over, so the state covers exactly those): `None`
+    /// otherwise — [`Batches::flush`] first.
+    pub fn checkpoint(&self) -> Option<Vec<u8>> {
+        (!self.in_flight()).then(|| self.scorer.checkpoint())
+    }
+
+    /// Continues from a [`Batches::checkpoint`] made with the same model.
+    pub fn restore(&mut self, b: &[u8]) -> Result<(), flowhound_features::FeatureError> {
+        self.scorer.restore(b)
     }
 }
 

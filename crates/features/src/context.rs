@@ -643,3 +643,312 @@ impl Context {
         self.dst.sweep(cutoff);
     }
 }
+
+// ---- checkpoints (`watch` saves the windows with the offsets they cover)
+
+use crate::checkpoint::{Dec, DecResult, Enc};
+
+/// Numbers that go into a checkpoint.
+trait Codec: Sized {
+    fn put(&self, e: &mut Enc);
+    fn get(d: &mut Dec<'_>) -> DecResult<Self>;
+}
+
+impl Codec for SrcTally {
+    fn put(&self, e: &mut Enc) {
+        e.u64(self.bytes);
+        for v in [self.flows, self.rejected, self.new_dst, self.dsts_last, self.ports_last] {
+            e.u32(v);
+        }
+    }
+    fn get(d: &mut Dec<'_>) -> DecResult<Self> {
+        Ok(SrcTally {
+            bytes: d.u64()?,
+            flows: d.u32()?,
+            rejected: d.u32()?,
+            new_dst: d.u32()?,
+            dsts_last: d.u32()?,
+            ports_last: d.u32()?,
+        })
+    }
+}
+
+impl Codec for DstTally {
+    fn put(&self, e: &mut Enc) {
+        e.u64(self.bytes);
+        e.u64(self.packets);
+        for v in [self.flows, self.rejected, self.srcs_last] {
+            e.u32(v);
+        }
+    }
+    fn get(d: &mut Dec<'_>) -> DecResult<Self> {
+        Ok(DstTally { bytes: d.u64()?, packets: d.u64()?, flows: d.u32()?, rejected: d.u32()?, srcs_last: d.u32()? })
+    }
+}
+
+impl Codec for Slot {
+    fn put(&self, e: &mut Enc) {
+        e.u32(self.at);
+        e.i64(self.last_t);
+        e.u32(self.born);
+    }
+    fn get(d: &mut Dec<'_>) -> DecResult<Self> {
+        Ok(Slot { at: d.u32()?, last_t: d.i64()?, born: d.u32()? })
+    }
+}
+
+impl<const N: usize> Codec for Stamp<N> {
+    fn put(&self, e: &mut Enc) {
+        for t in self.t {
+            e.i64(t);
+        }
+        e.u32(self.epoch);
+    }
+    fn get(d: &mut Dec<'_>) -> DecResult<Self> {
+        let mut t = [0i64; N];
+        for x in &mut t {
+            *x = d.i64()?;
+        }
+        Ok(Stamp { t, epoch: d.u32()? })
+    }
+}
+
+impl Codec for IpAddr {
+    fn put(&self, e: &mut Enc) {
+        match self {
+            IpAddr::V4(a) => {
+                e.u8(4);
+                e.bytes(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                e.u8(6);
+                e.bytes(&a.octets());
+            }
+        }
+    }
+    fn get(d: &mut Dec<'_>) -> DecResult<Self> {
+        match d.u8()? {
+            4 => Ok(IpAddr::from(d.bytes::<4>()?)),
+            6 => Ok(IpAddr::from(d.bytes::<16>()?)),
+            t => Err(format!("address tag {t}")),
+        }
+    }
+}
+
+impl Codec for (IpAddr, IpAddr) {
+    fn put(&self, e: &mut Enc) {
+        self.0.put(e);
+        self.1.put(e);
+    }
+    fn get(d: &mut Dec<'_>) -> DecResult<Self> {
+        Ok((IpAddr::get(d)?, IpAddr::get(d)?))
+    }
+}
+
+impl Codec for (IpAddr, u16) {
+    fn put(&self, e: &mut Enc) {
+        self.0.put(e);
+        e.u16(self.1);
+    }
+    fn get(d: &mut Dec<'_>) -> DecResult<Self> {
+        Ok((IpAddr::get(d)?, d.u16()?))
+    }
+}
+
+impl Codec for u64 {
+    fn put(&self, e: &mut Enc) {
+        e.u64(*self);
+    }
+    fn get(d: &mut Dec<'_>) -> DecResult<Self> {
+        d.u64()
+    }
+}
+
+fn put_map<K: Codec, V: Codec>(e: &mut Enc, m: &FxHashMap<K, V>) {
+    e.len(m.len());
+    for (k, v) in m {
+        k.put(e);
+        v.put(e);
+    }
+}
+
+fn get_map<K: Codec + Hash + Eq, V: Codec>(d: &mut Dec<'_>, min_item: usize) -> DecResult<FxHashMap<K, V>> {
+    let n = d.len(min_item)?;
+    let mut m = FxHashMap::default();
+    m.reserve(n);
+    for _ in 0..n {
+        let k = K::get(d)?;
+        m.insert(k, V::get(d)?);
+    }
+    Ok(m)
+}
+
+impl<T: Tally + Codec> Side<T> {
+    fn save(&self, e: &mut Enc) {
+        e.len(self.index.v4.len());
+        for (k, v) in &self.index.v4 {
+            e.u32(*k);
+            v.put(e);
+        }
+        e.len(self.index.v6.len());
+        for (k, v) in &self.index.v6 {
+            e.bytes(&k.octets());
+            v.put(e);
+        }
+        let s = &self.store;
+        e.len(s.totals.len());
+        for t in &s.totals {
+            for x in &t.0[..s.n] {
+                x.put(e);
+            }
+        }
+        for r in &s.rings {
+            for x in &r.0 {
+                x.put(e);
+            }
+        }
+        for c in &s.base {
+            for b in c.buckets {
+                e.u32(b);
+            }
+            e.u32(c.total);
+        }
+        e.len(s.free.len());
+        for f in &s.free {
+            e.u32(*f);
+        }
+    }
+
+    fn load(d: &mut Dec<'_>, n: usize, with_base: bool) -> DecResult<Self> {
+        let mut side = Side::new(n, with_base);
+        for _ in 0..d.len(20)? {
+            let k = d.u32()?;
+            side.index.v4.insert(k, Slot::get(d)?);
+        }
+        for _ in 0..d.len(32)? {
+            let k = Ipv6Addr::from(d.bytes::<16>()?);
+            side.index.v6.insert(k, Slot::get(d)?);
+        }
+        let hosts = d.len(n * 24)?;
+        let s = &mut side.store;
+        for _ in 0..hosts {
+            let mut t = Totals::<T>::default();
+            for x in &mut t.0[..n] {
+                *x = T::get(d)?;
+            }
+            s.totals.push(t);
+        }
+        for _ in 0..hosts * n {
+            let mut r = Ring::<T>::default();
+            for x in &mut r.0 {
+                *x = T::get(d)?;
+            }
+            s.rings.push(r);
+        }
+        if with_base {
+            for _ in 0..hosts {
+                let mut c = Counter::default();
+                for b in &mut c.buckets {
+                    *b = d.u32()?;
+                }
+                c.total = d.u32()?;
+                s.base.push(c);
+            }
+        }
+        for _ in 0..d.len(4)? {
+            s.free.push(d.u32()?);
+        }
+        // Every index must point into the store: a corrupt checkpoint must
+        // fail here, not as an out-of-bounds panic on the next flow.
+        let inside = |at: u32| (at as usize) < hosts;
+        if !side.index.v4.values().chain(side.index.v6.values()).all(|s| inside(s.at))
+            || !side.store.free.iter().all(|a| inside(*a))
+        {
+            return Err("a host points outside the window state".into());
+        }
+        Ok(side)
+    }
+}
+
+/// FNV-1a over a checkpoint (a guard against damage, not an attacker: the
+/// state directory is the user's own).
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, x| (h ^ u64::from(*x)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Format of [`Context::checkpoint`].
+const CHECKPOINT_VERSION: u32 = 1;
+
+impl Context {
+    /// The whole window state, to continue exactly where it stands with
+    /// [`Context::restore`] (same window settings).
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let mut e = Enc::default();
+        e.bytes(b"FHWIN");
+        e.u32(CHECKPOINT_VERSION);
+        e.len(self.w.secs.len());
+        for s in &self.w.secs {
+            e.u32(*s);
+        }
+        e.u32(self.w.baseline_secs);
+        e.i64(self.now);
+        e.u32(self.epoch);
+        e.u32(self.since_sweep);
+        e.u64(self.late);
+        self.src.save(&mut e);
+        self.dst.save(&mut e);
+        e.u64(self.pairs.kept as u64);
+        put_map(&mut e, &self.pairs.v4);
+        put_map(&mut e, &self.pairs.other);
+        e.u64(self.ports.kept as u64);
+        put_map(&mut e, &self.ports.v4);
+        put_map(&mut e, &self.ports.other);
+        let sum = fnv1a(&e.0);
+        e.u64(sum);
+        e.0
+    }
+
+    /// Replaces the window state with a checkpoint's; refuses one of other
+    /// window settings, another version, or bytes that do not read whole.
+    pub fn restore(&mut self, b: &[u8]) -> Result<(), String> {
+        // A flipped bit could still decode into numbers that break the
+        // rings' bookkeeping: the sum over every byte comes first.
+        let (b, sum) = b.split_last_chunk::<8>().ok_or("cut short")?;
+        if fnv1a(b) != u64::from_le_bytes(*sum) {
+            return Err("damaged (its checksum does not match)".into());
+        }
+        let mut d = Dec::new(b);
+        if &d.bytes::<5>()? != b"FHWIN" {
+            return Err("not a window checkpoint".into());
+        }
+        let v = d.u32()?;
+        if v != CHECKPOINT_VERSION {
+            return Err(format!("checkpoint version {v}, this flowhound reads {CHECKPOINT_VERSION}"));
+        }
+        let secs: Vec<u32> = (0..d.len(4)?).map(|_| d.u32()).collect::<DecResult<_>>()?;
+        let baseline = d.u32()?;
+        if secs != self.w.secs || baseline != self.w.baseline_secs {
+            return Err(format!(
+                "the checkpoint's windows ({secs:?} s, baseline {baseline} s) are not the model's ({:?} s, baseline {} s)",
+                self.w.secs, self.w.baseline_secs
+            ));
+        }
+        let n = self.widths.len();
+        let mut c = Context::new(self.w.clone());
+        c.now = d.i64()?;
+        c.epoch = d.u32()?;
+        c.since_sweep = d.u32()?;
+        c.late = d.u64()?;
+        c.src = Side::load(&mut d, n, true)?;
+        c.dst = Side::load(&mut d, n, false)?;
+        c.pairs.kept = usize::try_from(d.u64()?).unwrap_or(usize::MAX);
+        c.pairs.v4 = get_map(&mut d, 28)?;
+        c.pairs.other = get_map(&mut d, 30)?;
+        c.ports.kept = usize::try_from(d.u64()?).unwrap_or(usize::MAX);
+        c.ports.v4 = get_map(&mut d, 20)?;
+        c.ports.other = get_map(&mut d, 19)?;
+        d.end()?;
+        *self = c;
+        Ok(())
+    }
+}

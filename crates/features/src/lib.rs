@@ -11,6 +11,7 @@
 //! streaming: it is fed one flow at a time, in order, and keeps only bounded
 //! state.
 
+mod checkpoint;
 pub mod context;
 pub mod flow;
 pub mod pipeline;
@@ -247,6 +248,19 @@ impl Extractor {
                 schema::window_suffix(self.context.longest_window_secs()),
             )
         })
+    }
+
+    /// The window state, for [`Extractor::restore`]: `watch` saves it with
+    /// the input offsets it covers, so a restart after a crash continues
+    /// with the windows `detect` would have.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        self.context.checkpoint()
+    }
+
+    /// Continues from a [`Extractor::checkpoint`] of an extractor with the
+    /// same window settings; on error the state is left as it was.
+    pub fn restore(&mut self, b: &[u8]) -> Result<(), FeatureError> {
+        self.context.restore(b).map_err(|e| FeatureError::Corrupt(format!("window checkpoint: {e}")))
     }
 
     /// External addresses seen so far (while training) or in training.

@@ -324,3 +324,69 @@ fn flows_far_behind_their_hosts_are_counted_late() {
     c.push(&key(1_000.0, "10.0.0.50", "10.0.1.50"));
     assert_eq!(c.c.late_flows(), 2);
 }
+
+/// A checkpoint taken mid-stream and restored into a fresh context gives,
+/// flow for flow, the features of the context that never stopped — IPv4 and
+/// IPv6 hosts, sweeps, a host dropped and back, late records included — and
+/// a damaged or foreign checkpoint is refused without touching the state.
+#[test]
+fn a_restored_checkpoint_continues_exactly() {
+    let w = Windows { secs: vec![60, 3600], baseline_secs: 900 };
+    let mut flows: Vec<Key> = Vec::new();
+    let mut s: u64 = 7;
+    for i in 0..150_000u64 {
+        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let h = (s >> 33) as u32;
+        let src = if h.is_multiple_of(7) {
+            format!("2001:db8::{:x}", h % 300)
+        } else {
+            format!("10.0.{}.{}", h % 40, (h >> 8) % 250)
+        };
+        let dst = format!("10.1.{}.{}", (h >> 4) % 20, (h >> 12) % 60);
+        // Mostly forward in time over ~5 h, with some records a few minutes late.
+        let late = if h.is_multiple_of(50) { 300.0 } else { 0.0 };
+        let t = 1_700_000_000.0 + i as f64 * 0.12 - late;
+        flows.push(Key {
+            dst_port: Some((h % 2000) as u16),
+            bytes: u64::from(h % 5000),
+            rejected: h.is_multiple_of(11),
+            ..key(t, &src, &dst)
+        });
+    }
+    let mut whole = Context::new(w.clone());
+    let mut first = Context::new(w.clone());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let cut = 90_000;
+    for k in &flows[..cut] {
+        whole.update(k, &mut a);
+        first.update(k, &mut b);
+    }
+    let saved = first.checkpoint();
+    drop(first);
+    let mut resumed = Context::new(w.clone());
+    resumed.restore(&saved).expect("restore");
+    assert_eq!(resumed.active_hosts(), whole.active_hosts());
+    a.clear();
+    b.clear();
+    for k in &flows[cut..] {
+        whole.update(k, &mut a);
+        resumed.update(k, &mut b);
+    }
+    assert_eq!(a.len(), b.len());
+    let differ = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+    assert_eq!(differ, 0, "features after the restore differ in {differ} values");
+    assert_eq!(resumed.late_flows(), whole.late_flows());
+
+    // Refused: cut short, a flipped length, other windows. The state stays.
+    let before = resumed.active_hosts();
+    assert!(resumed.restore(&saved[..saved.len() / 2]).is_err());
+    let mut bad = saved.clone();
+    bad[40] ^= 0xff;
+    assert!(resumed.restore(&bad).expect_err("damaged").contains("checksum"));
+    let mut other = Context::new(Windows { secs: vec![60, 7200], baseline_secs: 900 });
+    let e = other.restore(&saved).expect_err("other windows");
+    assert!(e.contains("windows"), "{e}");
+    assert!(resumed.restore(b"not a checkpoint at all").is_err());
+    resumed.restore(&saved).expect("the good one still reads");
+    assert!(before > 0 && resumed.active_hosts() > 0);
+}

@@ -241,8 +241,18 @@ fn unknown_format_is_a_file_error_and_other_files_still_count() {
     let good = write(dir.path(), "b.log", b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 40 1 2 ACCEPT OK\n");
     let (recs, report) = all(&[junk, good], &ScanOptions::default());
     assert_eq!(recs.len(), 1);
-    assert!(report.files[0].error.as_deref().is_some_and(|e| e.contains("--input-format")));
+    let e = report.files[0].error.as_deref().unwrap_or_default();
+    assert!(e.contains("binary data") && e.contains("00 01 02"), "{e}");
     assert!(report.files[1].error.is_none());
+    // Text of no known shape: the format can be named.
+    let odd = write(
+        dir.path(),
+        "c.log",
+        b"hello world
+",
+    );
+    let (_, report) = all(&[odd], &ScanOptions::default());
+    assert!(report.files[0].error.as_deref().is_some_and(|e| e.contains("--input-format")));
 }
 
 #[test]

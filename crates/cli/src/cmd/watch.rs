@@ -118,6 +118,12 @@ pub struct LiveArgs {
     /// Exit when no record has arrived for this long (replays, cron runs).
     #[arg(long, value_name = "DURATION")]
     pub idle_exit: Option<String>,
+
+    /// How often the sources' offsets are saved together with the window state they lead to
+    /// (a restart, even after kill -9, continues with the windows `detect` would have; up to this
+    /// much input is read again).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub checkpoint: String,
 }
 
 /// Durations from the flags, every bad one listed.
@@ -129,6 +135,7 @@ struct Timing {
     template_timeout: Duration,
     status: Duration,
     idle_exit: Option<Duration>,
+    checkpoint: Duration,
 }
 
 impl Args {
@@ -149,6 +156,7 @@ impl Args {
             template_timeout: d("--template-timeout", &self.live.template_timeout),
             status: d("--status", &self.status),
             idle_exit: self.live.idle_exit.as_deref().map(|v| d("--idle-exit", v)),
+            checkpoint: d("--checkpoint", &self.live.checkpoint),
         };
         if self.live.queue == 0 {
             bad.push("--queue must be at least 1".into());
@@ -373,10 +381,54 @@ fn serve_metrics(addr: SocketAddr, shared: Arc<Shared>) -> CliResult {
     Ok(())
 }
 
-/// Saved progress of the sources, one JSON file per set of sources.
+/// Saved progress of the sources, one JSON file per set of sources, and the
+/// generation of the window checkpoint that goes with it.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct State {
     sources: BTreeMap<String, Resume>,
+    /// The checkpoint `<state>.windows.<generation>` holding the window state
+    /// after exactly the records the offsets above cover.
+    #[serde(default)]
+    windows: Option<u64>,
+}
+
+/// The detector's side of a checkpoint: window state, the next flow
+/// number, the event-time watermark.
+struct Windows {
+    flow: u64,
+    watermark: i64,
+    state: Vec<u8>,
+}
+
+const WINDOWS_MAGIC: &[u8; 8] = b"FHWATCH1";
+
+fn windows_path(state_file: &Path, generation: u64) -> PathBuf {
+    let mut name = state_file.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".windows.{generation}"));
+    state_file.with_file_name(name)
+}
+
+impl Windows {
+    fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(WINDOWS_MAGIC)?;
+        tmp.write_all(&self.flow.to_le_bytes())?;
+        tmp.write_all(&self.watermark.to_le_bytes())?;
+        tmp.write_all(&self.state)?;
+        tmp.as_file().sync_data()?;
+        tmp.persist(path)?;
+        Ok(())
+    }
+
+    fn load(path: &Path) -> anyhow::Result<Windows> {
+        let b = std::fs::read(path)?;
+        let rest = b.strip_prefix(WINDOWS_MAGIC.as_slice()).ok_or_else(|| anyhow::anyhow!("not a watch checkpoint"))?;
+        let (flow, rest) = rest.split_first_chunk::<8>().ok_or_else(|| anyhow::anyhow!("cut short"))?;
+        let (mark, rest) = rest.split_first_chunk::<8>().ok_or_else(|| anyhow::anyhow!("cut short"))?;
+        Ok(Windows { flow: u64::from_le_bytes(*flow), watermark: i64::from_le_bytes(*mark), state: rest.to_vec() })
+    }
 }
 
 impl State {
@@ -459,6 +511,8 @@ struct Live<'a> {
     out: LiveOut,
     buf: Vec<u8>,
     flow: u64,
+    /// `flow` at the last checkpoint: nothing new, nothing to save.
+    saved_flow: u64,
     watermark: i64,
     lateness_us: i64,
     pending: VecDeque<Pending>,
@@ -611,6 +665,39 @@ impl Live<'_> {
     }
 }
 
+/// Saves the sources' offsets with the window state after exactly the
+/// records they cover (`batches` idle): the windows under a new generation
+/// first, then the offsets naming it, then the old generation goes — a
+/// crash at any point leaves a state file and the windows it names.
+fn checkpoint(state: &mut State, state_file: &Path, names: &[String], live: &mut Live<'_>, batches: &Batches<'_>) {
+    let changed = apply_marks(state, names, &mut live.marks);
+    let Some(w) = batches.checkpoint() else { return };
+    let old = state.windows;
+    let g = old.map_or(1, |g| g + 1);
+    if !changed && old.is_some() && live.flow == live.saved_flow {
+        return;
+    }
+    let windows = Windows { flow: live.flow, watermark: live.watermark, state: w };
+    if let Err(e) = windows.save(&windows_path(state_file, g)) {
+        eprintln!("warning: cannot save the window state beside {}: {e:#}", state_file.display());
+        return;
+    }
+    state.windows = Some(g);
+    match state.save(state_file) {
+        Ok(()) => {
+            live.saved_flow = live.flow;
+            if let Some(o) = old {
+                let _ = std::fs::remove_file(windows_path(state_file, o));
+            }
+        }
+        Err(e) => {
+            state.windows = old;
+            let _ = std::fs::remove_file(windows_path(state_file, g));
+            eprintln!("warning: cannot save watch state {}: {e:#}", state_file.display());
+        }
+    }
+}
+
 fn state_path(dir: &Path, specs: &[Spec]) -> PathBuf {
     // One file per set of sources: two watches over different sources keep
     // apart. FNV-1a of the specs names it.
@@ -744,6 +831,7 @@ pub fn run_with(
         out,
         buf: Vec::new(),
         flow: 0,
+        saved_flow: u64::MAX,
         watermark: i64::MIN,
         lateness_us: timing.lateness.as_micros().min(i64::MAX as u128) as i64,
         pending: VecDeque::new(),
@@ -753,6 +841,23 @@ pub fn run_with(
         dashboard,
     };
     let mut batches = Batches::new(&bundle, LIVE_BATCH).usage()?;
+    if let Some(g) = state.windows {
+        let path = windows_path(&state_file, g);
+        let restored = Windows::load(&path).and_then(|w| {
+            batches.restore(&w.state)?;
+            Ok(w)
+        });
+        match restored {
+            Ok(w) => {
+                live.flow = w.flow;
+                live.watermark = w.watermark;
+                if !a.quiet {
+                    eprintln!("watch: window state restored ({} flows scored before)", w.flow);
+                }
+            }
+            Err(e) => eprintln!("warning: {}: {e:#}; the windows start empty", path.display()),
+        }
+    }
     let started = Instant::now();
     let mut last_status = (Instant::now(), 0u64);
     let mut next_status = Instant::now() + timing.status;
@@ -819,13 +924,14 @@ pub fn run_with(
             eprintln!("{}", shared.status(started, &mut last_status));
             next_status = Instant::now() + timing.status;
         }
-        if last_save.elapsed() >= Duration::from_secs(1) {
-            let changed = apply_marks(&mut state, &names, &mut live.marks);
-            if changed {
-                if let Err(e) = state.save(&state_file) {
-                    eprintln!("warning: cannot save watch state {}: {e:#}", state_file.display());
-                }
+        if last_save.elapsed() >= timing.checkpoint {
+            // Everything received is scored first, so the window state covers
+            // exactly the records the offsets do.
+            if batches.in_flight() {
+                batches.flush(&mut |b: &Batch<'_>| live.batch(b))?;
+                filling = None;
             }
+            checkpoint(&mut state, &state_file, &names, &mut live, &batches);
             last_save = Instant::now();
         }
     }
@@ -839,10 +945,8 @@ pub fn run_with(
     }
     n.incidents_open = 0;
     live.merge(n);
-    apply_marks(&mut state, &names, &mut live.marks);
-    if let Err(e) = state.save(&state_file) {
-        eprintln!("warning: cannot save watch state {}: {e:#}", state_file.display());
-    }
+    batches.flush(&mut |b: &Batch<'_>| live.batch(b))?;
+    checkpoint(&mut state, &state_file, &names, &mut live, &batches);
     let mut failed = None;
     if let Some(d) = live.dispatcher.take() {
         let (flows, anomalies, by_class) = {
