@@ -683,3 +683,36 @@ fn a_watch_killed_hard_resumes_with_detects_windows() {
     // Read again after the kill: at most what came after the last checkpoint.
     assert!(got.len() < recs.len() + 1000, "{} lines for {} flows", got.len(), recs.len());
 }
+
+/// Plain `serve` (no live source) stops on SIGTERM as on SIGINT: it drains
+/// and exits 0, instead of dying by the signal (exit 143).
+#[test]
+fn serve_drains_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = model(dir.path());
+    for sig in ["-TERM", "-INT"] {
+        let addr = format!("127.0.0.1:{}", tcp_port());
+        let db = s(&dir.path().join("db").join("flowhound.db"));
+        let err = dir.path().join("serve.err");
+        let c = Running(Some(spawn(&["serve", "-m", &m, "--db", &db, "--addr", &addr], &err)));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(&err).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(http(&addr, "GET", "/api/health", None).0, 200);
+        let mut c = c.take();
+        let st = Command::new("kill").args([sig, &c.id().to_string()]).status().expect("kill runs");
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            if let Some(code) = c.try_wait().expect("wait") {
+                break code;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on {sig}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let e = std::fs::read_to_string(&err).unwrap_or_default();
+        assert_eq!(code.code(), Some(0), "{sig}: {e}");
+    }
+}
