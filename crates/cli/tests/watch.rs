@@ -112,6 +112,28 @@ fn a_replayed_file_gives_detects_findings() {
     assert!(err.contains("8000 flows"), "{err}");
 }
 
+/// `watch --all` following `dir/flows.log` into `dir/out.jsonl`, its
+/// stderr to `dir/watch.err`, state in `dir/state`.
+struct Follow {
+    p: PathBuf,
+    out: PathBuf,
+    err: PathBuf,
+    args: Vec<String>,
+}
+
+fn follow(dir: &Path, model: &str, more: &[&str]) -> Follow {
+    let (p, out, err) = (dir.join("flows.log"), dir.join("out.jsonl"), dir.join("watch.err"));
+    let src = format!("file:{}", s(&p));
+    let state = s(&dir.join("state"));
+    let mut args: Vec<String> =
+        ["watch", "-m", model, "--source", &src, "--all", "-o", &s(&out), "--state-dir", &state]
+            .map(String::from)
+            .to_vec();
+    args.extend(["--poll", "50ms", "--flush", "50ms"].map(String::from));
+    args.extend(more.iter().map(|a| a.to_string()));
+    Follow { p, out, err, args }
+}
+
 /// Writes `recs` (VPC lines) to `f`.
 fn append(p: &Path, recs: &[&str]) {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).expect("open for append");
@@ -139,27 +161,8 @@ fn a_followed_file_loses_nothing_and_repeats_nothing() {
         multiset(&v)
     };
 
-    let p = dir.path().join("flows.log");
-    let out = dir.path().join("out.jsonl");
-    let err = dir.path().join("watch.err");
-    let state = s(&dir.path().join("state"));
-    let src = format!("file:{}", s(&p));
-    let args = [
-        "watch",
-        "-m",
-        &m,
-        "--source",
-        &src,
-        "--all",
-        "-o",
-        &s(&out),
-        "--state-dir",
-        &state,
-        "--poll",
-        "50ms",
-        "--flush",
-        "50ms",
-    ];
+    let Follow { p, out, err, args } = follow(dir.path(), &m, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut lines_in = vec![header];
     lines_in.extend(&recs[..1000]);
     append(&p, &lines_in);
@@ -618,29 +621,8 @@ fn a_watch_killed_hard_resumes_with_detects_windows() {
     };
     assert_eq!(expected.len(), recs.len(), "flow identities are unique");
 
-    let p = dir.path().join("flows.log");
-    let out = dir.path().join("out.jsonl");
-    let err = dir.path().join("watch.err");
-    let state = s(&dir.path().join("state"));
-    let src = format!("file:{}", s(&p));
-    let args = [
-        "watch",
-        "-m",
-        &m,
-        "--source",
-        &src,
-        "--all",
-        "-o",
-        &s(&out),
-        "--state-dir",
-        &state,
-        "--poll",
-        "50ms",
-        "--flush",
-        "50ms",
-        "--checkpoint",
-        "200ms",
-    ];
+    let Follow { p, out, err, args } = follow(dir.path(), &m, &["--checkpoint", "200ms"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = vec![header];
     first.extend(&recs[..3000]);
     append(&p, &first);

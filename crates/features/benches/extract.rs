@@ -3,6 +3,8 @@
 //! (5k sources, 5k destinations, uniformly random pairs), and 1M generated
 //! flows over 24 h and over one hour (~17k active hosts).
 //!
+//! Also `watch`'s window checkpoint of the uniform case: save and restore.
+//!
 //! `cargo bench -p flowhound-features --bench extract`
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -94,6 +96,29 @@ fn bench(c: &mut Criterion) {
             let (sum, hosts) = run(&hour);
             assert!(hosts >= 10_000, "{hosts} active hosts");
             sum
+        })
+    });
+    g.finish();
+
+    // `watch`'s checkpoint of that state (every --checkpoint, 5 s by default):
+    // after the uniform hour, the heaviest case above (10k hosts, ~1M pairs).
+    let mut x = ExtractorParams::default().build(None).expect("valid");
+    let mut row = Vec::new();
+    for r in &uniform {
+        row.clear();
+        x.extract(r, &mut row);
+    }
+    let saved = x.checkpoint();
+    eprintln!("checkpoint of {} active hosts: {} bytes", x.active_hosts(), saved.len());
+    let mut g = c.benchmark_group("checkpoint");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(saved.len() as u64));
+    g.bench_function("save_uniform_1h_10k_hosts", |b| b.iter(|| x.checkpoint().len()));
+    let mut y = ExtractorParams::default().build(None).expect("valid");
+    g.bench_function("restore_uniform_1h_10k_hosts", |b| {
+        b.iter(|| {
+            y.restore(&saved).expect("restore");
+            y.active_hosts()
         })
     });
     g.finish();

@@ -364,6 +364,14 @@ impl CaptureStats {
                 self.bad_time, self.packets
             ));
         }
+        if out.is_empty() && self.flows == 0 {
+            // Otherwise the empty text this becomes reads as "the input is empty".
+            out.push(if self.packets == 0 {
+                "the capture holds no packets".to_string()
+            } else {
+                format!("its {} packets hold no IP traffic (ARP and other non-IP frames only)", self.packets)
+            });
+        }
         (!out.is_empty()).then(|| out.join("; "))
     }
 }
@@ -720,6 +728,20 @@ mod tests {
         assert_eq!((recs.len(), stats.packets), (1, 1), "the packet before it still counts");
         let e = stats.error.expect("reason");
         assert!(e.contains("corrupt pcapng block") && e.contains("length 8"), "{e}");
+    }
+
+    #[test]
+    fn a_capture_without_ip_traffic_says_so() {
+        let (_, stats) = flows(&pcap(&[]), FlowTimeouts::default());
+        assert_eq!(stats.problem().as_deref(), Some("the capture holds no packets"));
+        let mut arp = vec![2u8; 6];
+        arp.extend_from_slice(&[1; 6]);
+        arp.extend_from_slice(&[0x08, 0x06]);
+        arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        arp.extend_from_slice(&[0; 20]);
+        let (recs, stats) = flows(&pcap(&[(SEC, arp)]), FlowTimeouts::default());
+        assert!(recs.is_empty());
+        assert!(stats.problem().is_some_and(|p| p.contains("no IP traffic")), "{:?}", stats.problem());
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn parquet_reads_as_the_text_format() {
     let (pq, rp) = all(fixture("vpc-flow.parquet"));
     let (text, rt) = all(fixture("vpc-flow.text.log"));
     assert_eq!(rp.files[0].error, None);
-    assert_eq!(rp.files[0].format, Some("vpc"));
+    assert_eq!(rp.files[0].format, Some("parquet"), "named by its container, not the text it becomes");
     assert_eq!((rt.records, rt.no_data, rt.rejected), (3, 1, 0));
     // The text has the first four rows; the Parquet file one more.
     assert_eq!((rp.records, rp.no_data, rp.rejected), (4, 1, 0));
