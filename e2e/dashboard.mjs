@@ -152,6 +152,13 @@ async function main() {
   await page.waitForFunction(() => document.getElementById('model-version').textContent === 'model v2', null, { timeout: 10000 }).catch(() => {});
   check((await page.textContent('#model-version')) === 'model v2', 'the page shows model v2 after retraining');
 
+  // Delete the analysis from the page (the confirmation answered yes): gone from the list.
+  const listed = await page.locator('#analyses li').count();
+  await page.evaluate(() => { window.confirm = () => true; });
+  await page.click('#delete-analysis');
+  await page.waitForFunction((n) => document.querySelectorAll('#analyses li').length === n - 1, listed, { timeout: 10000 }).catch(() => {});
+  check((await page.locator('#analyses li').count()) === listed - 1 && (await page.isVisible('#empty')), 'Delete analysis removes it from the list');
+
   // The static report, from a file: same page, no server.
   const report = join(work, 'report.html');
   run('report', '-m', join(work, 'model'), join(work, 'day.log'), '--labels', join(work, 'hostile.labels.csv'), '-o', report, '-q');
