@@ -105,9 +105,10 @@ impl Spool {
         }
     }
 
-    /// Lines waiting in the spool file (claims being sent not counted).
+    /// Lines waiting: in the spool file and in claims whose owner died
+    /// (claims being sent by a live run are not counted).
     pub fn waiting(&self) -> u64 {
-        locked(&self.lock, || read_lossy(&self.path)).map_or(0, |t| count(&t))
+        locked(&self.lock, || Ok(count(&read_lossy(&self.path)?) + count(&self.orphans()?.0))).unwrap_or(0)
     }
 
     /// Appends one line (ending in `\n`) unless the file would pass `max` bytes.
@@ -236,6 +237,7 @@ mod tests {
         s.append("x\n", 1 << 20).expect("append");
         // A claim file nobody holds: its owner died mid-replay.
         fs::write(dir.path().join("hook.spool.claim.99999.0"), "old1\nold2\n").expect("orphan");
+        assert_eq!(s.waiting(), 3, "the dead run's lines count as waiting");
         let c = s.claim().expect("claim").expect("lines");
         assert_eq!(c.lines(), ["old1", "old2", "x"]);
         assert!(!dir.path().join("hook.spool.claim.99999.0").exists());
