@@ -22,6 +22,9 @@ enum Behaviour {
     Status(u16),
     /// Answers only after the client's timeout has passed.
     Hang,
+    /// Answers 503 after 300 ms: a receiver that is down and slow to say so,
+    /// which keeps a replay of the spool open while other runs append.
+    SlowUnavailable,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +98,10 @@ fn serve(
                 Behaviour::Hang => {
                     std::thread::sleep(Duration::from_millis(1500));
                     200
+                }
+                Behaviour::SlowUnavailable => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    503
                 }
             };
             let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
@@ -277,7 +284,7 @@ fn runs_sharing_a_spool_lose_nothing_and_alerts_a_full_spool_dropped_are_sent_la
     let dir = tmp.path();
     let model = model(dir);
     let (url, seen) = receiver(|path, _| match path {
-        "/shared" if SHARED_DOWN.load(std::sync::atomic::Ordering::SeqCst) => Behaviour::Status(503),
+        "/shared" if SHARED_DOWN.load(std::sync::atomic::Ordering::SeqCst) => Behaviour::SlowUnavailable,
         _ => Behaviour::Status(200),
     });
     // Dedup off for the first part: every incident of each run is an alert.
