@@ -30,7 +30,28 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 impl ParquetText {
     /// Parquet needs its footer first, so the whole file is in memory.
     pub fn new(data: Vec<u8>) -> io::Result<ParquetText> {
+        let size = data.len() as u64;
         let reader = guard(|| SerializedFileReader::new(Bytes::from(data)).map_err(invalid))?;
+        // parquet 60 asserts on column chunks at a negative offset or of a
+        // negative size (`ColumnChunkMetaData::byte_range`, a panic `guard`
+        // would catch, found by the `parquet` fuzz target): refuse them here
+        // with a reason, as well as chunks that end past the file.
+        for (g, rg) in reader.metadata().row_groups().iter().enumerate() {
+            for c in rg.columns() {
+                let start = c.dictionary_page_offset().unwrap_or_else(|| c.data_page_offset());
+                let len = c.compressed_size();
+                let inside = u64::try_from(start)
+                    .ok()
+                    .zip(u64::try_from(len).ok())
+                    .is_some_and(|(s, l)| s.checked_add(l).is_some_and(|end| end <= size));
+                if !inside {
+                    return Err(invalid(format!(
+                        "row group {g}, column {}: a chunk of {len} bytes at offset {start} lies outside the {size}-byte file",
+                        c.column_path()
+                    )));
+                }
+            }
+        }
         let schema = reader.metadata().file_metadata().schema_descr();
         let mut buf = Vec::new();
         for (i, c) in schema.columns().iter().enumerate() {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use compact_str::CompactString;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 
 use crate::error::{FlowError, Reject, RejectReason};
@@ -249,14 +250,22 @@ impl Columns {
     fn build(dialect: &Dialect, names: Vec<String>, header: Vec<u8>) -> Result<Self, Reject> {
         let mut roles = Vec::with_capacity(names.len());
         let mut extra: Vec<CompactString> = Vec::new();
-        let push_extra = |name: &str, extra: &mut Vec<CompactString>| -> Result<u16, Reject> {
+        // Names taken, and per name the next suffix to try: a header of
+        // thousands of equal (or empty) names stays linear. A scan of the list
+        // per suffix tried, as this first did, was cubic: 9.7 s for a 2 KB
+        // header of empty names (a timeout the `tabular` fuzz target found).
+        let mut taken: FxHashSet<CompactString> = FxHashSet::default();
+        let mut next: FxHashMap<CompactString, usize> = FxHashMap::default();
+        let mut push_extra = |name: &str, extra: &mut Vec<CompactString>| -> Result<u16, Reject> {
             // The 2017 CIC CSVs name `Fwd Header Length` twice: keep both, apart.
-            let mut unique = CompactString::from(name.trim());
-            let mut k = 1;
-            while extra.contains(&unique) {
-                unique = CompactString::from(format!("{}.{k}", name.trim()));
-                k += 1;
+            let base = CompactString::from(name.trim());
+            let mut unique = base.clone();
+            let k = next.entry(base.clone()).or_insert(1);
+            while taken.contains(&unique) {
+                unique = CompactString::from(format!("{base}.{k}"));
+                *k += 1;
             }
+            taken.insert(unique.clone());
             extra.push(unique);
             u16::try_from(extra.len() - 1).map_err(|_| Reject::new(RejectReason::FieldCount, "too many columns"))
         };

@@ -357,3 +357,21 @@ fn unsw_full_records_with_header() {
     assert_eq!(r.truth.as_ref().and_then(|t| t.category.as_deref()), Some("Exploits"));
     assert_eq!(p.records[0].truth.as_ref().map(|t| (t.malicious, t.category.is_none())), Some((false, true)));
 }
+
+/// Repeated extra-column names stay apart as `name.1`, `name.2` (and a name
+/// already taken by such a suffix is skipped), in time linear in the header:
+/// 20,000 unnamed columns read at once.
+#[test]
+fn repeated_column_names_are_numbered() {
+    use flowhound_flow::{FlowReader, Format};
+    let mut r = Format::Unsw.reader();
+    let mut out = Vec::new();
+    r.read_line(b"srcip,dstip,x,x,x.1,x,,", &mut out).expect("header");
+    r.read_line(b"10.0.0.1,10.0.0.2,1,2,3,4,5,6", &mut out).expect("row");
+    let names = out[0].extra.names.as_deref().expect("extras");
+    let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["x", "x.1", "x.1.1", "x.2", "", ".1"]);
+    let wide = vec![b','; 20_000];
+    let mut r = Format::Unsw.reader();
+    let _ = r.read_line(&wide, &mut Vec::new());
+}
