@@ -21,6 +21,7 @@ pub mod labels;
 pub mod net;
 pub mod netflow;
 pub mod parquet;
+mod parquet_pages;
 pub mod parse;
 pub mod pcap;
 mod proto;

@@ -31,7 +31,8 @@ impl ParquetText {
     /// Parquet needs its footer first, so the whole file is in memory.
     pub fn new(data: Vec<u8>) -> io::Result<ParquetText> {
         let size = data.len() as u64;
-        let reader = guard(|| SerializedFileReader::new(Bytes::from(data)).map_err(invalid))?;
+        let bytes = Bytes::from(data);
+        let reader = guard(|| SerializedFileReader::new(bytes.clone()).map_err(invalid))?;
         // parquet 60 asserts on column chunks at a negative offset or of a
         // negative size (`ColumnChunkMetaData::byte_range`, a panic `guard`
         // would catch, found by the `parquet` fuzz target): refuse them here
@@ -50,6 +51,10 @@ impl ParquetText {
                         c.column_path()
                     )));
                 }
+                // Inside: `start` and `len` are non-negative and end in the file.
+                let (s, l) = (start as usize, len as usize);
+                crate::parquet_pages::check_chunk(&bytes[s..s + l])
+                    .map_err(|e| invalid(format!("row group {g}, column {}: {e}", c.column_path())))?;
             }
         }
         let schema = reader.metadata().file_metadata().schema_descr();
