@@ -176,7 +176,7 @@ mod tests {
     fn page(payload: usize) -> Vec<u8> {
         let z = |v: i64| ((v << 1) ^ (v >> 63)) as u64;
         let mut out = Vec::new();
-        let mut varint = |out: &mut Vec<u8>, mut v: u64| loop {
+        let varint = |out: &mut Vec<u8>, mut v: u64| loop {
             let b = (v & 0x7f) as u8;
             v >>= 7;
             if v == 0 {
