@@ -329,7 +329,6 @@ fn decode(link: Linktype, frame: &[u8]) -> Result<Option<Packet>, ()> {
 /// Adds one frame to the assembler and the stats.
 fn frame(asm: &mut Assembler, stats: &mut CaptureStats, link: Linktype, ts: i64, data: &[u8]) {
     stats.packets += 1;
-    stats.link.get_or_insert(link.0);
     if Timestamp::from_micros(ts).is_none() {
         stats.bad_time += 1;
         return;
@@ -491,6 +490,7 @@ fn read_pcapng_blocks(data: &[u8], asm: &mut Assembler, stats: &mut CaptureStats
                 // treated the same rather than dividing by zero.
                 let res = idb.ts_resolution().filter(|r| *r > 0).unwrap_or(1_000_000);
                 ifaces.push((idb.linktype, res, idb.ts_offset()));
+                stats.link.get_or_insert(idb.linktype.0);
             }
             Block::EnhancedPacket(epb) => {
                 let Some(&(link, res, off)) = ifaces.get(epb.if_id as usize) else {

@@ -504,23 +504,18 @@ fn spool(s: &mut Sink, msg: &Value, max: u64) -> bool {
     };
     let mut line = msg.to_string();
     line.push('\n');
-    match sp.append(&line, max) {
+    let error = match sp.append(&line, max) {
         Ok(()) => {
             s.stats.spooled += 1;
             s.queued += 1;
-            true
+            return true;
         }
-        Err(AppendError::Full) => {
-            s.stats.dropped += 1;
-            s.stats.last_error = Some(format!("spool {} is full ({max} bytes)", sp.path.display()));
-            false
-        }
-        Err(AppendError::Io(e)) => {
-            s.stats.dropped += 1;
-            s.stats.last_error = Some(format!("cannot write the spool {}: {e}", sp.path.display()));
-            false
-        }
-    }
+        Err(AppendError::Full) => format!("spool {} is full ({max} bytes)", sp.path.display()),
+        Err(AppendError::Io(e)) => format!("cannot write the spool {}: {e}", sp.path.display()),
+    };
+    s.stats.dropped += 1;
+    s.stats.last_error = Some(error);
+    false
 }
 
 /// Sends the spooled messages in order; stops at the first that fails and

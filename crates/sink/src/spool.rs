@@ -168,6 +168,15 @@ impl Spool {
             }
             let n = CLAIMS.fetch_add(1, Ordering::Relaxed);
             let path = self.dir.join(format!("{}{}.{n}", self.claim_prefix, std::process::id()));
+            if orphans.is_empty() {
+                // The spool becomes the claim as it is, no copy. (Claims are
+                // only looked at under the spool lock, held here, so it is
+                // locked before anyone can take it for an orphan.)
+                fs::rename(&self.path, &path)?;
+                let file = OpenOptions::new().read(true).write(true).open(&path)?;
+                file.lock()?;
+                return Ok(Some(Claim { _file: file, path, text: waiting }));
+            }
             let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
             file.lock()?;
             join_lines(&mut text, &waiting);

@@ -402,6 +402,17 @@ struct Windows {
 
 const WINDOWS_MAGIC: &[u8; 8] = b"FHWATCH1";
 
+/// Writes `path` whole or not at all: into a temporary file beside it,
+/// then renamed over it.
+fn replace_file(path: &Path, write: impl FnOnce(&mut std::fs::File) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    write(tmp.as_file_mut())?;
+    tmp.persist(path)?;
+    Ok(())
+}
+
 fn windows_path(state_file: &Path, generation: u64) -> PathBuf {
     let mut name = state_file.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".windows.{generation}"));
@@ -410,16 +421,13 @@ fn windows_path(state_file: &Path, generation: u64) -> PathBuf {
 
 impl Windows {
     fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(WINDOWS_MAGIC)?;
-        tmp.write_all(&self.flow.to_le_bytes())?;
-        tmp.write_all(&self.watermark.to_le_bytes())?;
-        tmp.write_all(&self.state)?;
-        tmp.as_file().sync_data()?;
-        tmp.persist(path)?;
-        Ok(())
+        replace_file(path, |f| {
+            f.write_all(WINDOWS_MAGIC)?;
+            f.write_all(&self.flow.to_le_bytes())?;
+            f.write_all(&self.watermark.to_le_bytes())?;
+            f.write_all(&self.state)?;
+            Ok(f.sync_data()?)
+        })
     }
 
     fn load(path: &Path) -> anyhow::Result<Windows> {
@@ -443,12 +451,7 @@ impl State {
     }
 
     fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer(&mut tmp, self)?;
-        tmp.persist(path)?;
-        Ok(())
+        replace_file(path, |f| Ok(serde_json::to_writer(f, self)?))
     }
 }
 
@@ -671,12 +674,13 @@ impl Live<'_> {
 /// crash at any point leaves a state file and the windows it names.
 fn checkpoint(state: &mut State, state_file: &Path, names: &[String], live: &mut Live<'_>, batches: &Batches<'_>) {
     let changed = apply_marks(state, names, &mut live.marks);
-    let Some(w) = batches.checkpoint() else { return };
     let old = state.windows;
-    let g = old.map_or(1, |g| g + 1);
+    // Nothing new since the last checkpoint: no need to encode the windows.
     if !changed && old.is_some() && live.flow == live.saved_flow {
         return;
     }
+    let Some(w) = batches.checkpoint() else { return };
+    let g = old.map_or(1, |g| g + 1);
     let windows = Windows { flow: live.flow, watermark: live.watermark, state: w };
     if let Err(e) = windows.save(&windows_path(state_file, g)) {
         eprintln!("warning: cannot save the window state beside {}: {e:#}", state_file.display());
