@@ -31,6 +31,7 @@ impl ParquetText {
     /// Parquet needs its footer first, so the whole file is in memory.
     pub fn new(data: Vec<u8>) -> io::Result<ParquetText> {
         let size = data.len() as u64;
+        crate::parquet_pages::check_footer(&data).map_err(invalid)?;
         let bytes = Bytes::from(data);
         let reader = guard(|| SerializedFileReader::new(bytes.clone()).map_err(invalid))?;
         // parquet 60 asserts on column chunks at a negative offset or of a

@@ -1,11 +1,12 @@
-//! A check of every page header of a Parquet file before the parquet crate
-//! reads it. Page headers are Thrift compact-protocol structs; parquet 60.1
-//! skips unknown fields without checking a list's declared length against
-//! the bytes there are, so a 4.8 KB file declaring lists of billions of
-//! elements kept its reader spinning 5.6 s (a timeout the `parquet` fuzz
-//! target found). Here a struct is walked with every length checked against
-//! the bytes left (each element takes at least one byte), at most 64 levels
-//! deep, and the pages of each column chunk are followed to its end.
+//! A check of a Parquet file's footer and of every page header before the
+//! parquet crate reads them. Both are Thrift compact-protocol structs;
+//! parquet 60.1 skips unknown fields without checking a list's declared
+//! length against the bytes there are, so a 4.8 KB file declaring lists of
+//! billions of elements in a page header kept its reader spinning 5.6 s, and
+//! a 37-byte footer doing the same 14.6 s (timeouts the `parquet` fuzz target
+//! found). Here a struct is walked with every length checked against the
+//! bytes left (each element takes at least one byte), at most 64 levels deep,
+//! and the pages of each column chunk are followed to its end.
 
 /// Compact-protocol field and element types.
 const STOP: u8 = 0;
@@ -27,6 +28,8 @@ const MAX_DEPTH: u32 = 64;
 struct Cursor<'a> {
     b: &'a [u8],
     pos: usize,
+    /// What is walked ("page header", "footer"), for the messages.
+    what: &'static str,
 }
 
 type R<T> = Result<T, String>;
@@ -37,7 +40,7 @@ impl Cursor<'_> {
     }
 
     fn byte(&mut self) -> R<u8> {
-        let v = *self.b.get(self.pos).ok_or("a page header runs past its column chunk")?;
+        let v = *self.b.get(self.pos).ok_or_else(|| format!("the {} runs past its bytes", self.what))?;
         self.pos += 1;
         Ok(v)
     }
@@ -74,7 +77,7 @@ impl Cursor<'_> {
 
     fn skip(&mut self, t: u8, depth: u32) -> R<()> {
         if depth > MAX_DEPTH {
-            return Err("page header nested too deep".into());
+            return Err(format!("the {} is nested too deep", self.what));
         }
         match t {
             TRUE | FALSE => Ok(()),
@@ -123,7 +126,7 @@ impl Cursor<'_> {
     /// (returns true) or leave it to be skipped.
     fn walk_struct(&mut self, depth: u32, mut field: impl FnMut(&mut Self, i16, u8) -> R<bool>) -> R<()> {
         if depth > MAX_DEPTH {
-            return Err("page header nested too deep".into());
+            return Err(format!("the {} is nested too deep", self.what));
         }
         let mut last: i16 = 0;
         loop {
@@ -150,7 +153,7 @@ impl Cursor<'_> {
 /// Checks the page headers of the column chunk `chunk` (its bytes): each a
 /// well-formed struct, each page's `compressed_page_size` inside the chunk.
 pub(crate) fn check_chunk(chunk: &[u8]) -> R<()> {
-    let mut c = Cursor { b: chunk, pos: 0 };
+    let mut c = Cursor { b: chunk, pos: 0, what: "page header" };
     while c.left() > 0 {
         let mut size: Option<i64> = None;
         c.walk_struct(0, |c, id, t| {
@@ -166,6 +169,22 @@ pub(crate) fn check_chunk(chunk: &[u8]) -> R<()> {
         c.skip_bytes(n).map_err(|_| format!("a page of {n} bytes runs past its column chunk"))?;
     }
     Ok(())
+}
+
+/// Checks the footer of the whole file `data` (magic at both ends already
+/// seen by the caller or not): its length inside the file and its
+/// `FileMetaData` one well-formed struct.
+pub(crate) fn check_footer(data: &[u8]) -> R<()> {
+    let n = data.len();
+    if n < 12 {
+        return Err(format!("{n} bytes are too few for a Parquet file"));
+    }
+    let len = u32::from_le_bytes([data[n - 8], data[n - 7], data[n - 6], data[n - 5]]) as usize;
+    if len > n - 12 {
+        return Err(format!("a footer of {len} bytes in a {n}-byte file"));
+    }
+    let mut c = Cursor { b: &data[n - 8 - len..n - 8], pos: 0, what: "footer" };
+    c.walk_struct(0, |_, _, _| Ok(false))
 }
 
 #[cfg(test)]
@@ -218,5 +237,24 @@ mod tests {
         let mut deep = vec![0x19];
         deep.extend(std::iter::repeat_n(0x19, 100));
         assert!(check_chunk(&deep).is_err());
+    }
+
+    #[test]
+    fn footers_are_walked_before_the_decoder_sees_them() {
+        let good = include_bytes!("../../source/tests/fixtures/vpc-flow.parquet");
+        assert_eq!(check_footer(good), Ok(()));
+        // A footer of a list of a billion booleans, in 12 bytes.
+        let meta = [0x19, 0xf1, 0x80, 0x94, 0xeb, 0xdc, 0x03, 0x01, 0x01, 0x01, 0x01, 0x00];
+        let mut file = b"PAR1".to_vec();
+        file.extend(meta);
+        file.extend((meta.len() as u32).to_le_bytes());
+        file.extend(b"PAR1");
+        let e = check_footer(&file).expect_err("refused");
+        assert!(e.contains("1000000000 elements"), "{e}");
+        // A footer longer than the file.
+        let mut long = file.clone();
+        let n = long.len();
+        long[n - 8..n - 4].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(check_footer(&long).expect_err("refused").contains("footer of 1000 bytes"));
     }
 }
