@@ -290,7 +290,10 @@ fn demo_runs_end_to_end() {
         .and_then(|r| r.split(' ').next())
         .and_then(|r| r.parse().ok())
         .unwrap_or_else(|| panic!("no recall in {t}"));
-    assert!(recall >= 90.0, "recall {recall} %: {t}");
+    // At the default false-positive budget (0.5 %) the generated attacks'
+    // recall is ~84 %: the flows of a scenario that look like normal traffic
+    // (the first probes of a scan) stay below the budget's level.
+    assert!(recall >= 80.0, "recall {recall} %: {t}");
     // The top incidents, each with its class and a reason.
     let top = t.split("top incidents").nth(1).unwrap_or_else(|| panic!("no incidents: {t}"));
     assert!(top.lines().skip(2).take(10).all(|l| l.split_whitespace().count() > 10), "{top}");
@@ -490,12 +493,18 @@ fn train_then_detect_finds_the_injected_attacks() {
     let recall = mal.iter().filter(|v| flagged(v)).count() as f64 / mal.len() as f64;
     let fpr = ben.iter().filter(|v| flagged(v)).count() as f64 / ben.len() as f64;
     assert!(recall > 0.9 && fpr < 0.12, "recall {recall:.3}, false-positive rate {fpr:.3}");
-    // Severity follows votes; confidence = votes / 4.
+    // Anomaly at ≥ 2 of 4 votes; severity from how far past the budget the
+    // vote score is, at least medium when all four agree; confidence between
+    // half the agreement and half of it plus one half.
     for v in &rows {
         let votes = v["votes"].as_u64().expect("votes");
-        let want = ["none", "none", "low", "medium", "high"][votes as usize];
-        assert_eq!(v["severity"], want);
-        assert_eq!(v["confidence"].as_f64(), Some(votes as f64 / 4.0));
+        assert_eq!(v["severity"] == "none", votes < 2, "{v}");
+        if votes == 4 {
+            assert!(v["severity"] == "medium" || v["severity"] == "high", "{v}");
+        }
+        let c = v["confidence"].as_f64().expect("confidence");
+        let agree = votes as f64 / 4.0;
+        assert!(c >= agree / 2.0 - 1e-6 && c <= agree / 2.0 + 0.5 + 1e-6, "{v}");
     }
     // Default output: anomalies only, and the summary counts them.
     let o = run(&["detect", "-m", &model, &test_log, "--min-severity", "high", "--format", "csv"]);
@@ -626,9 +635,10 @@ fn evaluate_measures_every_detector_and_the_ensemble() {
         assert_eq!(per, positives, "every malicious flow in one category");
     }
     let e = &v["ensemble"];
-    assert!(e["recall"].as_f64().expect("recall") > 0.95, "{e}");
+    // The default budget (0.5 %) holds on traffic like the training's.
+    assert!(e["recall"].as_f64().expect("recall") > 0.9, "{e}");
     assert!(e["roc_auc"].as_f64().expect("roc") > 0.95, "{e}");
-    assert!(e["fpr"].as_f64().expect("fpr") < 0.12, "{e}");
+    assert!(e["fpr"].as_f64().expect("fpr") < 0.01, "{e}");
     assert_eq!(e["per_category"].as_object().map(|m| m.len()), Some(8), "the eight injected scenarios");
     assert!(v["classification"].is_null(), "no forest, no classification");
     let html = std::fs::read_to_string(&report).expect("report");
@@ -706,9 +716,9 @@ fn supervised_training_adds_a_forest_that_names_attacks() {
         if r["label"] == "benign" && !r["predicted_category"].is_null() {
             benign_named += 1;
         }
-        // Five voters: all five is high, the forest alone is not an anomaly.
+        // Five voters: all five is at least medium, the forest alone is not an anomaly.
         if r["votes"] == 5 {
-            assert_eq!(r["severity"], "high");
+            assert!(r["severity"] == "medium" || r["severity"] == "high", "{r}");
         }
         if r["votes"] == 1 {
             assert_eq!(r["severity"], "none");

@@ -545,7 +545,8 @@ fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
         Some(&serde_json::json!({"analysis_id": id, "incident_id": scan["incident"], "verdict": "false_positive"})),
     );
     assert_eq!(st, 201, "{fb}");
-    assert!(fb["flows"].as_u64() >= Some(10), "{fb}");
+    // Every flow of the incident (the scan's flows above the 0.5 % budget).
+    assert!(fb["flows"].as_u64() >= Some(2), "{fb}");
     let suggestion = fb["allowlist_suggestion"].clone();
     assert!(suggestion.to_string().contains(&actor), "{suggestion}");
     let (st, _) =
@@ -564,7 +565,8 @@ fn the_live_dashboard_shows_watch_findings_as_they_come_and_takes_feedback() {
         .iter()
         .filter(|v| v["flow"].as_u64() >= Some(8000) && v["src"] == actor.as_str())
         .collect();
-    assert!(from_actor.len() >= 10, "the scanner came back: {}", from_actor.len());
+    // At the 0.5 % budget only the scan's most unusual flows are anomalies.
+    assert!(!from_actor.is_empty(), "the scanner came back: {}", from_actor.len());
     assert!(from_actor.iter().all(|v| v["suppressed"] == true), "day 2's scan is suppressed");
     // The feedback is kept on the live analysis' flows.
     let (_, page) = http(&addr, "GET", &format!("/api/analyses/{id}/anomalies?limit=5000&class=port_scan"), None);

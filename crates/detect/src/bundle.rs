@@ -6,7 +6,8 @@
 //!                         detectors with their parameters, training summary, SHA-256 of every file
 //!   pipeline.json         fitted preprocessing (flowhound-features)
 //!   calibration.json      per detector: threshold and training-score quantiles
-//!   known_external.txt    external addresses seen in training, sorted (the unknown-IP feature)
+//!   known_external.txt    external addresses seen in training, sorted (the unknown-IP feature),
+//!                         then `open inbound|outbound HOST`: hosts whose new external peers are normal
 //!   <detector>.safetensors one per detector
 //!   training_sample.safetensors  ≤ 20 000 raw training rows, for retraining with feedback
 //! ```
@@ -33,7 +34,7 @@ use crate::forest::{Forest, ForestParams};
 use crate::{DetectError, Kind, Params};
 
 /// Bundle layout version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -128,6 +129,11 @@ pub struct TrainingSummary {
     pub feedback: u64,
     #[serde(default)]
     pub feedback_unused: u64,
+    /// Days training covered each hour of day (UTC, 24 entries); the time
+    /// of day counts only where that is at least
+    /// [`flowhound_features::MIN_HOUR_DAYS`].
+    #[serde(default)]
+    pub hour_days: Vec<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +168,10 @@ struct Manifest {
     model_input: Vec<String>,
     detectors: Vec<DetectorEntry>,
     ensemble: EnsembleParams,
+    /// The false-positive budget's operating point (absent when trained
+    /// with `--contamination`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operating_point: Option<crate::ensemble::OperatingPoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     supervised: Option<SupervisedEntry>,
     training: TrainingSummary,
@@ -217,6 +227,12 @@ impl Bundle {
             known.push_str(&a.to_string());
             known.push('\n');
         }
+        // Hosts whose new external peers (in one direction) are normal.
+        for (h, inbound) in self.known.open_sorted() {
+            known.push_str(if inbound { "open inbound " } else { "open outbound " });
+            known.push_str(&h.to_string());
+            known.push('\n');
+        }
         files.push(("known_external.txt".into(), known.into_bytes()));
         for m in self.ensemble.members() {
             files.push((format!("{}.safetensors", m.detector.kind().name()), m.detector.to_bytes()));
@@ -254,6 +270,7 @@ impl Bundle {
                 })
                 .collect(),
             ensemble: self.ensemble_params.clone(),
+            operating_point: self.ensemble.operating_point().cloned(),
             supervised,
             training: self.training.clone(),
             sample: self.sample.as_ref().map(|_| SAMPLE_FILE.to_string()),
@@ -349,11 +366,22 @@ impl Bundle {
             serde_json::from_slice(&read("calibration.json")?).map_err(|e| corrupt("calibration.json", e))?;
         let known_raw = read("known_external.txt")?;
         let known_text = std::str::from_utf8(&known_raw).map_err(|e| corrupt("known_external.txt", e))?;
-        let known = known_text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.parse::<IpAddr>().map_err(|_| corrupt("known_external.txt", format!("{l:?} is not an address"))))
-            .collect::<Result<KnownExternal, _>>()?;
+        let mut known = KnownExternal::default();
+        for l in known_text.lines().filter(|l| !l.is_empty()) {
+            let bad = || corrupt("known_external.txt", format!("{l:?} is not an address or an open host"));
+            let (open, addr) = match l.strip_prefix("open inbound ") {
+                Some(a) => (Some(true), a),
+                None => match l.strip_prefix("open outbound ") {
+                    Some(a) => (Some(false), a),
+                    None => (None, l),
+                },
+            };
+            let a = addr.parse::<IpAddr>().map_err(|_| bad())?;
+            match open {
+                Some(inbound) => known.open(a, inbound),
+                None => known.insert(a),
+            }
+        }
         let mut members = Vec::new();
         for d in &m.detectors {
             if d.params.kind() != d.name {
@@ -375,6 +403,9 @@ impl Bundle {
             members.push(Member { detector: model, calibration });
         }
         let mut ensemble = Ensemble::new(members, m.ensemble.min_votes)?;
+        if let Some(op) = &m.operating_point {
+            ensemble = ensemble.with_operating_point(op.clone()).map_err(|e| corrupt("manifest.json", e))?;
+        }
         if let Some(sup) = &m.supervised {
             let forest = Forest::from_bytes(&read(&sup.file)?)?;
             ensemble = ensemble

@@ -79,6 +79,27 @@ impl Calibration {
     }
 }
 
+impl Calibration {
+    /// The raw score whose calibrated score is `level` (the inverse of
+    /// [`Calibration::calibrated`]): where a flag threshold goes so that the
+    /// detector flags exactly the rows calibrated above `level`.
+    pub fn raw_at(&self, level: f32) -> f32 {
+        let q = &self.quantiles;
+        let hi = q[STEPS];
+        if level >= 1.0 {
+            // calibrated = 2 − 1 / (1 + past), past = (raw − hi) / spread.
+            let spread = (hi - q[STEPS / 2]).max(hi.abs() * 1e-6).max(f32::MIN_POSITIVE);
+            let l = f64::from(level.min(2.0 - 1e-6));
+            let past = 1.0 / (2.0 - l) - 1.0;
+            return hi + (past * f64::from(spread)) as f32;
+        }
+        let pos = f64::from(level.max(0.0)) * STEPS as f64;
+        let i = (pos.floor() as usize).min(STEPS - 1);
+        let frac = (pos - i as f64) as f32;
+        q[i] + (q[i + 1] - q[i]) * frac
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +118,11 @@ mod tests {
         assert!(1.0 < a && a < b && b < 2.0, "{a} {b}");
         assert!(c.flags(f32::NAN) && c.calibrated(f32::NAN) == 2.0);
         assert!(c.is_valid());
+        // raw_at inverts calibrated, inside the training range and past it.
+        for raw in [12.5f32, 500.0, 987.25, 1100.0, 5000.0] {
+            let back = c.raw_at(c.calibrated(raw));
+            assert!((back - raw).abs() < raw * 1e-3, "{raw} -> {} -> {back}", c.calibrated(raw));
+        }
     }
 
     #[test]

@@ -2,16 +2,30 @@
 //! its calibrated threshold; `votes` = models flagging; the row is an anomaly
 //! when votes ≥ `min_votes`.
 //!
+//! Where the thresholds come from — the [`OperatingPoint`], by default: one
+//! calibrated level shared by every detector, chosen on held-out benign rows
+//! so that the share of them getting `min_votes` flags is the false-positive
+//! budget (`train --fpr`, 0.5 % unless given). The vote is then the
+//! continuous *vote score* — the `min_votes`-th highest calibrated score —
+//! above that level. With `--contamination` instead (the rule before the
+//! budget), each detector flags its own top `contamination` share, and 2 of
+//! 4 detectors flagging ~5 % each flagged ~4 % of normal traffic.
+//!
 //! The vote rule for n models (any subset can be trained):
 //! - `min_votes` defaults to ⌈n / 2⌉ (at least 1): 2 of 4, 2 of 3, 1 of 2, 1 of 1;
-//! - severity: `high` when every model flags (n ≥ 2), `low` at exactly
-//!   `min_votes` (when below n), `medium` in between — so with four models
-//!   2 / 3 / 4 votes are low / medium / high; a single model's flag is `medium`;
-//! - confidence = votes / n;
-//! - score = mean of the models' calibrated scores ([`crate::calibrate`]),
-//!   a continuous ranking for ROC/PR curves, higher = more anomalous;
-//!   with a Random Forest, a [`Stack`] learned from labeled rows instead.
-//!   The vote and the severity do not change with it.
+//! - severity with an operating point: from how rare the row's vote score is
+//!   among held-out benign rows (its *tail share* p): `low` while p is
+//!   within the budget, `medium` below a tenth of it, `high` below a
+//!   hundredth — raised one step when every model flags. Without one (or
+//!   with `--threshold` overrides): `high` when every model flags (n ≥ 2),
+//!   `low` at exactly `min_votes` (when below n), `medium` in between;
+//! - confidence = votes / n; with an operating point the mean of that and
+//!   how far past the budget the row is (0 at the budget, 1 at a hundredth);
+//! - score = the vote score with an operating point, else the mean of the
+//!   models' calibrated scores ([`crate::calibrate`]): a continuous ranking
+//!   for ROC/PR curves, higher = more anomalous; with a Random Forest, a
+//!   [`Stack`] learned from labeled rows instead. The vote and the severity
+//!   do not change with it.
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -52,11 +66,21 @@ pub struct EnsembleParams {
     pub contamination: f64,
     /// Votes needed for an anomaly; `None` = ⌈n / 2⌉.
     pub min_votes: Option<usize>,
+    /// The false-positive budget: share of held-out benign rows allowed to
+    /// be anomalies; sets every threshold ([`OperatingPoint`]). `None`:
+    /// each detector's own `contamination` quantile.
+    pub fpr: Option<f64>,
 }
+
+/// The default false-positive budget. Measured (EVALUATION.md, "Operating
+/// point"): on unseen traffic of the same network the share of benign flows
+/// flagged lands near the budget; on shifted traffic (another capture, other
+/// hours) a few times above it, so the default leaves room below 1 %.
+pub const DEFAULT_FPR: f64 = 0.005;
 
 impl Default for EnsembleParams {
     fn default() -> Self {
-        EnsembleParams { contamination: 0.05, min_votes: None }
+        EnsembleParams { contamination: 0.05, min_votes: None, fpr: Some(DEFAULT_FPR) }
     }
 }
 
@@ -69,6 +93,11 @@ impl EnsembleParams {
         if let Some(v) = self.min_votes {
             if v == 0 || v > models {
                 p.push(format!("min_votes {v} must be 1..={models} (the number of detectors)"));
+            }
+        }
+        if let Some(f) = self.fpr {
+            if !(f > 0.0 && f < 0.5) {
+                p.push(format!("false-positive budget {f} must be in (0, 0.5)"));
             }
         }
         if models == 0 {
@@ -235,6 +264,105 @@ fn solve(a: &mut [f64], b: &mut [f64], d: usize) -> Option<Vec<f64>> {
     Some(x)
 }
 
+/// The operating point: the budget in force, the calibrated level every
+/// detector flags above, and the vote score's upper tail on held-out benign
+/// rows (for another budget at `detect --fpr`, and for severity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatingPoint {
+    pub fpr: f64,
+    pub level: f32,
+    /// Held-out rows the tail was measured on.
+    pub rows: u64,
+    /// (share of the held-out rows whose vote score is above, that score),
+    /// shares falling from 0.5 in log steps down to 1 / rows, scores rising.
+    pub tail: Vec<(f64, f32)>,
+}
+
+/// Tail points per factor of ten.
+const TAIL_STEPS: f64 = 8.0;
+
+impl OperatingPoint {
+    /// From the vote scores of the held-out rows, for budget `fpr`.
+    pub fn fit(vote_scores: &[f32], fpr: f64) -> Option<OperatingPoint> {
+        let mut s: Vec<f32> = vote_scores.iter().copied().filter(|v| v.is_finite()).collect();
+        if s.is_empty() {
+            return None;
+        }
+        s.sort_by(|a, b| b.total_cmp(a));
+        let n = s.len();
+        let mut tail = Vec::new();
+        for i in 0.. {
+            let share = 0.5 * 10f64.powf(-f64::from(i) / TAIL_STEPS);
+            let k = (share * n as f64).floor() as usize;
+            if k == 0 {
+                break;
+            }
+            // The k-th highest: k rows score at least this, k−1 above it.
+            tail.push((share, s[k - 1]));
+        }
+        tail.push((1.0 / n as f64, s[0]));
+        let mut op = OperatingPoint { fpr, level: 0.0, rows: n as u64, tail };
+        op.level = op.level_for(fpr);
+        Some(op)
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.fpr > 0.0
+            && self.fpr < 0.5
+            && self.level.is_finite()
+            && !self.tail.is_empty()
+            && self.tail.iter().all(|(p, v)| *p > 0.0 && *p <= 1.0 && v.is_finite())
+            && self.tail.windows(2).all(|w| w[0].0 >= w[1].0 && w[0].1 <= w[1].1)
+    }
+
+    /// The vote-score level a share `fpr` of the held-out rows is above
+    /// (interpolated in log share; a budget below one row flags only what
+    /// scores above every held-out row).
+    pub fn level_for(&self, fpr: f64) -> f32 {
+        let t = &self.tail;
+        if fpr >= t[0].0 {
+            return t[0].1;
+        }
+        for w in t.windows(2) {
+            let ((pa, va), (pb, vb)) = (w[0], w[1]);
+            if fpr >= pb {
+                let f = if pa > pb { (pa.ln() - fpr.ln()) / (pa.ln() - pb.ln()) } else { 1.0 };
+                return va + (vb - va) * f as f32;
+            }
+        }
+        t[t.len() - 1].1
+    }
+
+    /// The share of held-out benign rows with a vote score at least `v`:
+    /// how rare a row scoring `v` is among normal traffic. Past the highest
+    /// held-out row it keeps falling toward 0 (scores are below 2).
+    pub fn share_at(&self, v: f32) -> f64 {
+        let t = &self.tail;
+        if v <= t[0].1 {
+            return t[0].0;
+        }
+        for w in t.windows(2) {
+            let ((pa, va), (pb, vb)) = (w[0], w[1]);
+            if v <= vb {
+                let f = if vb > va { f64::from((v - va) / (vb - va)) } else { 1.0 };
+                return (pa.ln() + (pb.ln() - pa.ln()) * f).exp();
+            }
+        }
+        let (p, top) = t[t.len() - 1];
+        p * f64::from(((2.0 - v) / (2.0 - top).max(1e-6)).clamp(0.0, 1.0))
+    }
+}
+
+/// The `k`-th highest of `v` (k ≥ 1, clamped to the length): the vote score.
+fn kth_highest(v: &mut [f32], k: usize) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let k = k.clamp(1, v.len());
+    v.sort_by(|a, b| b.total_cmp(a));
+    v[k - 1]
+}
+
 /// Name of the supervised member in outputs.
 pub const FOREST_NAME: &str = "random_forest";
 
@@ -243,6 +371,10 @@ pub struct Ensemble {
     members: Vec<Member>,
     min_votes: usize,
     supervised: Option<Supervised>,
+    operating: Option<OperatingPoint>,
+    /// A threshold was set by hand (`--threshold`): the operating point no
+    /// longer decides, severity is the vote count's.
+    manual: bool,
 }
 
 /// Rows per parallel task: large enough for SGEMM blocks and candle batches
@@ -252,8 +384,41 @@ const CHUNK: usize = 2048;
 impl Ensemble {
     pub fn new(members: Vec<Member>, min_votes: Option<usize>) -> Result<Self, DetectError> {
         let n = members.len();
-        EnsembleParams { contamination: 0.05, min_votes }.check(n)?;
-        Ok(Ensemble { members, min_votes: min_votes.unwrap_or(n.div_ceil(2).max(1)), supervised: None })
+        EnsembleParams { contamination: 0.05, min_votes, fpr: None }.check(n)?;
+        Ok(Ensemble {
+            members,
+            min_votes: min_votes.unwrap_or(n.div_ceil(2).max(1)),
+            supervised: None,
+            operating: None,
+            manual: false,
+        })
+    }
+
+    /// Adds the operating point the thresholds were set from (a loaded model).
+    pub fn with_operating_point(mut self, op: OperatingPoint) -> Result<Self, DetectError> {
+        if !op.is_valid() {
+            return Err(DetectError::Fit { model: "ensemble", reason: "operating point: invalid tail".into() });
+        }
+        self.operating = Some(op);
+        Ok(self)
+    }
+
+    pub fn operating_point(&self) -> Option<&OperatingPoint> {
+        self.operating.as_ref()
+    }
+
+    /// Moves the operating point to another budget (`detect --fpr`): every
+    /// detector's threshold to the level that budget gives. `false` for a
+    /// model trained without one (`--contamination`).
+    pub fn set_fpr(&mut self, fpr: f64) -> bool {
+        let Some(op) = &mut self.operating else { return false };
+        op.fpr = fpr;
+        op.level = op.level_for(fpr);
+        let level = op.level;
+        for m in &mut self.members {
+            m.calibration.threshold = m.calibration.raw_at(level);
+        }
+        true
     }
 
     /// Adds the Random Forest as one more voter. The vote threshold stays
@@ -334,10 +499,43 @@ impl Ensemble {
         match self.members.iter_mut().find(|m| m.detector.kind() == k) {
             Some(m) => {
                 m.calibration.threshold = threshold;
+                self.manual = true;
                 true
             }
             None => false,
         }
+    }
+
+    /// The operating point when it decides (not overridden by hand).
+    fn deciding(&self) -> Option<&OperatingPoint> {
+        self.operating.as_ref().filter(|_| !self.manual)
+    }
+
+    /// Severity and confidence of a row with `votes` flags and vote score
+    /// `vs` (see the module docs).
+    fn grade(&self, votes: usize, vs: f32) -> (Severity, f32) {
+        let n = self.voters();
+        let agree = votes as f32 / n as f32;
+        let Some(op) = self.deciding() else { return (self.severity(votes), agree) };
+        if votes < self.min_votes {
+            return (Severity::None, agree / 2.0);
+        }
+        let p = op.share_at(vs);
+        let past = ((op.fpr / p.max(1e-12)).log10() / 2.0).clamp(0.0, 1.0) as f32;
+        let mut s = if p <= op.fpr / 100.0 {
+            Severity::High
+        } else if p <= op.fpr / 10.0 {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        if votes == n && n >= 2 {
+            s = match s {
+                Severity::Low => Severity::Medium,
+                _ => Severity::High,
+            };
+        }
+        (s, (agree + past) / 2.0)
     }
 
     pub fn severity(&self, votes: usize) -> Severity {
@@ -407,7 +605,9 @@ impl Ensemble {
         Ok((0..x.nrows())
             .map(|i| {
                 let mut sum = 0.0;
-                // Kept only for a stack: no allocation per row without one.
+                // Kept only for a stack or a vote score: no allocation per
+                // row without one.
+                let keep = stack.is_some() || self.operating.is_some();
                 let mut calibrated = Vec::new();
                 let mut votes = 0;
                 let mut models: Vec<(f32, bool)> = self
@@ -420,12 +620,13 @@ impl Ensemble {
                         votes += usize::from(flag);
                         let c = m.calibration.calibrated(v);
                         sum += c;
-                        if stack.is_some() {
+                        if keep {
                             calibrated.push(c);
                         }
                         (v, flag)
                     })
                     .collect();
+                let vote_score = self.operating.is_some().then(|| kth_highest(&mut calibrated.clone(), self.min_votes));
                 let mut category = None;
                 let mut stacked = None;
                 if let Some(p) = &proba {
@@ -444,11 +645,12 @@ impl Ensemble {
                         category = Some(best as u16);
                     }
                 }
+                let (severity, confidence) = self.grade(votes, vote_score.unwrap_or(0.0));
                 Verdict {
-                    score: stacked.unwrap_or(sum / n_models as f32),
+                    score: stacked.or(vote_score).unwrap_or(sum / n_models as f32),
                     votes: votes as u8,
-                    severity: self.severity(votes),
-                    confidence: votes as f32 / n_models as f32,
+                    severity,
+                    confidence,
                     models,
                     category,
                 }
@@ -542,16 +744,33 @@ pub fn fit(
         .into_iter()
         .map(|d| Member { detector: d, calibration: Calibration { threshold: 0.0, quantiles: Vec::new() } })
         .collect();
-    let mut e = Ensemble { members, min_votes: 1, supervised: None };
+    let mut e = Ensemble { members, min_votes: 1, supervised: None, operating: None, manual: false };
     let raw = e.raw_scores(sample.view())?;
-    for (m, scores) in e.members.iter_mut().zip(raw) {
-        m.calibration = Calibration::fit(&scores, ep.contamination).ok_or_else(|| DetectError::Fit {
+    for (m, scores) in e.members.iter_mut().zip(&raw) {
+        m.calibration = Calibration::fit(scores, ep.contamination).ok_or_else(|| DetectError::Fit {
             model: m.detector.kind().name(),
             reason: "no finite score on the training rows".into(),
         })?;
     }
     let n = e.members.len();
     e.min_votes = ep.min_votes.unwrap_or(n.div_ceil(2).max(1));
+    if let Some(fpr) = ep.fpr {
+        // The vote score of every held-out row, then one level for all.
+        let mut row = Vec::with_capacity(n);
+        let votes: Vec<f32> = (0..sample.nrows())
+            .map(|i| {
+                row.clear();
+                row.extend(e.members.iter().zip(&raw).map(|(m, r)| m.calibration.calibrated(r[i])));
+                kth_highest(&mut row, e.min_votes)
+            })
+            .collect();
+        let op = OperatingPoint::fit(&votes, fpr).ok_or_else(|| DetectError::Fit {
+            model: "ensemble",
+            reason: "no finite vote score on the held-out rows".into(),
+        })?;
+        e.operating = Some(op);
+        e.set_fpr(fpr);
+    }
     Ok(e)
 }
 
@@ -605,6 +824,26 @@ mod tests {
         let mut bad = x.clone();
         bad[4] = f32::NAN;
         assert!(Stack::fit(&bad, 3, &y).is_none());
+    }
+
+    #[test]
+    fn the_operating_point_flags_the_budgeted_share_of_held_out_rows() {
+        // Vote scores 0.0000, 0.0001, …, 0.9999: the top 1 % is above 0.99.
+        let v: Vec<f32> = (0..10_000).map(|i| i as f32 / 10_000.0).collect();
+        let op = OperatingPoint::fit(&v, 0.01).expect("finite");
+        assert!(op.is_valid());
+        let flagged = v.iter().filter(|x| **x > op.level).count();
+        assert!((99..=101).contains(&flagged), "{flagged} flagged at level {}", op.level);
+        // Another budget moves the level; rarer scores have smaller shares.
+        assert!(op.level_for(0.001) > op.level && op.level_for(0.1) < op.level);
+        let (a, b, c) = (op.share_at(0.95), op.share_at(0.999), op.share_at(1.5));
+        assert!((a - 0.05).abs() < 0.005 && b < 0.0015 && c < 1e-4 && c > 0.0, "{a} {b} {c}");
+        // A budget below one row: only what scores above every held-out row.
+        assert_eq!(op.level_for(1e-6), 0.9999);
+        assert!(OperatingPoint::fit(&[f32::NAN], 0.01).is_none());
+        // The vote score is the k-th highest.
+        assert_eq!(kth_highest(&mut [0.2, 0.9, 0.5, 0.7], 2), 0.7);
+        assert_eq!(kth_highest(&mut [0.2, 0.9], 5), 0.2);
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct Trainer {
     /// could not use.
     feedback: u64,
     feedback_unused: u64,
+    /// Days per hour of day a retrained model's original training covered
+    /// (its sample rows have no flows left to count them from).
+    hour_days: Option<Vec<u16>>,
 }
 
 /// An analyst's verdict on a flagged flow, with the raw feature row it was
@@ -128,6 +131,7 @@ impl Trainer {
             classes: vec!["benign".to_string()],
             feedback: 0,
             feedback_unused: 0,
+            hour_days: None,
         })
     }
 
@@ -145,6 +149,10 @@ impl Trainer {
         for a in b.known.sorted() {
             t.x.learn_external(a);
         }
+        for (h, inbound) in b.known.open_sorted() {
+            t.x.learn_open(h, inbound);
+        }
+        t.hour_days = Some(b.training.hour_days.clone());
         t.x.add_category_names(&b.category_names);
         if let Some(sup) = b.ensemble.supervised() {
             t.classes = sup.classes.clone();
@@ -281,6 +289,14 @@ impl Trainer {
     ) -> Result<(Bundle, TrainReport), BundleError> {
         let t = Instant::now();
         let width = self.x.schema().len();
+        // Time of day counts only in hours training covered on enough days:
+        // empty it in the other rows, as detection will.
+        let hour_days = self.hour_days.clone().unwrap_or_else(|| self.x.hour_days().to_vec());
+        flowhound_features::neutralize_hours(
+            self.x.schema(),
+            &mut self.rows,
+            &flowhound_features::known_hours(&hour_days),
+        );
         let sample = TrainingSample::take(&self.rows, width, &self.class, &self.unsupervised);
         // With a forest, the rows hold attacks too; the unsupervised side
         // (preprocessing and detectors) sees only its own rows.
@@ -394,6 +410,7 @@ impl Trainer {
             held_out: self.held_out,
             feedback: self.feedback,
             feedback_unused: self.feedback_unused,
+            hour_days,
         };
         let report = TrainReport {
             extract: extract_time,
@@ -432,7 +449,8 @@ pub struct Scorer<'a> {
 
 impl<'a> Scorer<'a> {
     pub fn new(bundle: &'a Bundle) -> Result<Self, BundleError> {
-        let x = bundle.features.build(Some(bundle.known.clone()))?;
+        let mut x = bundle.features.build(Some(bundle.known.clone()))?;
+        x.set_hour_days(&bundle.training.hour_days);
         Ok(Scorer { bundle, x, raw: Vec::new(), input: Vec::new() })
     }
 

@@ -102,8 +102,11 @@ fn bad_params_list_every_problem() {
     let p = Params::Iforest(IforestParams { n_estimators: 0, max_samples: 1 });
     let e = p.check().expect_err("invalid").to_string();
     assert!(e.contains("n_estimators 0") && e.contains("max_samples 1"), "{e}");
-    let e = EnsembleParams { contamination: 0.7, min_votes: Some(5) }.check(4).expect_err("invalid").to_string();
-    assert!(e.contains("contamination") && e.contains("min_votes 5"), "{e}");
+    let e = EnsembleParams { contamination: 0.7, min_votes: Some(5), fpr: Some(0.7) }
+        .check(4)
+        .expect_err("invalid")
+        .to_string();
+    assert!(e.contains("contamination") && e.contains("min_votes 5") && e.contains("budget 0.7"), "{e}");
 }
 
 #[test]
@@ -156,7 +159,17 @@ fn corrupt_forest_bytes_are_errors_not_panics() {
 fn votes_severity_and_confidence() {
     let (train, test, out) = planted();
     let params: Vec<Params> = Kind::ALL.into_iter().map(quick).collect();
-    let e = ensemble::fit(&params, &EnsembleParams::default(), train.view(), 5, &|_, _| {}).expect("fit");
+    // With the default false-positive budget: every planted outlier is an
+    // anomaly flagged by all four, at least medium; fresh inliers stay near
+    // the budget (0.5 %; 500 rows).
+    let b = ensemble::fit(&params, &EnsembleParams::default(), train.view(), 5, &|_, _| {}).expect("fit");
+    let v = b.judge(out.view()).expect("judge");
+    assert!(v.iter().all(|v| v.votes == 4 && v.severity >= Severity::Medium && v.confidence > 0.5), "{:?}", v[0]);
+    let flagged = b.judge(test.view()).expect("judge").iter().filter(|v| v.severity != Severity::None).count();
+    assert!(flagged <= 10, "{flagged} of 500 inliers flagged at a 0.5 % budget");
+    // The rule before the budget: each detector its own 5 %, severity by votes.
+    let old = EnsembleParams { fpr: None, ..EnsembleParams::default() };
+    let e = ensemble::fit(&params, &old, train.view(), 5, &|_, _| {}).expect("fit");
     assert_eq!(e.min_votes(), 2);
     assert_eq!(
         [0, 1, 2, 3, 4].map(|v| e.severity(v)),
@@ -176,9 +189,9 @@ fn votes_severity_and_confidence() {
     assert!(v.iter().all(|o| o.score > max_in), "every outlier outranks every inlier");
     // The rule adapts to the number of detectors.
     let two: Vec<Params> = [Kind::Iforest, Kind::Lof].into_iter().map(quick).collect();
-    let e2 = ensemble::fit(&two, &EnsembleParams::default(), train.view(), 5, &|_, _| {}).expect("fit");
+    let e2 = ensemble::fit(&two, &old, train.view(), 5, &|_, _| {}).expect("fit");
     assert_eq!([0, 1, 2].map(|v| e2.severity(v)), [Severity::None, Severity::Low, Severity::High]);
-    let one = ensemble::fit(&two[..1], &EnsembleParams::default(), train.view(), 5, &|_, _| {}).expect("fit");
+    let one = ensemble::fit(&two[..1], &old, train.view(), 5, &|_, _| {}).expect("fit");
     assert_eq!([0, 1].map(|v| one.severity(v)), [Severity::None, Severity::Medium]);
     let _: &Ensemble = &one;
 }
@@ -202,7 +215,8 @@ fn held_out_thresholds_flag_about_the_contamination_share_of_new_inliers() {
             _ => Params::default_for(k),
         })
         .collect();
-    let e = ensemble::fit(&params, &EnsembleParams::default(), train.view(), 3, &|_, _| {}).expect("fit");
+    let old = EnsembleParams { fpr: None, ..EnsembleParams::default() };
+    let e = ensemble::fit(&params, &old, train.view(), 3, &|_, _| {}).expect("fit");
     let v = e.judge(fresh.view()).expect("judge");
     for (i, m) in e.members().iter().enumerate() {
         let share = v.iter().filter(|v| v.models[i].1).count() as f64 / 4000.0;

@@ -401,6 +401,71 @@ mod tests {
         WindowNames::new(&[60, 3600], 900)
     }
 
+    /// What each count a reason may quote counts, as the words that must
+    /// follow it: a reason quoting all flows of a host must not call them
+    /// ICMP or UDP flows (a "received 67 ICMP flows" once counted 66 DNS
+    /// flows). Longest prefix first.
+    const NOUNS: &[(&str, &[&str])] = &[
+        ("dst_icmp_flows_", &[" ICMP flows"]),
+        ("src_distinct_dst_ports_", &[" distinct ports"]),
+        ("src_distinct_dst_", &[" host(s)", " hosts"]),
+        ("dst_distinct_src_", &[" distinct sources"]),
+        ("src_flows_", &[" flows", " times"]),
+        ("dst_flows_", &[" flows", " in all"]),
+        ("src_reject_share_", &[" rejected"]),
+        ("src_burst_", &[" times its own rate"]),
+        ("src_bytes_out_", &[" within", " to external"]),
+        ("bytes", &[" to external", " in one flow"]),
+    ];
+
+    #[test]
+    fn every_default_rule_quotes_counts_of_what_it_names() {
+        let file: RuleFile = toml::from_str(DEFAULT_RULES).expect("default rules parse");
+        assert!(file.rule.len() >= 13, "{} rules", file.rule.len());
+        for r in &file.rule {
+            let mut rest = r.reason.as_str();
+            let mut quoted = 0;
+            while let Some(open) = rest.find('{') {
+                // A placeholder, with a nested `{short}` and a `:format`.
+                let mut depth = 0;
+                let end = rest[open..]
+                    .char_indices()
+                    .find(|(_, c)| {
+                        depth += match c {
+                            '{' => 1,
+                            '}' => -1,
+                            _ => 0,
+                        };
+                        depth == 0
+                    })
+                    .map(|(i, _)| open + i)
+                    .expect("closed placeholder");
+                let name = rest[open + 1..end].split(':').next().unwrap_or_default();
+                let after = &rest[end + 1..];
+                if let Some((_, nouns)) = NOUNS.iter().find(|(p, _)| name.starts_with(p)) {
+                    quoted += 1;
+                    assert!(
+                        nouns.iter().any(|n| after.starts_with(n)),
+                        "rule {}/{:?}: {{{name}}} is followed by {after:?}, not by what it counts ({nouns:?})",
+                        r.class,
+                        r.variant
+                    );
+                    // A protocol word before a count of every protocol would lie.
+                    if !name.starts_with("dst_icmp_") {
+                        for p in ["ICMP", "UDP", "TCP"] {
+                            assert!(!after.starts_with(&format!(" {p}")), "rule {}: {name} {after:?}", r.class);
+                        }
+                    }
+                }
+                rest = after;
+            }
+            // Every rule but the rare-protocol and UDP-to-TCP-service ones
+            // quotes at least one count.
+            let counts = r.when.iter().any(|c| NOUNS.iter().any(|(p, _)| c.starts_with(p)));
+            assert!(!counts || quoted > 0, "rule {}/{:?} tests counts but quotes none", r.class, r.variant);
+        }
+    }
+
     #[test]
     fn conditions_and_templates() {
         let names = ["ports_60s", "proto", "share"];

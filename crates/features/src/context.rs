@@ -50,6 +50,8 @@ pub struct Key {
     pub bytes: u64,
     pub packets: u64,
     pub rejected: bool,
+    /// ICMP or ICMPv6: counted apart, so an ICMP flood's count is of ICMP.
+    pub icmp: bool,
 }
 
 /// Buckets per window.
@@ -104,9 +106,11 @@ struct DstTally {
     flows: u32,
     rejected: u32,
     srcs_last: u32,
+    /// Of `flows`, ICMP ones (fills the struct's last 4 bytes).
+    icmp: u32,
 }
 
-tally!(DstTally { bytes, packets, flows, rejected, srcs_last });
+tally!(DstTally { bytes, packets, flows, rejected, srcs_last, icmp });
 
 /// The burst baseline counts flows only.
 impl Tally for u32 {
@@ -519,6 +523,7 @@ impl Context {
             v.push(Feature::new(format!("dst_packets_{x}"), Count));
             v.push(Feature::new(format!("dst_bytes_in_{x}"), Count));
             v.push(Feature::new(format!("dst_reject_share_{x}"), Numeric));
+            v.push(Feature::new(format!("dst_icmp_flows_{x}"), Count));
         }
         v.push(Feature::new(
             format!("src_burst_{}_{}", window_suffix(w.secs[0]), window_suffix(w.baseline_secs)),
@@ -601,8 +606,14 @@ impl Context {
 
         // Destination side.
         let pair_d = pair.filter(|p| p.epoch >= ds.born).map(|p| p.t[1]);
-        let add =
-            DstTally { bytes: k.bytes, packets: k.packets, flows: 1, rejected: u32::from(k.rejected), srcs_last: 1 };
+        let add = DstTally {
+            bytes: k.bytes,
+            packets: k.packets,
+            flows: 1,
+            rejected: u32::from(k.rejected),
+            srcs_last: 1,
+            icmp: u32::from(k.icmp),
+        };
         for (((r, total), w), sw) in dst_rings.iter_mut().zip(dst_totals.iter_mut()).zip(widths).zip(&src_w) {
             let b = td.div_euclid(*w);
             if let Some(p) = pair_d {
@@ -621,6 +632,7 @@ impl Context {
             out.push(dw.packets as f32);
             out.push(dw.bytes as f32);
             out.push(dw.rejected as f32 / dw.flows as f32);
+            out.push(dw.icmp as f32);
         }
         out.push(burst);
         // Entries this old are outside every window of every host that is not
@@ -677,12 +689,19 @@ impl Codec for DstTally {
     fn put(&self, e: &mut Enc) {
         e.u64(self.bytes);
         e.u64(self.packets);
-        for v in [self.flows, self.rejected, self.srcs_last] {
+        for v in [self.flows, self.rejected, self.srcs_last, self.icmp] {
             e.u32(v);
         }
     }
     fn get(d: &mut Dec<'_>) -> DecResult<Self> {
-        Ok(DstTally { bytes: d.u64()?, packets: d.u64()?, flows: d.u32()?, rejected: d.u32()?, srcs_last: d.u32()? })
+        Ok(DstTally {
+            bytes: d.u64()?,
+            packets: d.u64()?,
+            flows: d.u32()?,
+            rejected: d.u32()?,
+            srcs_last: d.u32()?,
+            icmp: d.u32()?,
+        })
     }
 }
 
@@ -877,7 +896,7 @@ fn fnv1a(b: &[u8]) -> u64 {
 }
 
 /// Format of [`Context::checkpoint`].
-const CHECKPOINT_VERSION: u32 = 1;
+const CHECKPOINT_VERSION: u32 = 2;
 
 impl Context {
     /// The whole window state, to continue exactly where it stands with

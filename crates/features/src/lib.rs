@@ -149,15 +149,40 @@ impl ExtractorParams {
             learn_now: true,
             names,
             last_codes: [u32::MAX; 2],
+            hour_at: self.schema().index("hour_sin"),
+            hours_seen: FxHashSet::default(),
+            hours_known: None,
         })
     }
 }
 
-/// External addresses seen in training: "never seen" is the unknown-IP signal.
+/// External addresses seen in training: "never seen" is the unknown-IP
+/// signal — except for a host and direction that met new external peers
+/// all through training (an Internet-facing service receives new sources
+/// all day; a proxy opens connections to new servers): there a new peer is
+/// normal and the feature says 0. For other hosts (and for the other
+/// direction of an open one) it stays the signal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownExternal {
     addrs: FxHashSet<IpAddr>,
+    /// (host, inbound) pairs whose new external peers are normal.
+    open: FxHashSet<(IpAddr, bool)>,
+    /// While training: flows with an external peer, and new peers among
+    /// them, per (host, inbound).
+    novel: rustc_hash::FxHashMap<(IpAddr, bool), (u32, u32)>,
 }
+
+/// Distinct new external peers a host must meet in one direction during
+/// training for new peers in that direction to count as normal, and the
+/// share of its flows in that direction they must be. The Zeek host (an
+/// Internet-facing server) meets ~300 new sources an hour, a third of its
+/// inbound flows; the generated bastion host a few among thousands of
+/// administrators' sessions.
+pub const OPEN_AFTER: u32 = 50;
+pub const OPEN_SHARE: f64 = 0.1;
+
+/// Hosts tracked for [`OPEN_AFTER`] at most (training state).
+const NOVEL_MAX: usize = 200_000;
 
 /// Addresses remembered at most; beyond this, new ones are not added (the set
 /// is saved with the model, so it must stay a reasonable size).
@@ -188,6 +213,44 @@ impl KnownExternal {
         } else {
             self.addrs.contains(&a)
         }
+    }
+
+    /// Whether new external peers of `host` in this direction are normal.
+    pub fn is_open(&self, host: IpAddr, inbound: bool) -> bool {
+        self.open.contains(&(host, inbound))
+    }
+
+    /// Marks new peers of `host` in this direction as normal (a loaded model).
+    pub fn open(&mut self, host: IpAddr, inbound: bool) {
+        self.open.insert((host, inbound));
+    }
+
+    /// The open (host, inbound) pairs, sorted (for saving).
+    pub fn open_sorted(&self) -> Vec<(IpAddr, bool)> {
+        let mut v: Vec<(IpAddr, bool)> = self.open.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// While training: `host` met an external peer in this direction, a
+    /// new one when `new`; true once new peers are normal for it: at least
+    /// [`OPEN_AFTER`] of them, and at least [`OPEN_SHARE`] of its flows.
+    fn met(&mut self, host: IpAddr, inbound: bool, new: bool) -> bool {
+        if self.open.contains(&(host, inbound)) {
+            return true;
+        }
+        if self.novel.len() >= NOVEL_MAX && !self.novel.contains_key(&(host, inbound)) {
+            return false;
+        }
+        let (flows, fresh) = self.novel.entry((host, inbound)).or_default();
+        *flows += 1;
+        *fresh += u32::from(new);
+        if *fresh >= OPEN_AFTER && f64::from(*fresh) >= OPEN_SHARE * f64::from(*flows) {
+            self.novel.remove(&(host, inbound));
+            self.open.insert((host, inbound));
+            return true;
+        }
+        false
     }
 
     /// The addresses in ascending order (for saving: stable bytes).
@@ -222,6 +285,48 @@ pub struct Extractor {
     names: BTreeMap<u32, String>,
     /// The last code of each text category, to skip the name lookup on runs.
     last_codes: [u32; 2],
+    /// Position of `hour_sin` (then `hour_cos`) in a row.
+    hour_at: Option<usize>,
+    /// While training: every (day, hour) the flows cover, as day × 24 + hour.
+    hours_seen: FxHashSet<u32>,
+    /// Detecting: the hours of day training covered on enough days; the
+    /// time-of-day features of a flow in another hour are left empty.
+    hours_known: Option<[bool; 24]>,
+}
+
+/// Days training must cover an hour of day on for the time of day to count
+/// there: one day says when that day was busy, not what is usual.
+pub const MIN_HOUR_DAYS: u16 = 3;
+
+/// The hour of day (0–23) a row's `hour_sin`, `hour_cos` stand for.
+fn hour_of(sin: f32, cos: f32) -> Option<usize> {
+    if !(sin.is_finite() && cos.is_finite()) {
+        return None;
+    }
+    let turn = f64::from(sin).atan2(f64::from(cos)).rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU;
+    Some(((turn * 1440.0).round() as usize % 1440) / 60)
+}
+
+/// Which hours count, from days covered per hour.
+pub fn known_hours(days: &[u16]) -> [bool; 24] {
+    let mut k = [false; 24];
+    for (h, d) in days.iter().take(24).enumerate() {
+        k[h] = *d >= MIN_HOUR_DAYS;
+    }
+    k
+}
+
+/// Empties the time-of-day features of the rows (of `schema`'s width) whose
+/// hour `known` does not cover: what training does to its own rows once it
+/// knows the coverage, as detection does to every row.
+pub fn neutralize_hours(schema: &Schema, rows: &mut [f32], known: &[bool; 24]) {
+    let (Some(i), w) = (schema.index("hour_sin"), schema.len()) else { return };
+    for r in rows.chunks_exact_mut(w) {
+        if hour_of(r[i], r[i + 1]).is_some_and(|h| !known[h]) {
+            r[i] = f32::NAN;
+            r[i + 1] = f32::NAN;
+        }
+    }
 }
 
 impl Extractor {
@@ -263,6 +368,21 @@ impl Extractor {
         self.context.restore(b).map_err(|e| FeatureError::Corrupt(format!("window checkpoint: {e}")))
     }
 
+    /// While training: days covered per hour of day (UTC) so far.
+    pub fn hour_days(&self) -> [u16; 24] {
+        let mut d = [0u16; 24];
+        for k in &self.hours_seen {
+            d[(k % 24) as usize] = d[(k % 24) as usize].saturating_add(1);
+        }
+        d
+    }
+
+    /// Detecting: days training covered per hour of day ([`Extractor::hour_days`]);
+    /// hours covered on fewer than [`MIN_HOUR_DAYS`] get empty time-of-day features.
+    pub fn set_hour_days(&mut self, days: &[u16]) {
+        self.hours_known = Some(known_hours(days));
+    }
+
     /// External addresses seen so far (while training) or in training.
     pub fn known_external(&self) -> &KnownExternal {
         &self.known
@@ -284,6 +404,14 @@ impl Extractor {
         }
     }
 
+    /// While training: new external peers of `host` in this direction are
+    /// normal (a retrained model's earlier finding).
+    pub fn learn_open(&mut self, host: IpAddr, inbound: bool) {
+        if self.learning {
+            self.known.open(host, inbound);
+        }
+    }
+
     /// Adds readable names for category codes (from an earlier training).
     pub fn add_category_names(&mut self, names: &BTreeMap<u32, String>) {
         for (k, v) in names {
@@ -302,6 +430,18 @@ impl Extractor {
     pub fn extract(&mut self, r: &FlowRecord, out: &mut Vec<f32>) {
         let before = out.len();
         flow::extract(r, &self.nets, &self.extras, out);
+        if let (Some(t), Some(i)) = (r.start, self.hour_at) {
+            let hour = t.secs().div_euclid(3600);
+            if self.learning {
+                // Bounded: 24 entries a day of traffic.
+                if self.hours_seen.len() < 24 * 3660 {
+                    self.hours_seen.insert(hour.rem_euclid(24 * 3660 * 24) as u32);
+                }
+            } else if self.hours_known.is_some_and(|k| !k[hour.rem_euclid(24) as usize]) {
+                out[before + i] = f32::NAN;
+                out[before + i + 1] = f32::NAN;
+            }
+        }
         for (i, s) in [r.state.as_deref(), r.service.as_deref()].into_iter().enumerate() {
             let Some(s) = s else { continue };
             let code = flow::category_code(s) as u32;
@@ -320,6 +460,7 @@ impl Extractor {
                     bytes: r.bytes.total.unwrap_or(0),
                     packets: r.packets.total.unwrap_or(0),
                     rejected: r.action == Some(Action::Reject),
+                    icmp: matches!(r.protocol, Some(1 | 58)),
                 };
                 self.context.update(&key, out);
             }
@@ -337,11 +478,30 @@ impl Extractor {
             return f32::NAN;
         }
         let mut unseen = false;
-        for a in [r.src, r.dst].into_iter().flatten() {
-            if !self.nets.is_internal(a) {
-                let known = if self.learning && self.learn_now { self.known.learn(a) } else { self.known.contains(&a) };
-                unseen |= !known;
+        let learn = self.learning && self.learn_now;
+        let reply = matches!((r.src_port, r.dst_port), (Some(s), Some(d)) if s < 1024 && d >= 1024);
+        for (a, peer, remote_is_src) in [(r.src, r.dst, true), (r.dst, r.src, false)] {
+            let Some(a) = a else { continue };
+            if self.nets.is_internal(a) {
+                continue;
             }
+            let known = if learn { self.known.learn(a) } else { self.known.contains(&a) };
+            // The host on the other side, and whether the remote called it
+            // (inbound) — a server's answer (from a well-known port to an
+            // ephemeral one, VPC logs' second record of a connection) is
+            // part of an inbound conversation.
+            let inbound = remote_is_src != reply;
+            let host = match (r.direction, peer) {
+                (Some(d), Some(p)) if (d == flowhound_flow::Direction::Ingress) == remote_is_src => Some((p, inbound)),
+                (None, Some(p)) if self.nets.is_internal(p) => Some((p, inbound)),
+                _ => None,
+            };
+            let normal = match host {
+                Some((h, inbound)) if learn => self.known.met(h, inbound, !known),
+                Some((h, inbound)) => self.known.is_open(h, inbound),
+                None => false,
+            };
+            unseen |= !known && !normal;
         }
         if unseen {
             1.0

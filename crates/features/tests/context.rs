@@ -18,6 +18,7 @@ fn key(t_secs: f64, src: &str, dst: &str) -> Key {
         bytes: 10,
         packets: 1,
         rejected: false,
+        icmp: false,
     }
 }
 
@@ -288,6 +289,7 @@ fn random_out_of_order_traffic_keeps_the_books() {
             bytes: (r >> 30) % 10_000,
             packets: 1 + (r >> 50) % 10,
             rejected: r % 3 == 0,
+            icmp: r % 5 == 0,
         };
         c.push(&k);
         for w in ["60s", "1h"] {
@@ -389,4 +391,22 @@ fn a_restored_checkpoint_continues_exactly() {
     assert!(resumed.restore(b"not a checkpoint at all").is_err());
     resumed.restore(&saved).expect("the good one still reads");
     assert!(before > 0 && resumed.active_hosts() > 0);
+}
+
+#[test]
+fn icmp_flows_are_counted_apart_from_the_rest() {
+    // 53 DNS flows and 1 ICMP flow to one resolver within a minute: an
+    // "ICMP flood" reason once quoted all 54 as ICMP.
+    let mut c = Ctx::new();
+    for i in 0..53 {
+        c.push(&Key { dst_port: Some(53), ..key(500.0 + f64::from(i) * 0.5, "10.0.0.5", "67.207.67.2") });
+    }
+    c.push(&Key { dst_port: None, icmp: true, ..key(530.0, "10.0.0.5", "67.207.67.2") });
+    assert_eq!(c.get("dst_flows_60s"), 54.0);
+    assert_eq!(c.get("dst_icmp_flows_60s"), 1.0);
+    assert_eq!(c.get("dst_icmp_flows_1h"), 1.0);
+    // A minute later the ICMP flow has left the short window.
+    c.push(&Key { dst_port: Some(53), ..key(600.0, "10.0.0.5", "67.207.67.2") });
+    assert_eq!(c.get("dst_icmp_flows_60s"), 0.0);
+    assert_eq!(c.get("dst_icmp_flows_1h"), 1.0);
 }

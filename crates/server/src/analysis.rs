@@ -287,7 +287,8 @@ pub fn analyze(
     let schema = &bundle.pipeline.input;
     let raw_names: Vec<String> = schema.names().map(str::to_string).collect();
     let numeric: Vec<bool> = schema.features.iter().map(|f| f.kind != FeatureKind::Categorical).collect();
-    let threshold = 1.0 - bundle.ensemble_params.contamination;
+    let threshold =
+        bundle.ensemble.operating_point().map_or(1.0 - bundle.ensemble_params.contamination, |op| f64::from(op.level));
     let charts = charts.finish(threshold, &raw_names, &numeric);
     let incidents_by_severity = |s: Severity| incidents.iter().filter(|i| i.severity == s).count();
     let mut summary = json!({

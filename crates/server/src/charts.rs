@@ -151,8 +151,9 @@ impl Charts {
         }
     }
 
-    /// The charts as JSON. `threshold`: the ensemble score where a flow with
-    /// every detector at its own threshold sits (1 − contamination).
+    /// The charts as JSON. `threshold`: the ensemble score above which a
+    /// flow is an anomaly (the operating point's level; without one, where
+    /// a flow with every detector at its own threshold sits, 1 − contamination).
     /// `raw_names`: raw feature names; `numeric`: which raw features are
     /// numbers (not category codes).
     pub fn finish(mut self, threshold: f64, raw_names: &[String], numeric: &[bool]) -> Value {

@@ -96,7 +96,7 @@ fn train(dir: &Path) {
         .iter()
         .map(|n| Params::default_for(flowhound_detect::Kind::parse(n).expect("kind")))
         .collect();
-    let ep = EnsembleParams { contamination: 0.05, min_votes: None };
+    let ep = EnsembleParams { contamination: 0.05, min_votes: None, fpr: None };
     let (b, _) = t.finish(&PipelineParams::default(), &dets, &ep, 7, Duration::ZERO, &|_, _| {}).expect("fit");
     b.save(dir).expect("save");
 }

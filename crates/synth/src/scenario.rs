@@ -221,14 +221,19 @@ fn instance(w: &World, rng: &mut ChaCha8Rng, s: Scenario, t: i64, out: &mut Vec<
             }
         }
         Scenario::UnknownIp => {
-            let src = unseen_ip(rng);
-            let (target, port) =
-                if rng.gen_bool(0.5) { (w.pick(rng, Role::Bastion), 22) } else { (w.pick(rng, Role::Web), 443) };
+            // An internal server that never meets strangers calling a
+            // never-seen address (a command-and-control channel). A new
+            // client of the public web servers or the bastion is not one:
+            // they meet new addresses all day (Internet background radiation).
+            let stranger = unseen_ip(rng);
+            let host = w.pick(rng, Role::App);
+            let port = *[443u16, 8443, 4444].choose(rng).unwrap_or(&443);
             let n = rng.gen_range(5..=30);
             for i in 0..n {
-                let mut c = Conn::new(t + i * rng.gen_range(20..200), rng.gen_range(1024..=65535));
-                c.client = src;
-                c.server(target, port);
+                let mut c = Conn::new(t + i * rng.gen_range(20..200), rng.gen_range(32768..=60999));
+                c.from(host);
+                c.server = stranger;
+                c.sport = port;
                 c.vol(
                     (rng.gen_range(10..200), rng.gen_range(2_000..60_000)),
                     (rng.gen_range(10..200), rng.gen_range(5_000..200_000)),

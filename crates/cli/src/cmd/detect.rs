@@ -54,9 +54,16 @@ pub struct ScoreArgs {
     #[arg(long, value_enum, default_value_t = MinSeverity::Low)]
     pub min_severity: MinSeverity,
 
-    /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`; repeatable.
+    /// Override a detector's threshold (raw score units), e.g. `iforest=0.6`;
+    /// repeatable. The vote then decides alone: severity is the vote count's.
     #[arg(long, value_name = "NAME=VALUE")]
     pub threshold: Vec<String>,
+
+    /// False-positive budget for this run instead of the one the model was
+    /// trained with (`train --fpr`): every detector's threshold moves to the
+    /// level where this share of held-out normal flows is anomalous.
+    #[arg(long, value_name = "SHARE", conflicts_with = "threshold")]
+    pub fpr: Option<f64>,
 }
 
 /// What becomes of one scored flow.
@@ -300,7 +307,7 @@ pub fn run(a: Args) -> CliResult {
 /// with the scan's verdict (failed inputs → exit 3, after everything readable
 /// was written).
 pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
-    let bundle = load_model(&a.model, &a.score.threshold)?;
+    let bundle = load_model(&a.model, &a.score.threshold, a.score.fpr)?;
     let (inputs, opts) = a.input.prepare()?;
     let dispatcher = a.sinks.open("detect", a.output.as_deref(), &a.model, || {
         inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ")
@@ -332,10 +339,21 @@ pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
 
 /// Loads a model folder and applies `--threshold` overrides; a broken model
 /// or a bad override is a usage error (exit 2).
-pub fn load_model(dir: &std::path::Path, thresholds: &[String]) -> CliResult<Bundle> {
+pub fn load_model(dir: &std::path::Path, thresholds: &[String], fpr: Option<f64>) -> CliResult<Bundle> {
     let mut bundle = Bundle::load(dir)
         .map_err(|e| CliError::usage(anyhow::Error::from(e).context(format!("cannot use model {}", dir.display()))))?;
     apply_thresholds(&mut bundle, thresholds)?;
+    if let Some(f) = fpr {
+        if !(f > 0.0 && f < 0.5) {
+            return Err(CliError::usage(anyhow::anyhow!("--fpr {f}: a share in (0, 0.5), e.g. 0.001")));
+        }
+        if !bundle.ensemble.set_fpr(f) {
+            return Err(CliError::usage(anyhow::anyhow!(
+                "--fpr: model {} was trained with --contamination, without a false-positive budget; retrain it with --fpr",
+                dir.display()
+            )));
+        }
+    }
     Ok(bundle)
 }
 

@@ -90,7 +90,7 @@ struct Evaluation {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let bundle = load_model(&a.model, &a.threshold)?;
+    let bundle = load_model(&a.model, &a.threshold, None)?;
     let (inputs, opts) = a.input.prepare()?;
     let holdout = match (a.holdout, bundle.training.holdout) {
         (false, _) => None,

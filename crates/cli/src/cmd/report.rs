@@ -61,7 +61,7 @@ pub fn run(a: Args) -> CliResult {
 }
 
 pub fn report(a: &Args) -> CliResult<Written> {
-    let bundle = super::detect::load_model(&a.model, &[])?;
+    let bundle = super::detect::load_model(&a.model, &[], None)?;
     let (inputs, opts) = a.input.prepare()?;
     let allow = super::findings::load_allowlist(a.allowlist.as_deref())?;
     let params = AnalysisParams { allow, ..Default::default() };

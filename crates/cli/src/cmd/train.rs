@@ -24,7 +24,7 @@ pub enum ScalingArg {
 /// anomaly detectors on INPUT and save them as a model folder for `detect`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  flowhound train flows.log -m model\n  flowhound train UNSW_NB15_training-set.csv -m unsw-model --benign-only\n  flowhound train logs/ -m model --detectors iforest,autoencoder --contamination 0.01 --seed 7\n  flowhound train UNSW_NB15_training-set.csv -m unsw-model --benign-only --supervised"
+    after_help = "Examples:\n  flowhound train flows.log -m model\n  flowhound train UNSW_NB15_training-set.csv -m unsw-model --benign-only\n  flowhound train logs/ -m model --detectors iforest,autoencoder --fpr 0.001 --seed 7\n  flowhound train UNSW_NB15_training-set.csv -m unsw-model --benign-only --supervised"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -38,10 +38,20 @@ pub struct Args {
     #[arg(long, default_value = "iforest,lof,ocsvm,autoencoder", value_name = "LIST")]
     pub detectors: String,
 
-    /// Expected share of anomalies in the training data: each detector flags
-    /// rows above this quantile of its training scores.
-    #[arg(long, default_value_t = 0.05, value_name = "C")]
-    pub contamination: f64,
+    /// False-positive budget: the share of normal flows allowed to become
+    /// alerts. Every detector's threshold is set on held-out training rows so
+    /// that this share of them gets the votes of an anomaly; `detect --fpr`
+    /// moves it later. Default 0.005 (5,000 alerts per million normal flows
+    /// at most on traffic like the training's).
+    #[arg(long, value_name = "SHARE", conflicts_with = "contamination")]
+    pub fpr: Option<f64>,
+
+    /// Instead of a budget: the expected share of anomalies in the training
+    /// data, each detector flagging rows above that quantile of its own
+    /// scores (the rule before --fpr; 2 of 4 detectors at 0.05 each flag
+    /// ~4 % of normal traffic).
+    #[arg(long, value_name = "C")]
+    pub contamination: Option<f64>,
 
     /// Votes needed to call a flow anomalous (default: half the detectors, rounded up).
     #[arg(long, value_name = "N")]
@@ -123,7 +133,14 @@ pub fn run(a: Args) -> CliResult {
 pub fn train(a: &Args) -> CliResult<(Bundle, TrainReport)> {
     let fparams = a.features.params()?;
     let dets = detectors(&a.detectors)?;
-    let ep = EnsembleParams { contamination: a.contamination, min_votes: a.min_votes };
+    let ep = match a.contamination {
+        Some(contamination) => EnsembleParams { contamination, min_votes: a.min_votes, fpr: None },
+        None => EnsembleParams {
+            min_votes: a.min_votes,
+            fpr: Some(a.fpr.unwrap_or(flowhound_detect::ensemble::DEFAULT_FPR)),
+            ..EnsembleParams::default()
+        },
+    };
     ep.check(dets.len()).usage()?;
     let pp = PipelineParams {
         scaling: match a.scaling {
@@ -267,6 +284,32 @@ pub fn summary(b: &Bundle, r: &TrainReport, dir: &std::path::Path) -> String {
             sup.forest.trees(),
             t.forest_rows,
             sup.classes.join(", ")
+        );
+    }
+    let covered = flowhound_features::known_hours(&t.hour_days).iter().filter(|k| **k).count();
+    if t.hour_days.iter().any(|d| *d > 0) && covered < 24 {
+        s += &format!(
+            "time of day counts in {covered} of 24 hours (UTC): the others were covered on fewer than {} days of training, so the time of day of their flows is left neutral\n",
+            flowhound_features::MIN_HOUR_DAYS
+        );
+    }
+    let open = b.known.open_sorted();
+    if !open.is_empty() {
+        let inbound = open.iter().filter(|(_, i)| *i).count();
+        s += &format!(
+            "new external peers are normal for {} host(s) inbound and {} outbound (each met at least {} in training); elsewhere a never-seen external address stays a signal\n",
+            inbound,
+            open.len() - inbound,
+            flowhound_features::OPEN_AFTER
+        );
+    }
+    if let Some(op) = b.ensemble.operating_point() {
+        s += &format!(
+            "false-positive budget {} ({:.0} alerts per million flows like the training's; measured on {} held-out rows): every detector flags above calibrated level {:.4}\n",
+            op.fpr,
+            op.fpr * 1e6,
+            op.rows,
+            op.level
         );
     }
     s += &format!(

@@ -746,7 +746,7 @@ pub fn run_with(
     started: impl FnOnce(&[String]),
 ) -> CliResult {
     let timing = a.timing()?;
-    let bundle = super::detect::load_model(&a.model, &a.score.threshold)?;
+    let bundle = super::detect::load_model(&a.model, &a.score.threshold, a.score.fpr)?;
     let specs = live::Spec::parse_all(&a.sources).map_err(|e| CliError::usage(anyhow::anyhow!("--source: {e}")))?;
     let format = match &a.live.input_format {
         Some(n) => Some(flowhound_flow::Format::from_name(n).ok_or_else(|| {
