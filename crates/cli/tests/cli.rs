@@ -498,7 +498,16 @@ fn train_then_detect_finds_the_injected_attacks() {
     // half the agreement and half of it plus one half.
     for v in &rows {
         let votes = v["votes"].as_u64().expect("votes");
-        assert_eq!(v["severity"] == "none", votes < 2, "{v}");
+        // Below the vote only a rule raising alerts on its own (a port
+        // scan, an ICMP flood) makes an anomaly, and a low one.
+        let by_rule = votes < 2 && v["severity"] != "none";
+        assert!(
+            !by_rule
+                || (v["severity"] == "low"
+                    && ["port_scan", "abnormal_protocol"].contains(&v["threat_class"].as_str().unwrap_or(""))),
+            "{v}"
+        );
+        assert_eq!(v["severity"] == "none", votes < 2 && !by_rule, "{v}");
         if votes == 4 {
             assert!(v["severity"] == "medium" || v["severity"] == "high", "{v}");
         }

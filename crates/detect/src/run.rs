@@ -547,7 +547,7 @@ pub const BATCH: usize = 16_384;
 
 /// One scored batch: records, verdicts, and the rows behind them (raw
 /// features and model input, row-major) for explanations.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
     pub recs: &'a [FlowRecord],
     pub verdicts: &'a [Verdict],

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use flowhound_detect::bundle::Bundle;
-use flowhound_detect::Verdict;
+use flowhound_detect::{Severity, Verdict};
 use flowhound_features::pipeline::Column;
 use flowhound_flow::FlowRecord;
 use ndarray::ArrayView2;
@@ -337,6 +337,31 @@ impl Explainer {
             )
         };
         Some((label(x, Some(r)), label(base, None)))
+    }
+
+    /// The flows of a batch the vote left normal that a rule raising alerts
+    /// on its own ([`rules::RuleSpec::alert`]) classes: they become `low`
+    /// anomalies. Returns the batch's verdicts with those raised (borrowed
+    /// as they were when none is) and how many were.
+    pub fn raise<'v>(&self, raw: &[f32], verdicts: &'v [Verdict]) -> (std::borrow::Cow<'v, [Verdict]>, usize) {
+        let w = self.names.len();
+        let hits: Vec<usize> = verdicts
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| {
+                v.severity == Severity::None
+                    && raw.get(i * w..(i + 1) * w).is_some_and(|row| self.rules.raises(&Vars::new(row, v)))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if hits.is_empty() {
+            return (std::borrow::Cow::Borrowed(verdicts), 0);
+        }
+        let mut owned = verdicts.to_vec();
+        for &i in &hits {
+            owned[i].severity = Severity::Low;
+        }
+        (std::borrow::Cow::Owned(owned), hits.len())
     }
 
     /// Explains the flows of one scored batch for which `want` holds.

@@ -79,6 +79,12 @@ pub struct RuleSpec {
     #[serde(default)]
     pub when: Vec<String>,
     pub reason: String,
+    /// The rule raises an alert on its own, when the models' vote does not:
+    /// a signature precise enough (a port scan of 30 ports an hour) that
+    /// traffic the models learned as usual — the scanners an
+    /// Internet-facing host meets every hour — is still reported.
+    #[serde(default)]
+    pub alert: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +155,8 @@ pub struct Rule {
     pub actor: Actor,
     /// The conditions as written (windows filled in), for documentation.
     pub when: Vec<String>,
+    /// Raises an alert on its own ([`RuleSpec::alert`]).
+    pub alert: bool,
     conds: Vec<Cond>,
     reason: Vec<Piece>,
 }
@@ -299,6 +307,7 @@ impl Rules {
                 technique: spec.technique,
                 actor: spec.actor,
                 when,
+                alert: spec.alert,
                 conds,
                 reason,
             });
@@ -313,6 +322,11 @@ impl Rules {
     /// The first rule that holds for this flow, with its position.
     pub fn classify(&self, vars: &Vars<'_>) -> Option<(usize, &Rule)> {
         self.rules.iter().enumerate().find(|(_, r)| r.matches(vars))
+    }
+
+    /// Whether the flow's class comes from a rule that raises alerts on its own.
+    pub fn raises(&self, vars: &Vars<'_>) -> bool {
+        self.classify(vars).is_some_and(|(_, r)| r.alert)
     }
 
     pub fn get(&self, i: usize) -> Option<&Rule> {
@@ -417,6 +431,31 @@ mod tests {
         ("src_bytes_out_", &[" within", " to external"]),
         ("bytes", &[" to external", " in one flow"]),
     ];
+
+    #[test]
+    fn only_rules_marked_alert_raise_alerts() {
+        let names = ["ports_1h", "proto"];
+        let t = r#"
+            [[rule]]
+            class = "port_scan"
+            alert = true
+            when = ["ports_{long} >= 30"]
+            reason = "{ports_{long}} ports"
+            [[rule]]
+            class = "odd"
+            when = ["proto == 47"]
+            reason = "gre"
+        "#;
+        let rules = Rules::parse(t, &names, &w()).expect("valid");
+        let vars = |raw: &'static [f32]| Vars { raw, score: 0.1, votes: 0.0 };
+        assert!(rules.raises(&vars(&[40.0, 6.0])));
+        assert!(!rules.raises(&vars(&[12.0, 6.0])), "no rule holds");
+        assert!(!rules.raises(&vars(&[12.0, 47.0])), "a rule holds but does not raise alerts");
+        // The first rule that holds decides, as for the class.
+        let file: RuleFile = toml::from_str(DEFAULT_RULES).expect("default rules parse");
+        let raising: Vec<&str> = file.rule.iter().filter(|r| r.alert).map(|r| r.class.as_str()).collect();
+        assert_eq!(raising, ["abnormal_protocol", "port_scan", "port_scan", "port_scan", "port_scan"]);
+    }
 
     #[test]
     fn every_default_rule_quotes_counts_of_what_it_names() {

@@ -532,6 +532,8 @@ impl Live<'_> {
         if let Some(allow) = self.dashboard.as_mut().and_then(LiveFeed::allowlist_update) {
             self.allow = allow;
         }
+        let (raised, _) = self.explainer.raise(b.raw, b.verdicts);
+        let b = &Batch { verdicts: &raised, ..*b };
         let found = self
             .explainer
             .explain(self.bundle, b.recs, b.verdicts, b.raw, b.input, |i| b.verdicts[i].severity != Severity::None)
