@@ -81,6 +81,14 @@ async function main() {
   await page.setInputFiles('#labels-file', join(work, 'hostile.labels.csv'));
   await page.setInputFiles('#file', join(work, 'day.log'));
   await page.waitForSelector('#cards .card', { timeout: 120000 });
+  // The page opens on the incidents, worst first: severity never rises down the list.
+  await page.waitForSelector('#incident-table tbody tr');
+  const sevs = await page.locator('#incident-table tbody tr td:nth-child(2)').allTextContents();
+  const rank = { low: 1, medium: 2, high: 3 };
+  check(sevs.length > 0 && sevs.every((v, i) => i === 0 || rank[v.trim()] <= rank[sevs[i - 1].trim()]),
+    'the dashboard opens on the incidents, worst first (' + sevs.slice(0, 5).join(', ') + ' …)');
+  await page.screenshot({ path: join(shots, 'dashboard-incidents.png') });
+  await page.click('[data-tab="anomalies"]');
   await page.waitForSelector('#anomaly-table tbody tr');
   const flows = await page.textContent('#cards .card:first-child .v');
   check(flows.replace(/,/g, '') === '12000', 'summary shows the 12 000 uploaded flows (' + flows + ')');
@@ -114,6 +122,8 @@ async function main() {
 
   // Reload: the verdict is kept (from SQLite) and shown on the row and in the feedback tab.
   await page.reload();
+  await page.waitForSelector('#incident-table tbody tr');
+  await page.click('[data-tab="anomalies"]');
   await page.waitForSelector('#anomaly-table tbody tr');
   const kept = await page.locator(`#anomaly-table tbody tr[data-flow="${flowId}"] .fbv`).textContent();
   check(kept === 'false positive', 'after a reload the flow still shows its verdict (' + kept + ')');
@@ -127,9 +137,10 @@ async function main() {
   // Incidents, charts, ground truth.
   await page.click('[data-tab="incidents"]');
   await page.waitForSelector('#incident-table tbody tr');
+  const top = (await page.textContent('#incident-table tbody tr:first-child td:first-child')).trim();
   await page.click('#incident-table tbody tr:first-child');
   await page.waitForSelector('#detail-flows tbody tr');
-  check((await page.textContent('#detail-title')).startsWith('Incident 1'), 'an incident opens with its sample flows');
+  check((await page.textContent('#detail-title')).startsWith('Incident ' + top), 'an incident opens with its sample flows (incident ' + top + ')');
   await page.screenshot({ path: join(shots, 'dashboard-incident.png') });
   await page.click('#detail-close');
   await page.click('[data-tab="charts"]');
@@ -166,7 +177,7 @@ async function main() {
   rp.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
   rp.on('pageerror', (e) => errors.push(String(e)));
   await rp.goto('file://' + report);
-  await rp.waitForSelector('#anomaly-table tbody tr');
+  await rp.waitForSelector('#incident-table tbody tr');
   check((await rp.textContent('#cards .card:first-child .v')).replace(/,/g, '') === '12000', 'the static report renders the analysis offline');
   await rp.click('[data-tab="charts"]');
   await rp.waitForSelector('#c-pca canvas');
@@ -204,6 +215,7 @@ async function main() {
     // The live analysis is open; flows arrive while the page watches.
     await lp.setViewportSize({ width: 1500, height: 950 });
     await lp.waitForFunction(() => /● live/.test(document.getElementById('analysis-title').textContent));
+    await lp.click('[data-tab="anomalies"]');
     check((await lp.locator('#anomaly-table tbody tr').count()) === 0, 'the live analysis starts empty');
     const body = dayLines.slice(1);
     for (let i = 0; i < body.length; i += 3000) {

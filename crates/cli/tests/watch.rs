@@ -316,12 +316,17 @@ fn softflowd_exports_arrive_whole_and_the_syn_scan_is_a_port_scan() {
         };
         assert_eq!(received, want, "NetFlow v{version}: every record softflowd exported arrived");
         stop(w, &err);
+        // The scan's incident: written when it opens (and if it grows
+        // worse), then once more, whole, when it ends — one id throughout.
         let incidents = lines(&out);
-        let scan = incidents
-            .iter()
-            .find(|i| i["threat_class"] == "port_scan" && i["actor"] == "172.16.0.8")
-            .unwrap_or_else(|| panic!("v{version}: no port_scan incident in {incidents:?}"));
-        assert!(scan["flows"].as_u64().is_some_and(|n| n >= 1900), "{scan}");
+        let scan: Vec<&Value> =
+            incidents.iter().filter(|i| i["threat_class"] == "port_scan" && i["actor"] == "172.16.0.8").collect();
+        let (Some(first), Some(last)) = (scan.first(), scan.last()) else {
+            panic!("v{version}: no port_scan incident in {incidents:?}")
+        };
+        assert_eq!((&first["status"], &last["status"]), (&Value::from("open"), &Value::from("closed")), "{scan:?}");
+        assert!(scan.iter().all(|i| i["incident"] == first["incident"]), "{scan:?}");
+        assert!(last["flows"].as_u64().is_some_and(|n| n >= 1900), "{last}");
     }
 }
 

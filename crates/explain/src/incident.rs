@@ -14,9 +14,15 @@ use crate::{Actor, Contribution, Finding};
 /// Grouping settings.
 #[derive(Debug, Clone)]
 pub struct IncidentParams {
-    /// A flow joins its class and actor's open incident when it comes at
-    /// most this long after the incident's last flow; later, a new one opens.
+    /// A flow joins its class and actor's open incident when it comes in
+    /// the incident's period, or at most this long after its last flow;
+    /// otherwise a new one opens.
     pub gap_secs: u32,
+    /// The period an incident covers (UTC, from midnight; 0: the gap alone):
+    /// a scanner is one incident for the day, its count and extent updated,
+    /// however it pauses. Live, an incident ends once its period is over
+    /// and it has been quiet for the gap.
+    pub period_secs: u32,
     /// Flows kept as samples per incident (the first ones).
     pub samples: usize,
     /// Most member flow positions kept per incident (`flows` still counts
@@ -26,7 +32,7 @@ pub struct IncidentParams {
 
 impl Default for IncidentParams {
     fn default() -> Self {
-        IncidentParams { gap_secs: 900, samples: 5, max_members: usize::MAX }
+        IncidentParams { gap_secs: 900, period_secs: 86_400, samples: 5, max_members: usize::MAX }
     }
 }
 
@@ -79,6 +85,11 @@ pub struct Incident {
     last_t: i64,
     /// Weak incidents of the same actor folded in: class → flows.
     pub absorbed: std::collections::BTreeMap<Arc<str>, u64>,
+    /// A single low-severity `other_anomaly` flow: counted in the digest,
+    /// browsable, but not an alert.
+    pub digest: bool,
+    /// The severity last sent to the alert sinks (`None`: never sent).
+    pub alerted: Severity,
     /// (not an answer, score) of the flow whose story is told.
     best: (bool, f32),
     /// Grown since [`Incidents::take_touched`] last looked.
@@ -112,6 +123,11 @@ fn near(a: &Incident, b: &Incident, gap: i64) -> bool {
     }
 }
 
+/// A single low-severity flow no rule names: the digest, not an alert.
+fn is_digest(inc: &Incident) -> bool {
+    &*inc.class == crate::OTHER && inc.flows == 1 && inc.peak_severity <= Severity::Low
+}
+
 /// Whether a class is what a flow is called before its context shows more.
 fn is_weak(class: &str) -> bool {
     class == WEAK_FIRST_CONTACT || class == crate::OTHER
@@ -140,9 +156,13 @@ impl Incidents {
         let t = r.start.map(|t| t.micros());
         let key = (f.class.clone(), f.actor);
         let gap = i64::from(self.params.gap_secs) * 1_000_000;
-        let joins = self.open.get(&key).copied().filter(|&i| match t {
-            Some(t) => t - self.list[i].last_t <= gap,
-            None => true,
+        let period = self.period_us();
+        let joins = self.open.get(&key).copied().filter(|&i| match (t, self.list[i].first_seen) {
+            (Some(t), first) => {
+                t - self.list[i].last_t <= gap
+                    || (period > 0 && first.is_some_and(|f| f.div_euclid(period) == t.div_euclid(period)))
+            }
+            (None, _) => true,
         });
         let i = match joins {
             Some(i) => i,
@@ -172,6 +192,8 @@ impl Incidents {
                     last_t: t.unwrap_or(i64::MIN),
                     best: (false, f32::NEG_INFINITY),
                     absorbed: Default::default(),
+                    digest: false,
+                    alerted: Severity::None,
                     touched: false,
                 });
                 self.open.insert(key, self.list.len() - 1);
@@ -241,6 +263,25 @@ impl Incidents {
         out
     }
 
+    /// Live use: the classed incidents to send to the alert sinks now —
+    /// those never sent, and those whose severity grew since they were —
+    /// marked as sent. An incident growing in count alone is updated where
+    /// it is shown, not re-alerted.
+    pub fn take_alerts(&mut self) -> Vec<Incident> {
+        let mut out = Vec::new();
+        for inc in &mut self.list {
+            if !is_weak(&inc.class) && inc.peak_severity > inc.alerted {
+                inc.alerted = inc.peak_severity;
+                out.push(inc.clone());
+            }
+        }
+        out
+    }
+
+    fn period_us(&self) -> i64 {
+        i64::from(self.params.period_secs) * 1_000_000
+    }
+
     /// Keeps at most `n` member flow positions per incident from now on.
     pub fn limit_members(&mut self, n: usize) {
         self.params.max_members = n;
@@ -263,7 +304,13 @@ impl Incidents {
     /// within the gap, open or ending, as [`Incidents::finish`] does.
     pub fn close_idle(&mut self, before_us: i64) -> Vec<Incident> {
         let gap = i64::from(self.params.gap_secs) * 1_000_000;
-        let ending = |inc: &Incident| inc.last_seen.is_some() && inc.last_t < before_us;
+        let period = self.period_us();
+        // Quiet for the gap, and its period over.
+        let ending = |inc: &Incident| {
+            inc.last_seen.is_some()
+                && inc.last_t < before_us
+                && (period == 0 || inc.first_seen.is_some_and(|f| (f.div_euclid(period) + 1) * period <= before_us))
+        };
         if !self.list.iter().any(ending) {
             return Vec::new();
         }
@@ -292,6 +339,8 @@ impl Incidents {
                 continue;
             }
             if ending(&inc) {
+                let mut inc = inc;
+                inc.digest = is_digest(&inc);
                 closed.push(inc);
             } else {
                 self.list.push(inc);
@@ -305,7 +354,8 @@ impl Incidents {
         closed
     }
 
-    /// The incidents, most severe first (then highest score, then earliest).
+    /// The incidents, most severe first (then named threats before weak
+    /// ones, then highest score, then earliest).
     /// A weak incident (`unknown_ip`, `other_anomaly`: what a flow is called
     /// before its context shows more, e.g. the first probes of a flood) is
     /// folded into a classed incident of the same actor that it overlaps or
@@ -332,9 +382,16 @@ impl Incidents {
             gone[i] = true;
         }
         let mut list: Vec<Incident> = list.into_iter().zip(gone).filter(|(_, g)| !g).map(|(i, _)| i).collect();
+        for inc in &mut list {
+            inc.digest = is_digest(inc);
+        }
+        // Worst first: severity, then a named threat before a weak one (a
+        // 235-flow port scan above a single never-seen address at the same
+        // severity), then the score.
         list.sort_by(|a, b| {
             b.peak_severity
                 .cmp(&a.peak_severity)
+                .then(is_weak(&a.class).cmp(&is_weak(&b.class)))
                 .then(b.max_score.total_cmp(&a.max_score))
                 .then(a.first_seen.cmp(&b.first_seen))
         });
@@ -380,7 +437,7 @@ mod tests {
 
     #[test]
     fn one_actor_one_class_one_incident_until_a_gap() {
-        let mut inc = Incidents::new(IncidentParams { gap_secs: 60, samples: 2, ..Default::default() });
+        let mut inc = Incidents::new(IncidentParams { gap_secs: 60, period_secs: 0, samples: 2, ..Default::default() });
         let scan = finding("port_scan", "10.0.3.7");
         // 412 probes in 40 s, then the same scanner again 10 minutes later.
         for k in 0..412u16 {
@@ -414,7 +471,7 @@ mod tests {
 
     #[test]
     fn live_incidents_alert_as_they_grow_and_close_when_idle() {
-        let mut inc = Incidents::new(IncidentParams { gap_secs: 60, samples: 2, max_members: 3 });
+        let mut inc = Incidents::new(IncidentParams { gap_secs: 60, period_secs: 0, samples: 2, max_members: 3 });
         let low = verdict(0.6, Severity::Low);
         // The scanner's first probe looks like first contact, then a scan.
         inc.push(0, &flow(0, "10.0.3.7", "10.0.1.8", 1), &low, &finding("unknown_ip", "10.0.3.7"), false);
@@ -447,5 +504,44 @@ mod tests {
         // The scanner again: a new incident with a new id.
         inc.push(30, &flow(200, "10.0.3.7", "10.0.1.9", 80), &low, &finding("port_scan", "10.0.3.7"), false);
         assert_eq!(inc.take_touched()[0].id, 4);
+    }
+
+    #[test]
+    fn one_incident_per_actor_and_class_for_the_day_alerted_when_it_grows_worse() {
+        let day = 86_400;
+        let mut inc = Incidents::new(IncidentParams { gap_secs: 900, ..Default::default() });
+        let scan = finding("port_scan", "165.154.254.36");
+        let (low, medium) = (verdict(0.6, Severity::Low), verdict(0.8, Severity::Medium));
+        // A slow scanner: a probe every 20 minutes from 06:00 to 12:00 —
+        // every pause longer than the 15-minute gap, one day.
+        for k in 0..18i64 {
+            let t = day + 6 * 3600 + k * 1200;
+            inc.push(k as u64, &flow(t, "165.154.254.36", "64.225.56.201", 1000 + k as u16), &low, &scan, false);
+        }
+        let first = inc.take_alerts();
+        assert_eq!((first.len(), first[0].flows), (1, 18), "one alert for the day's scan");
+        assert!(inc.take_alerts().is_empty(), "more flows at the same severity: updated, not re-alerted");
+        inc.push(18, &flow(day + 13 * 3600, "165.154.254.36", "64.225.56.201", 2000), &medium, &scan, false);
+        let worse = inc.take_alerts();
+        assert_eq!((worse.len(), worse[0].flows, worse[0].peak_severity), (1, 19, Severity::Medium));
+        // Live: the day is not over at 13:30, so the incident stays open.
+        assert!(inc.close_idle((day + 13 * 3600 + 1800) * 1_000_000).is_empty());
+        // Next day the scanner is a new incident; yesterday's closes.
+        inc.push(19, &flow(2 * day + 3600, "165.154.254.36", "64.225.56.201", 22), &low, &scan, false);
+        let closed = inc.close_idle((2 * day + 2 * 3600) * 1_000_000);
+        assert_eq!((closed.len(), closed[0].flows), (1, 19));
+        assert_eq!(inc.take_alerts().len(), 1, "the new day's incident alerts");
+        // A lone low flow no rule names is the digest, not an incident to act on.
+        inc.push(
+            20,
+            &flow(2 * day + 7200, "10.0.9.9", "10.0.1.1", 80),
+            &low,
+            &finding(crate::OTHER, "10.0.9.9"),
+            false,
+        );
+        let list = inc.finish();
+        assert_eq!(list.len(), 2, "the day-2 scan and the digest flow");
+        assert_eq!(list.iter().filter(|i| i.digest).map(|i| i.actor).collect::<Vec<_>>(), ["10.0.9.9".parse().ok()]);
+        assert!(!list[0].digest && &*list[0].class == "port_scan");
     }
 }

@@ -103,6 +103,7 @@ pub fn incident_json(i: &Incident) -> Value {
         "explanation": explanation_json(&i.explanation),
         "samples": samples,
         "suppressed_flows": i.suppressed,
+        "digest": i.digest,
         "absorbed": i.absorbed.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<Map<String, Value>>(),
     })
 }

@@ -318,9 +318,28 @@
     drawIncidents();
   }
 
+  // Worst first until the analyst sorts: severity, then a named threat
+  // before a weak one (unknown_ip, other_anomaly), then more flows.
+  const WEAK = { unknown_ip: 1, other_anomaly: 1 };
+  function worstFirst(rows) {
+    return rows.slice().sort((a, b) =>
+      (SEV_RANK[b.severity] - SEV_RANK[a.severity]) ||
+      ((WEAK[a.threat_class] ? 1 : 0) - (WEAK[b.threat_class] ? 1 : 0)) ||
+      (b.flows - a.flows) || (a.incident - b.incident));
+  }
+
   function drawIncidents() {
     const tb = clear(document.querySelector('#incident-table tbody'));
-    sortRows(state.incidents, 'incident').forEach((i) => {
+    // Single low-severity flows no rule names are the digest: counted here,
+    // listed on demand, never in the way of the incidents.
+    const digest = state.incidents.filter((i) => i.digest);
+    const shown = state.showDigest ? state.incidents : state.incidents.filter((i) => !i.digest);
+    $('digest-count').textContent = digest.length
+      ? 'Digest: ' + big(digest.length) + ' single low-severity flows no rule names' + (state.showDigest ? ' (listed above)' : '')
+      : '';
+    $('digest-toggle').hidden = !digest.length;
+    $('digest-toggle').textContent = state.showDigest ? 'hide' : 'show';
+    (state.sort.incident ? sortRows(shown, 'incident') : worstFirst(shown)).forEach((i) => {
       const tr = el('tr', null, [
         el('td', { text: i.incident }),
         el('td', null, [sevBadge(i.severity)]),
@@ -669,6 +688,7 @@
 
   function wire() {
     document.querySelectorAll('.tabs button').forEach((b) => b.addEventListener('click', () => showTab(b.dataset.tab)));
+    $('digest-toggle').addEventListener('click', () => { state.showDigest = !state.showDigest; drawIncidents(); });
     document.querySelectorAll('th[data-sort]').forEach((th) => th.addEventListener('click', () => {
       const table = th.closest('table').id === 'anomaly-table' ? 'anomaly' : 'incident';
       const cur = state.sort[table];

@@ -157,6 +157,9 @@ pub struct Tally {
     /// Incidents of the written severities (suppressed ones only with
     /// --show-suppressed), most severe first.
     pub incidents: Vec<Incident>,
+    /// Single low-severity `other_anomaly` flows, left out of `incidents`
+    /// and of the alerts (they are in the flow output).
+    pub digest: u64,
     /// Lines the readers rejected.
     pub rejected: u64,
     /// What the sinks did with the incidents (with --sink or --config).
@@ -201,10 +204,11 @@ impl Tally {
     pub fn render(&self) -> String {
         let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
         let mut s = format!(
-            "{} flows scored; {} anomalies ({:.2} %): high {}, medium {}, low {}\n",
+            "{} flows scored; {} anomalies ({:.2} %, {:.0} per million flows): high {}, medium {}, low {}\n",
             self.flows,
             self.anomalies(),
             pct(self.anomalies(), self.flows),
+            pct(self.anomalies(), self.flows) * 1e4,
             self.by_severity[3],
             self.by_severity[2],
             self.by_severity[1]
@@ -232,6 +236,12 @@ impl Tally {
                 by(Severity::High),
                 by(Severity::Medium),
                 by(Severity::Low)
+            );
+        }
+        if self.digest > 0 {
+            s += &format!(
+                "digest: {} single low-severity flows no rule names (other_anomaly), not alerted; they are in the flow output\n",
+                self.digest
             );
         }
         if let Some(d) = &self.delivery {
@@ -448,6 +458,11 @@ fn score_into(
     tally.rejected = rejected;
     tally.order_warning = order_warning;
     tally.incidents = incidents.finish();
+    tally.digest = tally.incidents.iter().filter(|i| i.digest).count() as u64;
+    tally.incidents.retain(|i| !i.digest);
+    for (k, i) in tally.incidents.iter_mut().enumerate() {
+        i.id = k as u64 + 1;
+    }
     if a.findings.incidents {
         buf.clear();
         for i in &tally.incidents {

@@ -28,9 +28,15 @@ pub struct FindingArgs {
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
-    /// Quiet time that closes an incident (`90s`, `15m`, `1h`).
+    /// Quiet time that closes an incident outside its period (`90s`, `15m`, `1h`).
     #[arg(long, value_name = "DURATION", default_value = "15m")]
     pub incident_gap: String,
+
+    /// The period one incident of an actor and class covers, from midnight
+    /// UTC (`1d`, `1h`; `off`: the gap alone): a scanner is one incident for
+    /// the day, its count and extent updated however it pauses.
+    #[arg(long, value_name = "DURATION", default_value = "1d")]
+    pub incident_period: String,
 
     /// Features listed in each flow's explanation.
     #[arg(long, value_name = "N", default_value_t = 5)]
@@ -45,6 +51,7 @@ impl Default for FindingArgs {
             show_suppressed: false,
             rules: None,
             incident_gap: "15m".into(),
+            incident_period: "1d".into(),
             top_features: 5,
         }
     }
@@ -78,10 +85,23 @@ impl FindingArgs {
                 anyhow::anyhow!("--incident-gap {:?}: expected a duration like 90s, 15m or 1h", self.incident_gap)
             })
             .usage()?;
+        let period = match self.incident_period.as_str() {
+            "off" | "0" => Some(0),
+            p => flowhound_features::schema::parse_window(p).filter(|p| *p > 0),
+        }
+        .ok_or_else(|| {
+            anyhow::anyhow!("--incident-period {:?}: expected a duration like 1h or 1d, or off", self.incident_period)
+        })
+        .usage()?;
         Ok(Findings {
             explainer,
             allow,
-            incidents: Incidents::new(IncidentParams { gap_secs: gap, samples: 5, ..Default::default() }),
+            incidents: Incidents::new(IncidentParams {
+                gap_secs: gap,
+                period_secs: period,
+                samples: 5,
+                ..Default::default()
+            }),
         })
     }
 }

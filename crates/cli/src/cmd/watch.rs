@@ -594,9 +594,13 @@ impl Live<'_> {
             }
         }
         self.settle_empty();
-        // Classed incidents that grew go out now; the rest when they end.
+        // Classed incidents go out when they open and when their severity
+        // grows (growing in count they are updated on the dashboard, not
+        // re-alerted); the weak ones when they end.
         let grown = self.incidents.take_touched();
-        n.alerts_sent += self.alert(&grown);
+        let rising = self.incidents.take_alerts();
+        n.alerts_sent += self.alert(&rising);
+        self.write_incidents(&rising, "open", &mut n)?;
         let gap = i64::from(self.incidents.gap_secs()) * 1_000_000;
         let ended = self.incidents.close_idle(self.watermark.saturating_sub(gap).saturating_sub(self.lateness_us));
         self.ended(&ended, &mut n)?;
@@ -635,16 +639,33 @@ impl Live<'_> {
         if ended.is_empty() {
             return Ok(());
         }
-        n.alerts_sent += self.alert(ended);
-        let mut buf = Vec::new();
+        // Sent already (a classed one at its severity), or the digest: no alert.
+        let unsent: Vec<Incident> =
+            ended.iter().filter(|i| !i.digest && i.peak_severity > i.alerted).cloned().collect();
+        n.alerts_sent += self.alert(&unsent);
         for i in ended {
             n.incidents_by_severity[i.peak_severity as usize] += 1;
-            if self.a.findings.incidents {
-                let _ = serde_json::to_writer(&mut buf, &flowhound_explain::json::incident_json(i));
-                buf.push(b'\n');
-            }
         }
-        n.written += if self.a.findings.incidents { ended.len() as u64 } else { 0 };
+        self.write_incidents(ended, "closed", n)
+    }
+
+    /// With --incidents: one line per incident as it opens or grows worse
+    /// (`"status": "open"`) and as it ends (`"closed"`), the same `incident`
+    /// id each time, so a reader updates it in place.
+    fn write_incidents(&mut self, list: &[Incident], status: &str, n: &mut Numbers) -> CliResult {
+        if !self.a.findings.incidents || list.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for i in list {
+            let mut v = flowhound_explain::json::incident_json(i);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("status".into(), status.into());
+            }
+            let _ = serde_json::to_writer(&mut buf, &v);
+            buf.push(b'\n');
+        }
+        n.written += list.len() as u64;
         self.out.write(&buf)?;
         Ok(())
     }
