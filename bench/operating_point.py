@@ -14,7 +14,10 @@ ensemble `score`. For Zeek: flows flagged, incidents (`detect --incidents`), and
 whether the slow scanner 165.154.254.36 is a port_scan incident.
 
     bash bench/setup.sh && cargo build --release -p flowhound
-    bench/.venv/bin/python bench/operating_point.py [--only Zeek] [--seed 42] [--json out.json] [-- EXTRA TRAIN FLAGS]
+    bench/.venv/bin/python bench/operating_point.py [--only Zeek] [--seed 42] [--json out.json] [--sklearn] [-- EXTRA TRAIN FLAGS]
+
+--sklearn adds scikit-learn's LocalOutlierFactor (novelty, k = 20, ≤ 10k training rows,
+the notebook preparation of bench/evaluate.py) at 0.1 % and 1 % FPR on the labeled settings.
 """
 
 import argparse
@@ -27,7 +30,10 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import split_lines  # noqa: E402  (the same split as EVALUATION.md's tables)
+import evaluate  # noqa: E402
+from evaluate import features, prepare, sample, split_lines  # noqa: E402  (the same split and preparation as EVALUATION.md's tables)
+
+evaluate.READ_FLAGS.append("--sort-time")  # scikit-learn sees the features flowhound's calls see
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOW_SCANNER = "165.154.254.36"
@@ -74,6 +80,7 @@ def main():
     ap.add_argument("--only")
     ap.add_argument("--seed", default="42")
     ap.add_argument("--json")
+    ap.add_argument("--sklearn", action="store_true")
     ap.add_argument("extra", nargs="*", help="extra `train` flags (after --)")
     a = ap.parse_args()
     out = []
@@ -118,6 +125,15 @@ def main():
                     sm = np.array([r["models"][m]["score"] for r in rows], dtype=np.float64)
                     per[m] = [round(recall_at(y, sm, 0.001), 3), round(recall_at(y, sm, 0.01), 3)]
                 res["models_recall_at_0.1_1pct"] = per
+                if a.sklearn:
+                    from sklearn.neighbors import LocalOutlierFactor
+
+                    fa, ya, _ = features(a.flowhound, train, os.path.join(tmp, "fa.csv"))
+                    fb, yb, _ = features(a.flowhound, test, os.path.join(tmp, "fb.csv"))
+                    xa, xb = prepare(fa[~ya], fb)
+                    lof = LocalOutlierFactor(n_neighbors=20, novelty=True).fit(sample(xa, 10000, int(a.seed)))
+                    sk = -lof.score_samples(xb)
+                    res["sklearn_lof_recall_at_0.1_1pct"] = [round(recall_at(yb, sk, 0.001), 3), round(recall_at(yb, sk, 0.01), 3)]
             res["train_says"] = [l for l in tr.stderr.splitlines() if "time of day" in l or "alerts per million" in l or "unseen" in l]
             print(json.dumps(res), flush=True)
             out.append(res)
