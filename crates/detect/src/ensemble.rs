@@ -607,9 +607,13 @@ impl Ensemble {
                 let mut sum = 0.0;
                 // Kept only for a stack or a vote score: no allocation per
                 // row without one.
-                let keep = stack.is_some() || self.operating.is_some();
+                let keep = stack.is_some();
                 let mut calibrated = Vec::new();
+                // The detectors' calibrated scores for the vote score, on
+                // the stack: four detectors at most.
+                let mut level = [0f32; Kind::ALL.len()];
                 let mut votes = 0;
+                let mut m_index = 0;
                 let mut models: Vec<(f32, bool)> = self
                     .members
                     .iter()
@@ -623,10 +627,15 @@ impl Ensemble {
                         if keep {
                             calibrated.push(c);
                         }
+                        if let Some(l) = level.get_mut(m_index) {
+                            *l = c;
+                        }
+                        m_index += 1;
                         (v, flag)
                     })
                     .collect();
-                let vote_score = self.operating.is_some().then(|| kth_highest(&mut calibrated.clone(), self.min_votes));
+                let n_det = m_index.min(level.len());
+                let vote_score = self.operating.is_some().then(|| kth_highest(&mut level[..n_det], self.min_votes));
                 let mut category = None;
                 let mut stacked = None;
                 if let Some(p) = &proba {
