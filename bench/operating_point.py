@@ -23,7 +23,6 @@ the notebook preparation of bench/evaluate.py) at 0.1 % and 1 % FPR on the label
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -31,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evaluate  # noqa: E402
-from evaluate import features, prepare, sample, split_lines  # noqa: E402  (the same split and preparation as EVALUATION.md's tables)
+from evaluate import features, fh, prepare, sample  # noqa: E402  (the same split and preparation as EVALUATION.md's tables)
 
 evaluate.READ_FLAGS.append("--sort-time")  # scikit-learn sees the features flowhound's calls see
 
@@ -39,23 +38,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOW_SCANNER = "165.154.254.36"
 
 
-def fh(binary, *args):
-    r = subprocess.run([binary, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"flowhound {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-    return r
-
-
 def settings(ds, tmp):
-    unsw = os.path.join(ds, "unsw-nb15", "UNSW_NB15_part-a.csv")
-    a, b = os.path.join(tmp, "unsw-train.csv"), os.path.join(tmp, "unsw-test.csv")
-    split_lines(unsw, a, b)
-    yield "UNSW-NB15", [a], [b]
-    cic = os.path.join(ds, "cic-ids2017-improved-sample")
-    a, b = os.path.join(tmp, "cic-train.csv"), os.path.join(tmp, "cic-test.csv")
-    split_lines(os.path.join(cic, "BENIGN_part-a.csv"), a, b)
-    attacks = sorted(os.path.join(cic, f) for f in os.listdir(cic) if f.endswith(".csv") and not f.startswith("BENIGN"))
-    yield "CIC-IDS2017", [a], [b] + attacks
+    # UNSW-NB15 and CIC-IDS2017 exactly as EVALUATION.md's first tables split them.
+    short = ["UNSW-NB15", "CIC-IDS2017"]
+    for name, (_, train, test) in zip(short, evaluate.settings(ds, tmp)):
+        yield name, train, test
     iot = os.path.join(ds, "iot-23")
     test = os.path.join(iot, "CTU-Malware-Capture-44-1-labeled.csv")
     train = sorted(os.path.join(iot, f) for f in os.listdir(iot) if f.endswith(".csv") and "44-1" not in f)
