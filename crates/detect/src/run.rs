@@ -246,6 +246,14 @@ impl Trainer {
     /// the traffic context) but are not kept for fitting; rows without ground
     /// truth are kept.
     pub fn push(&mut self, recs: &[FlowRecord]) {
+        // `--extra all`: the columns are known once the first record is.
+        if let (Some(r), 0) = (recs.first(), self.records) {
+            if self.params.resolve_all(r) {
+                if let Ok(x) = self.params.build(None) {
+                    self.x = x;
+                }
+            }
+        }
         for r in recs {
             let attack = self.benign_only && r.truth.as_ref().is_some_and(|t| t.malicious);
             let held = self.holdout.is_some_and(|h| h.holds(self.records));

@@ -74,6 +74,12 @@ impl Default for ExtractorParams {
     }
 }
 
+/// `--extra` value naming every extra column of the input.
+pub const ALL_EXTRAS: &str = "all";
+
+/// Extra columns `--extra all` leaves out: row numbers and clocks.
+const NOT_FEATURES: &[&str] = &["id", "uid", "ts", "time", "timestamp", "stime", "ltime", "flow id", "no", "index"];
+
 /// Longest window accepted: a week.
 const MAX_WINDOW: u32 = 7 * 86_400;
 
@@ -114,6 +120,32 @@ impl ExtractorParams {
         } else {
             Err(FeatureError::Params(p))
         }
+    }
+
+    /// `--extra all`: every numeric column of the input that flowhound does
+    /// not map itself, resolved from the first record ([`ExtractorParams::resolve_all`]).
+    pub fn wants_all(&self) -> bool {
+        self.extras.len() == 1 && self.extras[0] == ALL_EXTRAS
+    }
+
+    /// Replaces `--extra all` with the extra columns `r` carries, less
+    /// identifiers and clocks (a row number or a timestamp as a feature
+    /// tells a model where a row sits in the file, not what it is).
+    /// Returns whether anything changed.
+    pub fn resolve_all(&mut self, r: &FlowRecord) -> bool {
+        if !self.wants_all() {
+            return false;
+        }
+        let names = r.extra.names.as_deref().unwrap_or_default();
+        self.extras = names
+            .iter()
+            .map(|n| n.to_string())
+            .filter(|n| {
+                let l = n.trim().to_ascii_lowercase();
+                !NOT_FEATURES.contains(&l.as_str()) && !l.ends_with("_id") && !l.ends_with(" id")
+            })
+            .collect();
+        true
     }
 
     /// The schema an extractor with these settings writes.

@@ -52,6 +52,8 @@ pub struct FeatureArgs {
     pub baseline: String,
 
     /// Dataset columns (CIC, UNSW) to add as features, by name; repeatable.
+    /// `--extra all`: every numeric column the input carries that flowhound
+    /// does not map itself, less row numbers and clocks (`id`, `ts`, …).
     #[arg(long = "extra", value_name = "NAME")]
     pub extras: Vec<String>,
 
@@ -107,24 +109,16 @@ fn num(out: &mut Vec<u8>, v: f32) {
 const KEYS: [&str; 6] = ["time", "src", "dst", "src_port", "dst_port", "protocol"];
 
 pub fn run(a: Args) -> CliResult {
-    let params = a.features.params()?;
+    let mut params = a.features.params()?;
     let (inputs, opts) = a.input.prepare()?;
     let mut x = params.build(None).usage()?;
-    let names: Vec<String> = x.schema().names().map(str::to_string).collect();
-    // Categories print as their text (`REJ`, `dns`), not their codes.
-    let text_cols: Vec<bool> =
-        x.schema().features.iter().map(|f| f.kind == Kind::Categorical && f.name != "proto").collect();
     let mut out = Output::create(a.output.as_deref()).usage()?;
-    if a.format == RowFormat::Csv {
-        let mut head: Vec<String> = KEYS.iter().map(|s| s.to_string()).collect();
-        head.extend(names.iter().cloned());
-        head.extend(["malicious".to_string(), "category".to_string()]);
-        out.write_all((head.join(",") + "\n").as_bytes())?;
-    }
     let mut events = a.input.events(&inputs)?;
     let mut error = None;
-    let mut row = Vec::with_capacity(names.len());
+    let mut row = Vec::new();
     let mut buf = Vec::new();
+    // The header waits for the first record: `--extra all` names its columns.
+    let mut head: Option<(Vec<String>, Vec<bool>)> = None;
     let report = flowhound_source::scan(
         &inputs,
         &opts,
@@ -135,12 +129,20 @@ pub fn run(a: Args) -> CliResult {
         |recs| {
             buf.clear();
             for r in &recs {
+                let (names, text_cols) = head.get_or_insert_with(|| {
+                    if params.resolve_all(r) {
+                        if let Ok(built) = params.build(None) {
+                            x = built;
+                        }
+                    }
+                    header(&x, a.format, &mut buf)
+                });
                 row.clear();
                 x.extract(r, &mut row);
-                let cells = Cells { row: &row, text: &text_cols, names: x.category_names() };
+                let cells = Cells { row: &row, text: text_cols, names: x.category_names() };
                 match a.format {
                     RowFormat::Csv => write_csv(r, &cells, &mut buf),
-                    RowFormat::Jsonl => write_json(r, &names, &cells, &mut buf),
+                    RowFormat::Jsonl => write_json(r, names, &cells, &mut buf),
                 }
             }
             if error.is_none() {
@@ -151,12 +153,18 @@ pub fn run(a: Args) -> CliResult {
     if let Some(e) = error {
         return Err(e.into());
     }
+    if head.is_none() {
+        // No record: the header of the settings as given.
+        buf.clear();
+        header(&x, a.format, &mut buf);
+        out.write_all(&buf)?;
+    }
     out.finish()?;
     if !a.input.quiet {
         eprintln!(
             "{} rows of {} features ({} rejected lines); {} hosts held window state at the end",
             report.records,
-            names.len(),
+            x.schema().len(),
             report.rejected,
             x.active_hosts()
         );
@@ -165,6 +173,22 @@ pub fn run(a: Args) -> CliResult {
         }
     }
     events.finish(&report)
+}
+
+/// The feature names and which are printed as text; with CSV, the header
+/// line goes to `buf`.
+fn header(x: &flowhound_features::Extractor, format: RowFormat, buf: &mut Vec<u8>) -> (Vec<String>, Vec<bool>) {
+    let names: Vec<String> = x.schema().names().map(str::to_string).collect();
+    // Categories print as their text (`REJ`, `dns`), not their codes.
+    let text_cols: Vec<bool> =
+        x.schema().features.iter().map(|f| f.kind == Kind::Categorical && f.name != "proto").collect();
+    if format == RowFormat::Csv {
+        let mut head: Vec<String> = KEYS.iter().map(|s| s.to_string()).collect();
+        head.extend(names.iter().cloned());
+        head.extend(["malicious".to_string(), "category".to_string()]);
+        buf.extend_from_slice((head.join(",") + "\n").as_bytes());
+    }
+    (names, text_cols)
 }
 
 /// A row's values and how to print them.
