@@ -1157,7 +1157,8 @@ fn report_and_training_with_dashboard_feedback() {
     };
     let fp: Vec<u64> = a.anomalies.iter().filter(|x| label(x) == "benign").map(|x| x.flow).collect();
     let tp = a.anomalies.iter().filter(|x| label(x) == "malicious").count();
-    assert!(fp.len() > 100, "{} false positives to mark", fp.len());
+    // Enough to measure their effect (at the 0.5 % budget: ~80 of 12,000 flows).
+    assert!(fp.len() > 30, "{} false positives to mark", fp.len());
     for f in &fp {
         let v = flowhound_server::store::Verdict::FalsePositive;
         store.add_feedback(id, Some(*f as i64), None, v, "fine").expect("feedback").expect("flagged flow");
@@ -1172,10 +1173,19 @@ fn report_and_training_with_dashboard_feedback() {
     assert!(err.contains(&format!("feedback: {} false positives as benign rows", fp.len())), "{err}");
     let o = run(&["detect", "-m", &m2, &day, "--labels", &day_labels, "-q"]);
     let after: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    // At a false-positive budget the share of normal flows flagged stays
+    // about the budget; what feedback changes is which: the flows the
+    // analyst called normal are not flagged again.
+    let marked: std::collections::HashSet<u64> = fp.iter().copied().collect();
     let fp_after = after.iter().filter(|v| v["label"] == "benign").count();
+    let again = after.iter().filter(|v| v["flow"].as_u64().is_some_and(|f| marked.contains(&f))).count();
     let tp_after = after.iter().filter(|v| v["label"] == "malicious").count();
-    eprintln!("false positives {} → {fp_after}, attacks flagged {tp} → {tp_after}", fp.len());
-    assert!(fp_after * 2 < fp.len(), "false positives {} → {fp_after}", fp.len());
+    eprintln!(
+        "false positives {} → {fp_after} ({again} of the marked ones again), attacks flagged {tp} → {tp_after}",
+        fp.len()
+    );
+    assert!(again * 2 < fp.len(), "{again} of {} marked false positives flagged again", fp.len());
+    assert!(fp_after < fp.len() * 2, "false positives {} → {fp_after}", fp.len());
     assert!(tp_after * 100 >= tp * 95, "attacks flagged {tp} → {tp_after}");
 
     // A file that is not a dashboard database is a usage error.

@@ -454,7 +454,7 @@ mod tests {
         // The first rule that holds decides, as for the class.
         let file: RuleFile = toml::from_str(DEFAULT_RULES).expect("default rules parse");
         let raising: Vec<&str> = file.rule.iter().filter(|r| r.alert).map(|r| r.class.as_str()).collect();
-        assert_eq!(raising, ["abnormal_protocol", "port_scan", "port_scan", "port_scan", "port_scan"]);
+        assert_eq!(raising, ["abnormal_protocol", "port_scan", "port_scan"]);
     }
 
     #[test]

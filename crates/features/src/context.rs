@@ -891,7 +891,7 @@ impl<T: Tally + Codec> Side<T> {
 
 /// FNV-1a over a checkpoint (a guard against damage, not an attacker: the
 /// state directory is the user's own).
-fn fnv1a(b: &[u8]) -> u64 {
+pub(crate) fn fnv1a(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325, |h, x| (h ^ u64::from(*x)).wrapping_mul(0x0100_0000_01b3))
 }
 

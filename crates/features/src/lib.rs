@@ -339,6 +339,27 @@ fn hour_of(sin: f32, cos: f32) -> Option<usize> {
     Some(((turn * 1440.0).round() as usize % 1440) / 60)
 }
 
+fn put_ip(e: &mut checkpoint::Enc, a: IpAddr) {
+    match a {
+        IpAddr::V4(v) => {
+            e.u8(4);
+            e.bytes(&v.octets());
+        }
+        IpAddr::V6(v) => {
+            e.u8(6);
+            e.bytes(&v.octets());
+        }
+    }
+}
+
+fn get_ip(d: &mut checkpoint::Dec<'_>) -> checkpoint::DecResult<IpAddr> {
+    match d.u8()? {
+        4 => Ok(IpAddr::from(d.bytes::<4>()?)),
+        6 => Ok(IpAddr::from(d.bytes::<16>()?)),
+        t => Err(format!("address kind {t}")),
+    }
+}
+
 /// Which hours count, from days covered per hour.
 pub fn known_hours(days: &[u16]) -> [bool; 24] {
     let mut k = [false; 24];
@@ -387,17 +408,72 @@ impl Extractor {
         })
     }
 
-    /// The window state, for [`Extractor::restore`]: `watch` saves it with
-    /// the input offsets it covers, so a restart after a crash continues
-    /// with the windows `detect` would have.
+    /// The window state and what detection learned of hosts meeting new
+    /// external peers ([`KnownExternal`]'s open hosts and their counts), for
+    /// [`Extractor::restore`]: `watch` saves it with the input offsets it
+    /// covers, so a restart after a crash continues as `detect` would have.
     pub fn checkpoint(&self) -> Vec<u8> {
-        self.context.checkpoint()
+        let mut out = self.context.checkpoint();
+        let windows = out.len() as u64;
+        let mut e = checkpoint::Enc::default();
+        e.bytes(b"FHNEW");
+        let open = self.known.open_sorted();
+        e.len(open.len());
+        for (a, inbound) in open {
+            put_ip(&mut e, a);
+            e.u8(u8::from(inbound));
+        }
+        let mut novel: Vec<_> = self.known.novel.iter().map(|(k, v)| (*k, *v)).collect();
+        novel.sort_unstable();
+        e.len(novel.len());
+        for ((a, inbound), (flows, fresh)) in novel {
+            put_ip(&mut e, a);
+            e.u8(u8::from(inbound));
+            e.u32(flows);
+            e.u32(fresh);
+        }
+        let sum = context::fnv1a(&e.0);
+        e.u64(sum);
+        out.extend_from_slice(&e.0);
+        out.extend_from_slice(&windows.to_le_bytes());
+        out
     }
 
     /// Continues from a [`Extractor::checkpoint`] of an extractor with the
     /// same window settings; on error the state is left as it was.
     pub fn restore(&mut self, b: &[u8]) -> Result<(), FeatureError> {
-        self.context.restore(b).map_err(|e| FeatureError::Corrupt(format!("window checkpoint: {e}")))
+        let bad = |e: String| FeatureError::Corrupt(format!("window checkpoint: {e}"));
+        let (b, len) = b.split_last_chunk::<8>().ok_or_else(|| bad("cut short".into()))?;
+        let windows = usize::try_from(u64::from_le_bytes(*len)).ok().filter(|n| *n <= b.len());
+        let (ctx, rest) = b.split_at(windows.ok_or_else(|| bad("cut short".into()))?);
+        let (body, sum) = rest.split_last_chunk::<8>().ok_or_else(|| bad("cut short".into()))?;
+        if context::fnv1a(body) != u64::from_le_bytes(*sum) {
+            return Err(bad("damaged (its checksum does not match)".into()));
+        }
+        let mut d = checkpoint::Dec::new(body);
+        let read = |d: &mut checkpoint::Dec<'_>| -> checkpoint::DecResult<_> {
+            if &d.bytes::<5>()? != b"FHNEW" {
+                return Err("not a host checkpoint".into());
+            }
+            let mut open = FxHashSet::default();
+            for _ in 0..d.len(6)? {
+                let a = get_ip(d)?;
+                open.insert((a, d.u8()? != 0));
+            }
+            let mut novel = rustc_hash::FxHashMap::default();
+            for _ in 0..d.len(14)? {
+                let a = get_ip(d)?;
+                let inbound = d.u8()? != 0;
+                novel.insert((a, inbound), (d.u32()?, d.u32()?));
+            }
+            d.end()?;
+            Ok((open, novel))
+        };
+        let (open, novel) = read(&mut d).map_err(bad)?;
+        self.context.restore(ctx).map_err(bad)?;
+        self.known.open = open;
+        self.known.novel = novel;
+        Ok(())
     }
 
     /// While training: days covered per hour of day (UTC) so far.
@@ -528,10 +604,13 @@ impl Extractor {
                 (None, Some(p)) if self.nets.is_internal(p) => Some((p, inbound)),
                 _ => None,
             };
+            // Detecting too: a host that keeps meeting new peers in this
+            // run (an NTP client of a pool, a server first seen here)
+            // becomes open after the same evidence training needs; its first
+            // strangers still count.
             let normal = match host {
-                Some((h, inbound)) if learn => self.known.met(h, inbound, !known),
-                Some((h, inbound)) => self.known.is_open(h, inbound),
-                None => false,
+                Some((h, inbound)) if learn || !self.learning => self.known.met(h, inbound, !known),
+                _ => false,
             };
             unseen |= !known && !normal;
         }

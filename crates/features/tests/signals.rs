@@ -154,3 +154,47 @@ fn generated_attacks_separate_on_their_features() {
 fn is_private(a: std::net::IpAddr) -> bool {
     matches!(a, std::net::IpAddr::V4(v) if v.is_private())
 }
+
+#[test]
+fn a_host_meeting_strangers_all_the_time_learns_it_while_detecting_and_keeps_it_across_a_restart() {
+    let flow = |i: u32, src: &str, dst: &str, sport: u16, dport: u16| flowhound_flow::FlowRecord {
+        start: flowhound_flow::Timestamp::from_micros(1_700_000_000_000_000 + i64::from(i) * 1_000_000),
+        src: src.parse().ok(),
+        dst: dst.parse().ok(),
+        src_port: Some(sport),
+        dst_port: Some(dport),
+        protocol: Some(6),
+        ..Default::default()
+    };
+    let p = ExtractorParams::default();
+    let j = p.schema().index("external_unseen").expect("feature");
+    let mut x = p.build(Some(Default::default())).expect("valid");
+    let mut row = Vec::new();
+    let mut unseen = |x: &mut flowhound_features::Extractor, r: &flowhound_flow::FlowRecord| {
+        row.clear();
+        x.extract(r, &mut row);
+        row[j]
+    };
+    // 100 new clients of a server never seen in training, one a second.
+    let marks: Vec<f32> = (0..100)
+        .map(|i| unseen(&mut x, &flow(i, &format!("198.51.{}.{}", i / 200, i % 200 + 1), "10.0.0.5", 40_000, 443)))
+        .collect();
+    assert!(marks[..49].iter().all(|v| *v == 1.0), "the first strangers are the signal");
+    assert!(marks[50..].iter().all(|v| *v == 0.0), "then new clients are this server's normal");
+    // Its own calls to strangers stay the signal.
+    assert_eq!(unseen(&mut x, &flow(200, "10.0.0.5", "203.0.113.77", 40_001, 443)), 1.0);
+    // A restart from a checkpoint continues where it was.
+    let saved = x.checkpoint();
+    let mut y = p.build(Some(Default::default())).expect("valid");
+    assert_eq!(
+        unseen(&mut y, &flow(300, "192.0.2.9", "10.0.0.5", 40_000, 443)),
+        1.0,
+        "a fresh extractor knows nothing"
+    );
+    let mut y = p.build(Some(Default::default())).expect("valid");
+    y.restore(&saved).expect("restores");
+    assert_eq!(unseen(&mut y, &flow(300, "192.0.2.9", "10.0.0.5", 40_000, 443)), 0.0);
+    let mut cut = saved.clone();
+    cut[saved.len() - 20] ^= 1;
+    assert!(y.restore(&cut).is_err(), "a damaged checkpoint is refused");
+}

@@ -44,7 +44,16 @@ pub fn model(dir: &Path) -> String {
 /// The incidents `detect --incidents` finds on a local copy: the truth the
 /// sinks are checked against.
 pub fn incidents(model: &str, log: &Path) -> Vec<Value> {
-    let o = flowhound(&[], &["detect", "-m", model, &s(log), "--incidents", "-q"]);
+    incidents_with(model, log, &[])
+}
+
+/// [`incidents`] with more `detect` flags.
+pub fn incidents_with(model: &str, log: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["detect", "-m", model];
+    let log = s(log);
+    args.extend([log.as_str(), "--incidents", "-q"]);
+    args.extend(extra);
+    let o = flowhound(&[], &args);
     ok(&o);
     String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
 }
