@@ -32,6 +32,10 @@ enum Command {
     Train(cmd::train::Args),
     Detect(cmd::detect::Args),
     Evaluate(cmd::evaluate::Args),
+    /// The flows whose verdict would teach the model most, to judge.
+    Review(cmd::review::ReviewArgs),
+    /// A new model version that learned from verdicts (`review`'s, or any flows').
+    Tune(cmd::review::TuneArgs),
     Generate(cmd::generate::Args),
     Demo(cmd::demo::Args),
     Serve(cmd::serve::Args),
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(a),
         Command::Detect(a) => cmd::detect::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
+        Command::Review(a) => cmd::review::review(a),
+        Command::Tune(a) => cmd::review::tune(a),
         Command::Generate(a) => cmd::generate::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Serve(a) => cmd::serve::run(a),

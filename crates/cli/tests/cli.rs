@@ -1302,3 +1302,81 @@ fn odd_inputs_get_answers_that_name_what_is_wrong() {
     assert!(err.contains("no model was written") && err.contains("corrupt.pcap"), "{err}");
     assert!(!dir.path().join("model").exists());
 }
+
+/// review picks flows to judge, tune learns from the verdicts: the flows
+/// called normal are not flagged again, confirmed attacks train a forest,
+/// and bad verdict files are refused with every problem.
+#[test]
+fn review_picks_flows_to_judge_and_tune_learns_from_the_verdicts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (train_log, train_labels) = generated(tmp.path(), "train.log", 12_000, 1);
+    let (day, day_labels) = generated(tmp.path(), "day.log", 8_000, 1);
+    let model = tmp.path().join("model").display().to_string();
+    let o = run(&["train", &train_log, "--labels", &train_labels, "-m", &model, "--benign-only", "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    let o = run(&["review", "-m", &model, &day, "--labels", &day_labels, "-n", "30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let queue: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(queue.len(), 30, "{}", text(&o.stderr));
+    let why = |w: &str| queue.iter().filter(|r| r["review"] == w).count();
+    assert_eq!(why("most anomalous") + why("at the operating point"), 30);
+    assert!(why("most anomalous") >= 15, "half the queue from the top");
+    // No source fills the queue: two per source while others are left.
+    let mut per_src: std::collections::HashMap<String, usize> = Default::default();
+    for r in &queue {
+        *per_src.entry(r["src"].to_string()).or_default() += 1;
+    }
+    assert!(per_src.values().all(|n| *n <= 2), "{per_src:?}");
+    // Flows come as detect prints them, with an explanation.
+    assert!(queue.iter().all(|r| r["flow"].is_u64() && r["score"].is_number() && r["threat_class"].is_string()));
+
+    // The analyst's verdicts (ground truth plays the analyst).
+    let mut csv = String::from("flow,verdict\n");
+    for r in &queue {
+        let v = if r["label"] == "malicious" { "true_positive" } else { "false_positive" };
+        csv += &format!("{},{v}\n", r["flow"]);
+    }
+    let verdicts = tmp.path().join("verdicts.csv");
+    std::fs::write(&verdicts, &csv).expect("write");
+    let fps: Vec<u64> = queue.iter().filter(|r| r["label"] != "malicious").filter_map(|r| r["flow"].as_u64()).collect();
+    let tps = queue.len() - fps.len();
+    let tuned = tmp.path().join("tuned").display().to_string();
+    let v = verdicts.display().to_string();
+    let o = run(&["tune", "-m", &model, &day, "--verdicts", &v, "-o", &tuned]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!("{} false positives as normal rows, {tps} true positives", fps.len())), "{err}");
+    // A second review with the verdicts skips what was judged.
+    let o = run(&["review", "-m", &tuned, &day, "-n", "10", "--skip", &v, "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let judged: std::collections::HashSet<u64> = queue.iter().filter_map(|r| r["flow"].as_u64()).collect();
+    for l in text(&o.stdout).lines() {
+        let r: Value = serde_json::from_str(l).expect("json");
+        assert!(!judged.contains(&r["flow"].as_u64().unwrap_or(u64::MAX)), "judged flow {} picked again", r["flow"]);
+    }
+    // The tuned model has a forest when there were attacks to learn from,
+    // and does not flag again what the analyst called normal.
+    if tps > 0 {
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(tmp.path().join("tuned/manifest.json")).expect("manifest"))
+                .expect("json");
+        assert!(m["supervised"]["classes"].as_array().is_some_and(|c| c.len() >= 2), "{}", m["supervised"]);
+    }
+    let o = run(&["detect", "-m", &tuned, &day, "-q"]);
+    let flagged: std::collections::HashSet<u64> =
+        text(&o.stdout).lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()?["flow"].as_u64()).collect();
+    let again = fps.iter().filter(|f| flagged.contains(f)).count();
+    assert!(again * 2 <= fps.len(), "{again} of {} false positives flagged again", fps.len());
+
+    // Bad verdict files: every bad line listed; flows past the input named.
+    std::fs::write(&verdicts, "flow,verdict\n3,maybe\nx,true_positive\n5,benign\n").expect("write");
+    let o = run(&["tune", "-m", &model, &day, "--verdicts", &v, "-o", &tuned]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("2 bad line(s)") && err.contains("line 2") && err.contains("line 3"), "{err}");
+    std::fs::write(&verdicts, "{\"flow\": 99999999, \"verdict\": \"malicious\"}\n").expect("write");
+    let o = run(&["tune", "-m", &model, &day, "--verdicts", &v, "-o", &tuned]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("99999999"), "{}", text(&o.stderr));
+}

@@ -9,6 +9,7 @@ pub mod findings;
 pub mod generate;
 pub mod inspect;
 pub mod report;
+pub mod review;
 pub mod serve;
 pub mod sinks;
 pub mod train;
