@@ -60,12 +60,18 @@ def recall_at(y, s, fpr):
     return float((s[y] > t).mean())
 
 
-def main():
+def arguments():
+    """The flags every development-setting script takes."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default=os.environ.get("FLOWHOUND_DATASETS", os.path.join(ROOT, "..", "shared", "datasets")))
     ap.add_argument("--flowhound", default=os.path.join(ROOT, "target", "release", "flowhound"))
     ap.add_argument("--only")
     ap.add_argument("--seed", default="42")
+    return ap
+
+
+def main():
+    ap = arguments()
     ap.add_argument("--json")
     ap.add_argument("--sklearn", action="store_true")
     ap.add_argument("extra", nargs="*", help="extra `train` flags (after --)")

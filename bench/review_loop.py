@@ -9,7 +9,6 @@ first one and every verdict so far; ROC-AUC and PR-AUC of the ensemble
     bench/.venv/bin/python bench/review_loop.py [--only UNSW] [--seed 42]
 """
 
-import argparse
 import json
 import os
 import sys
@@ -20,18 +19,13 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evaluate import fh  # noqa: E402
-from operating_point import ROOT, settings  # noqa: E402
+from operating_point import arguments, settings  # noqa: E402
 
 STEPS = [0, 10, 25, 50]
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", default=os.environ.get("FLOWHOUND_DATASETS", os.path.join(ROOT, "..", "shared", "datasets")))
-    ap.add_argument("--flowhound", default=os.path.join(ROOT, "target", "release", "flowhound"))
-    ap.add_argument("--only")
-    ap.add_argument("--seed", default="42")
-    a = ap.parse_args()
+    a = arguments().parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name, train, test in settings(a.datasets, tmp):
             if name == "Zeek" or (a.only and a.only not in name):
