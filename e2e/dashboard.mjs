@@ -132,6 +132,16 @@ async function main() {
   const fbText = await page.textContent('#feedback-table');
   check(fbText.includes('known load test') && fbText.includes('flow ' + flowId), 'the feedback tab lists the verdict with its note');
   check((await page.locator('#allow-table tbody tr').count()) === 1, 'the allowlist holds the added entry');
+
+  // The review queue: flows to judge, none judged already, each saying why it is there.
+  await page.click('[data-tab="review"]');
+  await page.waitForSelector('#review-table tbody tr');
+  const whys = await page.locator('#review-table tbody tr td:first-child').allTextContents();
+  const queued = await page.locator('#review-table tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.flow));
+  check(whys.length > 0 && whys.length <= 20 && whys.every((w) => w === 'most anomalous' || w === 'at the operating point'),
+    'the review queue lists up to 20 flows with why (' + whys.length + ')');
+  check(!queued.includes(String(flowId)), 'the flow already judged is not in the review queue');
+  await page.screenshot({ path: join(shots, 'dashboard-review.png') });
   await page.screenshot({ path: join(shots, 'dashboard-feedback.png') });
 
   // Incidents, charts, ground truth.

@@ -313,6 +313,27 @@
     });
   }
 
+  async function loadReview() {
+    if (REPORT || !state.id) return;
+    const q = await api('/api/analyses/' + state.id + '/review?n=20');
+    const tb = clear(document.querySelector('#review-table tbody'));
+    q.items.forEach((r) => {
+      const tr = el('tr', { data: { flow: r.flow } }, [
+        el('td', { text: r.review }),
+        el('td', null, [sevBadge(r.severity)]),
+        el('td', { text: fmt(r.score) }),
+        el('td', { text: r.threat_class || '' }),
+        el('td', { text: r.src || '–' }),
+        el('td', { text: r.dst || '–' }),
+        el('td', { text: fmt(r.dst_port) }),
+        el('td', { cls: 'reason', text: r.reason || '' }),
+        el('td', null, [feedbackCell(r.feedback)]),
+      ]);
+      tr.addEventListener('click', () => openFlow(r));
+      tb.appendChild(tr);
+    });
+  }
+
   async function loadIncidents() {
     state.incidents = REPORT ? REPORT.incidents : await api('/api/analyses/' + state.id + '/incidents');
     drawIncidents();
@@ -684,6 +705,7 @@
     if (name === 'charts') renderCharts();
     if (name === 'truth' && state.analysis && state.analysis.summary) renderTruth(state.analysis.summary);
     if (name === 'feedback') loadFeedback();
+    if (name === 'review') loadReview();
   }
 
   function wire() {
@@ -735,6 +757,7 @@
       $('report-note').hidden = false;
       $('model-version').textContent = 'model v' + REPORT.analysis.model_version;
       document.querySelector('[data-tab="feedback"]').hidden = true;
+      document.querySelector('[data-tab="review"]').hidden = true;
       await select(REPORT.analysis.id);
       return;
     }

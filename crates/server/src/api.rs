@@ -72,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/analyses/{id}/anomalies", get(anomalies))
         .route("/api/analyses/{id}/anomalies/{flow}", get(anomaly))
         .route("/api/analyses/{id}/incidents", get(incidents))
+        .route("/api/analyses/{id}/review", get(review_queue))
         .route("/api/live", get(live_info))
         .route("/api/live/events", get(live_events))
         .route("/api/feedback", get(list_feedback).post(add_feedback))
@@ -200,6 +201,60 @@ async fn anomalies(State(s): St, Path(id): Path<i64>, Query(q): Query<AnomalyQue
     };
     let (total, items) = s.store.anomalies(id, sev, class, limit, offset, newest)?;
     Ok(Json(json!({"total": total, "offset": offset, "limit": limit, "items": items})))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ReviewQuery {
+    n: Option<usize>,
+}
+
+/// The analysis' review queue ([`crate::review`]): flagged flows not judged
+/// yet, half from the top, half nearest the operating point (the lowest
+/// scores that were still flagged), two per incident (or source, outside
+/// incidents) while others are left.
+async fn review_queue(State(s): St, Path(id): Path<i64>, Query(q): Query<ReviewQuery>) -> ApiResult {
+    if !s.store.analysis_exists(id)? {
+        return Err(ApiError::not_found("analysis"));
+    }
+    let n = q.n.unwrap_or(20);
+    if !(1..=500).contains(&n) {
+        return Err(ApiError::bad("n: expected 1 to 500"));
+    }
+    let (_, items) = s.store.anomalies(id, None, None, i64::MAX, 0, false)?;
+    let seen: Vec<crate::review::Candidate> = items
+        .iter()
+        .filter_map(|v| {
+            Some(crate::review::Candidate {
+                flow: v["flow"].as_u64()?,
+                score: v["score"].as_f64().unwrap_or(f64::NAN) as f32,
+                anomalous: true,
+                // Spread over incidents (a DDoS has a new source per flow);
+                // unnamed flows over their target (the same flood's flows
+                // the rules did not name).
+                key: crate::review::diversity_key(
+                    match (v["incident"].as_i64(), v["threat_class"].as_str()) {
+                        (Some(i), Some(c)) if c != flowhound_explain::OTHER => Some(format!("incident {i}")),
+                        _ => v["dst"].as_str().or(v["src"].as_str()).map(|a| format!("target {a}")),
+                    }
+                    .as_deref(),
+                    (v["protocol"].as_u64().and_then(|p| u8::try_from(p).ok()), None, None),
+                ),
+            })
+        })
+        .collect();
+    let judged: std::collections::HashSet<u64> =
+        items.iter().filter(|v| !v["feedback"].is_null()).filter_map(|v| v["flow"].as_u64()).collect();
+    let level = seen.iter().map(|c| c.score).filter(|x| x.is_finite()).fold(f32::INFINITY, f32::min);
+    let chosen = crate::review::pick(&seen, level, n, &|f| judged.contains(&f));
+    let out: Vec<serde_json::Value> = items
+        .into_iter()
+        .filter_map(|mut v| {
+            let why = chosen.get(&v["flow"].as_u64()?)?;
+            v["review"] = (*why).into();
+            Some(v)
+        })
+        .collect();
+    Ok(Json(json!({"items": out})))
 }
 
 async fn anomaly(State(s): St, Path((id, flow)): Path<(i64, i64)>) -> ApiResult {

@@ -15,6 +15,7 @@ pub mod assets;
 pub mod charts;
 pub mod live;
 pub mod retrain;
+pub mod review;
 pub mod store;
 
 use std::collections::HashMap;

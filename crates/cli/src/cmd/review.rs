@@ -1,41 +1,23 @@
 //! `flowhound review` and `flowhound tune`: the analyst's verdicts make the
 //! next model better. `review` picks the flows whose verdict would teach the
-//! model most — the most anomalous (is the top of the list right?) and the
-//! ones at the operating point (which side are they on?), a few per source
-//! so one busy host does not fill the queue (active anomaly discovery, Das
-//! et al. 2016, in its simplest form). `tune` turns verdicts on those flows
+//! model most ([`flowhound_server::review`], the dashboard's queue too).
+//! `tune` turns verdicts on those flows
 //! into a new model with the dashboard's retraining code
 //! (`flowhound_server::retrain`): false positives become normal training
 //! rows, true positives train a Random Forest head.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use flowhound_detect::{Batch, Severity};
+use flowhound_server::review::{diversity_key, pick, Candidate, TOP};
 use flowhound_server::store::{TrainingExample, Verdict};
 
 use super::detect::{load_model, score_each};
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
-
-/// Flows per source the queue takes at most: diversity over one busy host.
-/// Rows without addresses (UNSW-NB15) spread over their kind instead
-/// (protocol, service, connection state): one kind of attack does not fill
-/// the queue either.
-const PER_SOURCE: usize = 2;
-
-/// What the queue spreads over: the source, or the flow's kind.
-fn diversity_key(r: &flowhound_flow::FlowRecord) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    match r.src {
-        Some(a) => a.hash(&mut h),
-        None => (r.protocol, r.service.as_deref(), r.state.as_deref()).hash(&mut h),
-    }
-    h.finish()
-}
 
 /// The flows whose verdict would teach the model most: half the most
 /// anomalous, half those nearest the operating point, at most two per
@@ -163,64 +145,20 @@ pub fn read_verdicts(path: &Path) -> CliResult<BTreeMap<u64, Verdict>> {
 /// Where the operating point sits on the ensemble `score`: the budget's
 /// level, the stacked probability's 1/2 with a forest, else between the
 /// highest normal and the lowest anomalous score seen.
-fn decision_level(bundle: &flowhound_detect::bundle::Bundle, seen: &[(u64, f32, bool, u64)]) -> f32 {
+fn decision_level(bundle: &flowhound_detect::bundle::Bundle, seen: &[Candidate]) -> f32 {
     if bundle.ensemble.supervised().is_some_and(|s| s.stack.is_some()) {
         return 0.5;
     }
     if let Some(op) = bundle.ensemble.operating_point() {
         return op.level;
     }
-    let lo = seen.iter().filter(|s| s.2).map(|s| s.1).fold(f32::INFINITY, f32::min);
-    let hi = seen.iter().filter(|s| !s.2).map(|s| s.1).fold(f32::NEG_INFINITY, f32::max);
+    let lo = seen.iter().filter(|s| s.anomalous).map(|s| s.score).fold(f32::INFINITY, f32::min);
+    let hi = seen.iter().filter(|s| !s.anomalous).map(|s| s.score).fold(f32::NEG_INFINITY, f32::max);
     if lo.is_finite() && hi.is_finite() {
         (lo + hi) / 2.0
     } else {
         lo.min(hi)
     }
-}
-
-/// Picks `k` flows (see [`ReviewArgs`]); returns flow → why.
-fn pick(
-    seen: &[(u64, f32, bool, u64)],
-    level: f32,
-    k: usize,
-    skip: &BTreeMap<u64, Verdict>,
-) -> BTreeMap<u64, &'static str> {
-    let mut chosen = BTreeMap::new();
-    let mut per_src: HashMap<u64, usize> = HashMap::new();
-    let mut take = |order: &[&(u64, f32, bool, u64)],
-                    n: usize,
-                    cap: usize,
-                    why: &'static str,
-                    chosen: &mut BTreeMap<u64, &'static str>| {
-        let mut got = 0;
-        for s in order {
-            if got >= n {
-                break;
-            }
-            if skip.contains_key(&s.0) || chosen.contains_key(&s.0) {
-                continue;
-            }
-            let c = per_src.entry(s.3).or_default();
-            if *c >= cap {
-                continue;
-            }
-            *c += 1;
-            chosen.insert(s.0, why);
-            got += 1;
-        }
-    };
-    let mut top: Vec<_> = seen.iter().collect();
-    top.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.total_cmp(&a.1)).then(a.0.cmp(&b.0)));
-    take(&top, k.div_ceil(2), PER_SOURCE, "most anomalous", &mut chosen);
-    let mut near: Vec<_> = seen.iter().filter(|s| s.1.is_finite()).collect();
-    near.sort_by(|a, b| (a.1 - level).abs().total_cmp(&(b.1 - level).abs()).then(a.0.cmp(&b.0)));
-    let left = k.saturating_sub(chosen.len());
-    take(&near, left, PER_SOURCE, "at the operating point", &mut chosen);
-    // Few sources (one capture, one host): fill the queue past the cap.
-    let left = k.saturating_sub(chosen.len());
-    take(&near, left, usize::MAX, "at the operating point", &mut chosen);
-    chosen
 }
 
 pub fn review(a: ReviewArgs) -> CliResult {
@@ -233,17 +171,24 @@ pub fn review(a: ReviewArgs) -> CliResult {
     let findings = super::findings::FindingArgs::default().build(&bundle)?;
     let explainer = findings.explainer;
     // First pass: every flow's score; the queue is picked from all of them.
-    let mut seen: Vec<(u64, f32, bool, u64)> = Vec::new();
+    let mut seen: Vec<Candidate> = Vec::new();
     let (verdict, _, _) = score_each(&bundle, &inputs, &opts, &a.input, |b: &Batch<'_>| {
         let (raised, _) = explainer.raise(b.raw, b.verdicts);
         for (r, v) in b.recs.iter().zip(raised.iter()) {
-            seen.push((seen.len() as u64, v.score, v.severity != Severity::None, diversity_key(r)));
+            let src = r.src.map(|a| a.to_string());
+            let key = diversity_key(src.as_deref(), (r.protocol, r.service.as_deref(), r.state.as_deref()));
+            seen.push(Candidate {
+                flow: seen.len() as u64,
+                score: v.score,
+                anomalous: v.severity != Severity::None,
+                key,
+            });
         }
         Ok(())
     })?;
     verdict?;
     let level = decision_level(&bundle, &seen);
-    let chosen = pick(&seen, level, a.count, &skip);
+    let chosen = pick(&seen, level, a.count, &|f| skip.contains_key(&f));
     drop(seen);
     // Second pass: the chosen flows, explained, as detect prints them.
     let names = bundle.ensemble.model_names();
@@ -302,8 +247,8 @@ pub fn review(a: ReviewArgs) -> CliResult {
         eprintln!(
             "review: {} flows picked of {flow} ({} most anomalous, {} at the operating point, score {level:.4}); judge them, then `flowhound tune --verdicts`",
             chosen.len(),
-            chosen.values().filter(|w| **w == "most anomalous").count(),
-            chosen.values().filter(|w| **w != "most anomalous").count()
+            chosen.values().filter(|w| **w == TOP).count(),
+            chosen.values().filter(|w| **w != TOP).count()
         );
     }
     verdict
