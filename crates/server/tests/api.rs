@@ -253,6 +253,23 @@ async fn feedback_makes_the_next_run_better_and_attacks_stay_flagged() {
         assert_eq!(v["flows"], 1);
         suggestion = v["allowlist_suggestion"].clone();
     }
+    // The review queue leaves out what was judged, spreads over incidents
+    // and says why each flow is there.
+    let (s, q) = call(&fx.app, get(&format!("/api/analyses/{first}/review?n=12"))).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    let items = q["items"].as_array().expect("items");
+    assert_eq!(items.len(), 12, "{q}");
+    let judged: std::collections::HashSet<u64> = backups.iter().filter_map(|f| f["flow"].as_u64()).collect();
+    assert!(items.iter().all(|i| !judged.contains(&i["flow"].as_u64().unwrap_or(0))), "judged flows queued");
+    let top = items.iter().filter(|i| i["review"] == "most anomalous").count();
+    let near = items.iter().filter(|i| i["review"] == "at the operating point").count();
+    assert_eq!((top, near), (6, 6), "{q}");
+    let mut per_incident: std::collections::HashMap<String, usize> = Default::default();
+    for i in items.iter().filter(|i| i["threat_class"] != "other_anomaly") {
+        *per_incident.entry(i["incident"].to_string()).or_default() += 1;
+    }
+    assert!(per_incident.values().all(|n| *n <= 2), "{per_incident:?}");
+
     // And confirms the flagged vertical port scan flows as attacks.
     let scans: Vec<&Value> =
         before.iter().filter(|f| f["label"] == "malicious" && f["category"] == "port_scan_vertical").collect();
@@ -421,6 +438,12 @@ async fn tokens_limits_and_bad_requests_get_clear_json_errors() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = call(&fx.app, auth(get(&format!("/api/analyses/{id}/anomalies?severity=extreme")))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    for q in ["n=0", "n=501", "n=many"] {
+        let (s, _) = call(&fx.app, auth(get(&format!("/api/analyses/{id}/review?{q}")))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "review?{q}");
+    }
+    let (s, _) = call(&fx.app, auth(get("/api/analyses/999/review"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, v) = call(&fx.app, auth(post_json("/api/allowlist", &json!({"entry": {"src": "not-an-ip"}})))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = call(&fx.app, auth(Request::post("/api/models/retrain").body(Body::empty()).expect("req"))).await;
