@@ -605,20 +605,19 @@ impl Ensemble {
         Ok((0..x.nrows())
             .map(|i| {
                 let mut sum = 0.0;
-                // Kept only for a stack or a vote score: no allocation per
-                // row without one.
+                // Kept only for a stack: no allocation per row without one.
                 let keep = stack.is_some();
                 let mut calibrated = Vec::new();
                 // The detectors' calibrated scores for the vote score, on
                 // the stack: four detectors at most.
                 let mut level = [0f32; Kind::ALL.len()];
                 let mut votes = 0;
-                let mut m_index = 0;
                 let mut models: Vec<(f32, bool)> = self
                     .members
                     .iter()
                     .zip(&raw)
-                    .map(|(m, r)| {
+                    .enumerate()
+                    .map(|(j, (m, r))| {
                         let v = r[i];
                         let flag = m.calibration.flags(v);
                         votes += usize::from(flag);
@@ -627,14 +626,13 @@ impl Ensemble {
                         if keep {
                             calibrated.push(c);
                         }
-                        if let Some(l) = level.get_mut(m_index) {
+                        if let Some(l) = level.get_mut(j) {
                             *l = c;
                         }
-                        m_index += 1;
                         (v, flag)
                     })
                     .collect();
-                let n_det = m_index.min(level.len());
+                let n_det = self.members.len().min(level.len());
                 let vote_score = self.operating.is_some().then(|| kth_highest(&mut level[..n_det], self.min_votes));
                 let mut category = None;
                 let mut stacked = None;

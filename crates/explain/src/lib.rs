@@ -342,8 +342,8 @@ impl Explainer {
     /// The flows of a batch the vote left normal that a rule raising alerts
     /// on its own ([`rules::RuleSpec::alert`]) classes: they become `low`
     /// anomalies. Returns the batch's verdicts with those raised (borrowed
-    /// as they were when none is) and how many were.
-    pub fn raise<'v>(&self, raw: &[f32], verdicts: &'v [Verdict]) -> (std::borrow::Cow<'v, [Verdict]>, usize) {
+    /// as they were when none is).
+    pub fn raise<'v>(&self, raw: &[f32], verdicts: &'v [Verdict]) -> std::borrow::Cow<'v, [Verdict]> {
         let w = self.names.len();
         let hits: Vec<usize> = verdicts
             .iter()
@@ -355,13 +355,13 @@ impl Explainer {
             .map(|(i, _)| i)
             .collect();
         if hits.is_empty() {
-            return (std::borrow::Cow::Borrowed(verdicts), 0);
+            return std::borrow::Cow::Borrowed(verdicts);
         }
         let mut owned = verdicts.to_vec();
         for &i in &hits {
             owned[i].severity = Severity::Low;
         }
-        (std::borrow::Cow::Owned(owned), hits.len())
+        std::borrow::Cow::Owned(owned)
     }
 
     /// Explains the flows of one scored batch for which `want` holds.

@@ -232,7 +232,7 @@ pub fn analyze(
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     let mut batches = Batches::new(bundle, BATCH)?;
     let mut each = |batch: &Batch<'_>| -> Result<(), AnalysisError> {
-        let (raised, _) = explainer.raise(batch.raw, batch.verdicts);
+        let raised = explainer.raise(batch.raw, batch.verdicts);
         let batch = &Batch { verdicts: &raised, ..*batch };
         let found = explainer.explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {
             batch.verdicts[i].severity != Severity::None

@@ -428,7 +428,7 @@ fn score_into(
     let mut buf = Vec::new();
     let (verdict, rejected, order_warning) = score_each(bundle, inputs, opts, &a.input, |batch| {
         buf.clear();
-        let (raised, _) = explainer.raise(batch.raw, batch.verdicts);
+        let raised = explainer.raise(batch.raw, batch.verdicts);
         let batch = Batch { verdicts: &raised, ..*batch };
         let found = explainer
             .explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {

@@ -168,12 +168,13 @@ pub fn review(a: ReviewArgs) -> CliResult {
         None => BTreeMap::new(),
     };
     let (inputs, opts) = a.input.prepare()?;
-    let findings = super::findings::FindingArgs::default().build(&bundle)?;
-    let explainer = findings.explainer;
+    // One explainer for both passes: the first only raises rule alerts,
+    // which keeps no state.
+    let mut explainer = super::findings::FindingArgs::default().build(&bundle)?.explainer;
     // First pass: every flow's score; the queue is picked from all of them.
     let mut seen: Vec<Candidate> = Vec::new();
     let (verdict, _, _) = score_each(&bundle, &inputs, &opts, &a.input, |b: &Batch<'_>| {
-        let (raised, _) = explainer.raise(b.raw, b.verdicts);
+        let raised = explainer.raise(b.raw, b.verdicts);
         for (r, v) in b.recs.iter().zip(raised.iter()) {
             let src = r.src.map(|a| a.to_string());
             let key = diversity_key(src.as_deref(), (r.protocol, r.service.as_deref(), r.state.as_deref()));
@@ -193,7 +194,6 @@ pub fn review(a: ReviewArgs) -> CliResult {
     // Second pass: the chosen flows, explained, as detect prints them.
     let names = bundle.ensemble.model_names();
     let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
-    let mut explainer = super::findings::FindingArgs::default().build(&bundle)?.explainer;
     let mut out = Output::create(a.output.as_deref()).usage()?;
     if a.format == ReviewFormat::Table {
         out.write_all(
@@ -206,7 +206,7 @@ pub fn review(a: ReviewArgs) -> CliResult {
     }
     let mut flow = 0u64;
     let (verdict, _, _) = score_each(&bundle, &inputs, &opts, &a.input, |b: &Batch<'_>| {
-        let (raised, _) = explainer.raise(b.raw, b.verdicts);
+        let raised = explainer.raise(b.raw, b.verdicts);
         let start = flow;
         let found = explainer
             .explain(&bundle, b.recs, &raised, b.raw, b.input, |i| chosen.contains_key(&(start + i as u64)))
@@ -272,7 +272,7 @@ pub fn tune(a: TuneArgs) -> CliResult {
         if !(0..b.recs.len()).any(judged) {
             return Ok(());
         }
-        let (raised, _) = explainer.raise(b.raw, b.verdicts);
+        let raised = explainer.raise(b.raw, b.verdicts);
         // The class a true positive teaches the forest: what the rules call it.
         let found = explainer.explain(&bundle, b.recs, &raised, b.raw, b.input, judged).map_err(anyhow::Error::from)?;
         let w = b.raw_width();

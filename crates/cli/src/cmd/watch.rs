@@ -532,7 +532,7 @@ impl Live<'_> {
         if let Some(allow) = self.dashboard.as_mut().and_then(LiveFeed::allowlist_update) {
             self.allow = allow;
         }
-        let (raised, _) = self.explainer.raise(b.raw, b.verdicts);
+        let raised = self.explainer.raise(b.raw, b.verdicts);
         let b = &Batch { verdicts: &raised, ..*b };
         let found = self
             .explainer
