@@ -1160,7 +1160,7 @@ fn report_and_training_with_dashboard_feedback() {
     // Enough to measure their effect (at the 0.5 % budget: ~80 of 12,000 flows).
     assert!(fp.len() > 30, "{} false positives to mark", fp.len());
     for f in &fp {
-        let v = flowhound_server::store::Verdict::FalsePositive;
+        let v = flowhound_engine::feedback::Judgement::FalsePositive;
         store.add_feedback(id, Some(*f as i64), None, v, "fine").expect("feedback").expect("flagged flow");
     }
     drop(store);

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::run::BATCH;
 use flowhound_detect::{metrics, Batch, Batches, DetectError, Severity, Verdict};
+use flowhound_engine::{score_inputs, Step};
 use flowhound_explain::allow::Entry;
 use flowhound_explain::json::{flow_json, incident_json};
 use flowhound_explain::{Allowlist, ExplainParams, Explainer, Finding, Incident, IncidentParams, Incidents};
@@ -219,7 +220,7 @@ pub fn analyze(
     progress.total.store(inputs.iter().map(Input::size).sum(), Ordering::Relaxed);
     let names = bundle.ensemble.model_names();
     let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
-    let mut explainer = Explainer::new(bundle, None, &ExplainParams { top: p.top_features })?;
+    let mut step = Step::new(Explainer::new(bundle, None, &ExplainParams { top: p.top_features })?);
     let mut incidents =
         Incidents::new(IncidentParams { gap_secs: p.incident_gap_secs, samples: 5, ..Default::default() });
     let mut charts = Charts::new(names.clone());
@@ -232,13 +233,10 @@ pub fn analyze(
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     let mut batches = Batches::new(bundle, BATCH)?;
     let mut each = |batch: &Batch<'_>| -> Result<(), AnalysisError> {
-        let raised = explainer.raise(batch.raw, batch.verdicts);
-        let batch = &Batch { verdicts: &raised, ..*batch };
-        let found = explainer.explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {
-            batch.verdicts[i].severity != Severity::None
-        })?;
+        let e = step.flagged(bundle, batch)?;
+        let (batch, found) = (&e.batch(batch), &e.found);
         let (wr, wi) = (batch.raw_width(), batch.input.len() / batch.recs.len().max(1));
-        for (i, ((r, v), f)) in batch.iter().zip(&found).enumerate() {
+        for (i, ((r, v), f)) in batch.iter().zip(found).enumerate() {
             let flow = flows;
             flows += 1;
             by_severity[v.severity as usize] += 1;
@@ -315,37 +313,6 @@ pub fn analyze(
         summary["ground_truth"] = ground_truth(&truth);
     }
     Ok(Analysis { summary, charts, anomalies, incidents })
-}
-
-/// Scans `inputs` in order and scores them in batches; `each` gets every
-/// scored batch in input order. The first error from scoring or from `each`
-/// stops the work; otherwise the scan's report (per-file problems included).
-pub fn score_inputs<E: From<DetectError>>(
-    batches: &mut Batches<'_>,
-    inputs: &[Input],
-    opts: &ScanOptions,
-    events: &mut dyn ScanEvents,
-    each: &mut impl FnMut(&Batch<'_>) -> Result<(), E>,
-) -> Result<flowhound_source::ScanReport, E> {
-    let mut error: Option<E> = None;
-    let report = flowhound_source::scan(
-        inputs,
-        opts,
-        events,
-        |recs: &[FlowRecord]| recs.to_vec(),
-        |recs| {
-            if error.is_none() {
-                error = batches.push(&recs, each).err();
-            }
-        },
-    );
-    if error.is_none() {
-        error = batches.flush(each).err();
-    }
-    match error {
-        Some(e) => Err(e),
-        None => Ok(report),
-    }
 }
 
 /// A file's problem without the server's folders in it.

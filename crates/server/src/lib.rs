@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! upload ─▶ analysis (background, analysis.rs) ─▶ store (SQLite) ─▶ API ─▶ page
-//!                                   feedback ─▶ allowlist suggestions, retrain.rs ─▶ new model version
+//!                                   feedback ─▶ allowlist suggestions, engine::retrain ─▶ new model version
 //! serve --watch: watch loop ─▶ live.rs ─▶ store + server-sent events ─▶ page
 //! ```
 
@@ -14,8 +14,6 @@ pub mod api;
 pub mod assets;
 pub mod charts;
 pub mod live;
-pub mod retrain;
-pub mod review;
 pub mod store;
 
 use std::collections::HashMap;

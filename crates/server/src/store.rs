@@ -3,7 +3,6 @@
 //! versions. One file, surviving restarts; `flowhound train --feedback DB`
 //! reads the feedback straight from it.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -48,39 +47,7 @@ CREATE TABLE IF NOT EXISTS allowlist (
   id INTEGER PRIMARY KEY, entry TEXT NOT NULL, created TEXT NOT NULL, feedback_id INTEGER);
 ";
 
-/// A verdict on a flow or an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    TruePositive,
-    FalsePositive,
-}
-
-impl Verdict {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "true_positive" => Some(Verdict::TruePositive),
-            "false_positive" => Some(Verdict::FalsePositive),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::TruePositive => "true_positive",
-            Verdict::FalsePositive => "false_positive",
-        }
-    }
-}
-
-/// A feedback row ready for training: the verdict and the raw feature row of
-/// one flow it covers.
-#[derive(Debug, Clone)]
-pub struct TrainingExample {
-    pub verdict: Verdict,
-    pub class: String,
-    pub raw: Vec<f32>,
-    pub external: Vec<IpAddr>,
-}
+pub use flowhound_engine::feedback::{Judgement, TrainingExample};
 
 /// (id, entry, created, feedback id) of an allowlist entry.
 pub type AllowRow = (i64, String, String, Option<i64>);
@@ -556,7 +523,7 @@ impl Store {
         analysis: i64,
         flow: Option<i64>,
         incident: Option<i64>,
-        verdict: Verdict,
+        verdict: Judgement,
         note: &str,
     ) -> Result<Option<(i64, u64)>, StoreError> {
         let db = self.db();
@@ -650,7 +617,7 @@ impl Store {
         let mut latest: std::collections::BTreeMap<(i64, i64), TrainingExample> = Default::default();
         for row in rows {
             let (key, verdict, class, raw, external) = row?;
-            let Some(verdict) = Verdict::parse(&verdict) else { continue };
+            let Some(verdict) = Judgement::parse(&verdict) else { continue };
             let external = external.split_whitespace().filter_map(|a| a.parse().ok()).collect();
             latest.insert(key, TrainingExample { verdict, class, raw: raw_floats(&raw), external });
         }
@@ -760,8 +727,8 @@ mod tests {
         assert_eq!(flows(&s, id)[..3], [29, 28, 27], "newest first");
 
         // Feedback on flow 5 and on the incident (flows 0, 1, 2, 25) keeps them.
-        s.add_feedback(id, Some(5), None, Verdict::FalsePositive, "").expect("feedback").expect("flow 5 exists");
-        s.add_feedback(id, None, Some(1), Verdict::TruePositive, "").expect("feedback").expect("incident 1 exists");
+        s.add_feedback(id, Some(5), None, Judgement::FalsePositive, "").expect("feedback").expect("flow 5 exists");
+        s.add_feedback(id, None, Some(1), Judgement::TruePositive, "").expect("feedback").expect("incident 1 exists");
         let gone = s.prune_live(id, 10).expect("prune");
         let mut kept = flows(&s, id);
         kept.sort_unstable();
@@ -781,7 +748,7 @@ mod tests {
             s.set_status(id, "done", None).expect("done");
             ids.push(id);
         }
-        s.add_feedback(ids[0], Some(7), None, Verdict::FalsePositive, "").expect("feedback").expect("flow 7");
+        s.add_feedback(ids[0], Some(7), None, Judgement::FalsePositive, "").expect("feedback").expect("flow 7");
         let full = s.used_bytes().expect("bytes");
         // A budget of about two analyses: the two oldest go, the judged flow stays.
         let gone = s.retain(10, full / 2 + full / 8).expect("retain");

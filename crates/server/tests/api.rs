@@ -122,7 +122,7 @@ fn fixture_keeping(token: Option<&str>, max_upload: usize, keep: usize, max_db_b
         token: token.map(str::to_string),
         max_upload,
         workers: 2,
-        feedback_weight: flowhound_server::retrain::DEFAULT_WEIGHT,
+        feedback_weight: flowhound_engine::retrain::DEFAULT_WEIGHT,
         keep,
         max_db_bytes,
     };

@@ -98,7 +98,7 @@ pub fn run(a: Args) -> CliResult {
             internal: Vec::new(),
         },
         feedback: None,
-        feedback_weight: flowhound_server::retrain::DEFAULT_WEIGHT,
+        feedback_weight: flowhound_engine::retrain::DEFAULT_WEIGHT,
     };
     let (bundle, report) = train::train(&t)?;
     print!("{}", train::summary(&bundle, &report, &model));

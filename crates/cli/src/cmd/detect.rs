@@ -13,9 +13,10 @@ use super::sinks::SinkArgs;
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
+use flowhound_engine::{finish_incidents, Show, Shown, Step, Tally};
 use flowhound_explain::allow::Entry;
 use flowhound_explain::json::predicted;
-use flowhound_explain::{Allowlist, Finding, Incident};
+use flowhound_explain::Finding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DetectFormat {
@@ -66,34 +67,15 @@ pub struct ScoreArgs {
     pub fpr: Option<f64>,
 }
 
-/// What becomes of one scored flow.
-#[derive(Debug, Clone, Copy)]
-pub struct Decision<'a> {
-    /// The allowlist entry covering it (looked up only when it matters).
-    pub entry: Option<&'a Entry>,
-    /// Anomalous and at least --min-severity.
-    pub flagged: bool,
-    /// Not suppressed, or suppressed flows are shown.
-    pub shown: bool,
-    /// Written as a flow line (not with --incidents).
-    pub written: bool,
-}
-
 impl ScoreArgs {
-    /// `found`: the flow has a finding (it is anomalous).
-    pub fn decide<'a>(
-        &self,
-        findings: &FindingArgs,
-        allow: &'a Allowlist,
-        r: &FlowRecord,
-        v: &Verdict,
-        found: bool,
-    ) -> Decision<'a> {
-        let entry = if found || self.all { allow.check(r) } else { None };
-        let flagged = v.severity != Severity::None && v.severity >= self.min_severity.severity();
-        let shown = entry.is_none() || findings.show_suppressed;
-        let written = !findings.incidents && (self.all || (flagged && shown));
-        Decision { entry, flagged, shown, written }
+    /// Which flows the run shows, with the finding options.
+    pub fn show(&self, findings: &FindingArgs) -> Show {
+        Show {
+            all: self.all,
+            min_severity: self.min_severity.severity(),
+            suppressed: findings.show_suppressed,
+            incidents: findings.incidents,
+        }
     }
 }
 
@@ -132,179 +114,6 @@ pub struct Args {
     pub sinks: SinkArgs,
 }
 
-/// Counts for the summary.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub flows: u64,
-    pub by_severity: [u64; 4],
-    pub by_model: Vec<u64>,
-    pub written: u64,
-    /// With ground truth: flows labeled malicious, and those flagged.
-    pub labeled: u64,
-    pub malicious: u64,
-    pub malicious_flagged: u64,
-    pub benign_flagged: u64,
-    /// Per ground-truth category of malicious flows: (flows, flagged).
-    pub by_category: std::collections::BTreeMap<String, (u64, u64)>,
-    /// Voter names, in verdict order.
-    pub names: Vec<&'static str>,
-    /// Flagged flows an allowlist entry covers.
-    pub suppressed: u64,
-    /// Flagged flows per threat class.
-    pub by_class: std::collections::BTreeMap<String, u64>,
-    /// With ground truth: (category, threat class or "not flagged") → flows.
-    pub confusion: std::collections::BTreeMap<(String, String), u64>,
-    /// Incidents of the written severities (suppressed ones only with
-    /// --show-suppressed), most severe first.
-    pub incidents: Vec<Incident>,
-    /// Single low-severity `other_anomaly` flows, left out of `incidents`
-    /// and of the alerts (they are in the flow output).
-    pub digest: u64,
-    /// Lines the readers rejected.
-    pub rejected: u64,
-    /// What the sinks did with the incidents (with --sink or --config).
-    pub delivery: Option<flowhound_sink::Summary>,
-    /// When the input was far from time order.
-    pub order_warning: Option<String>,
-}
-
-impl Tally {
-    pub fn anomalies(&self) -> u64 {
-        self.by_severity[1..].iter().sum()
-    }
-
-    fn add(&mut self, r: &FlowRecord, v: &Verdict, f: Option<&Finding>, suppressed: bool) {
-        self.flows += 1;
-        if let Some(f) = f {
-            *self.by_class.entry(f.class.to_string()).or_default() += 1;
-            self.suppressed += u64::from(suppressed);
-        }
-        self.by_severity[v.severity as usize] += 1;
-        for (c, (_, f)) in self.by_model.iter_mut().zip(&v.models) {
-            *c += u64::from(*f);
-        }
-        if let Some(t) = &r.truth {
-            self.labeled += 1;
-            let flagged = v.severity != Severity::None;
-            if t.malicious {
-                self.malicious += 1;
-                self.malicious_flagged += u64::from(flagged);
-                let cat = t.category.as_deref().unwrap_or("unknown");
-                let class = f.map_or(NOT_FLAGGED, |f| f.class.as_ref());
-                *self.confusion.entry((cat.to_string(), class.to_string())).or_default() += 1;
-                let e = self.by_category.entry(cat.to_string()).or_default();
-                e.0 += 1;
-                e.1 += u64::from(flagged);
-            } else {
-                self.benign_flagged += u64::from(flagged);
-            }
-        }
-    }
-
-    pub fn render(&self) -> String {
-        let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
-        let mut s = format!(
-            "{} flows scored; {} anomalies ({:.2} %, {:.0} per million flows): high {}, medium {}, low {}\n",
-            self.flows,
-            self.anomalies(),
-            pct(self.anomalies(), self.flows),
-            pct(self.anomalies(), self.flows) * 1e4,
-            self.by_severity[3],
-            self.by_severity[2],
-            self.by_severity[1]
-        );
-        s += "flagged per detector:";
-        for (k, c) in self.names.iter().zip(&self.by_model) {
-            s += &format!(" {k} {c}");
-        }
-        s.push('\n');
-        if !self.by_class.is_empty() {
-            s += "threat classes:";
-            for (c, n) in &self.by_class {
-                s += &format!(" {c} {n}");
-            }
-            s.push('\n');
-        }
-        if self.suppressed > 0 {
-            s += &format!("{} anomalies suppressed by the allowlist\n", self.suppressed);
-        }
-        if !self.incidents.is_empty() {
-            let by = |sev: Severity| self.incidents.iter().filter(|i| i.peak_severity == sev).count();
-            s += &format!(
-                "{} incidents: high {}, medium {}, low {}\n",
-                self.incidents.len(),
-                by(Severity::High),
-                by(Severity::Medium),
-                by(Severity::Low)
-            );
-        }
-        if self.digest > 0 {
-            s += &format!(
-                "digest: {} single low-severity flows no rule names (other_anomaly), not alerted; they are in the flow output\n",
-                self.digest
-            );
-        }
-        if let Some(d) = &self.delivery {
-            s += &d.render();
-        }
-        if let Some(w) = &self.order_warning {
-            s += &format!("{w}: {}\n", super::SORT_HINT);
-        }
-        if self.labeled > 0 {
-            let benign = self.labeled - self.malicious;
-            s += &format!(
-                "ground truth: {} of {} malicious flows flagged (recall {:.1} %), {} of {} benign flows flagged (FPR {:.2} %)\n",
-                self.malicious_flagged,
-                self.malicious,
-                pct(self.malicious_flagged, self.malicious),
-                self.benign_flagged,
-                benign,
-                pct(self.benign_flagged, benign)
-            );
-            if !self.confusion.is_empty() {
-                s += "threat class given to the malicious flows, by ground-truth category:\n";
-                s += &self.render_confusion();
-            }
-        }
-        s
-    }
-
-    /// With ground truth: flows per attack category and threat class given
-    /// (`not flagged` for the rest), as a text table.
-    pub fn render_confusion(&self) -> String {
-        if self.confusion.is_empty() {
-            return String::new();
-        }
-        let mut cols: Vec<&str> = self.confusion.keys().map(|(_, c)| c.as_str()).collect();
-        cols.sort_unstable();
-        cols.dedup();
-        if let Some(p) = cols.iter().position(|c| *c == NOT_FLAGGED) {
-            let nf = cols.remove(p);
-            cols.push(nf);
-        }
-        let width = |c: &str| c.len().max(7);
-        let mut s = format!("{:<24}", "category \\ class");
-        for c in &cols {
-            s += &format!(" {:>w$}", c, w = width(c));
-        }
-        s.push('\n');
-        let mut cats: Vec<&str> = self.confusion.keys().map(|(c, _)| c.as_str()).collect();
-        cats.dedup();
-        for cat in cats {
-            s += &format!("{cat:<24}");
-            for c in &cols {
-                let n = self.confusion.get(&(cat.to_string(), c.to_string())).copied().unwrap_or(0);
-                s += &format!(" {:>w$}", n, w = width(c));
-            }
-            s.push('\n');
-        }
-        s
-    }
-}
-
-/// The confusion column of malicious flows nothing flagged.
-pub const NOT_FLAGGED: &str = "not flagged";
-
 pub fn run(a: Args) -> CliResult {
     let (tally, verdict) = detect(&a)?;
     if !a.input.quiet {
@@ -327,13 +136,7 @@ pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
     out.finish()?;
     if let Some(mut d) = dispatcher {
         d.send(&tally.incidents);
-        let stats = flowhound_sink::RunStats {
-            flows: tally.flows,
-            rejected: tally.rejected,
-            anomalies: [tally.by_severity[1], tally.by_severity[2], tally.by_severity[3]],
-            anomalies_by_class: tally.by_class.clone(),
-        };
-        let summary = d.finish(&stats);
+        let summary = d.finish(&tally.run_stats());
         let dropped = summary.dropped();
         tally.delivery = Some(summary);
         if dropped > 0 {
@@ -399,8 +202,10 @@ fn score_into(
 ) -> CliResult<(Tally, CliResult)> {
     let names = bundle.ensemble.model_names();
     let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
-    let mut tally = Tally { by_model: vec![0; names.len()], names: names.clone(), ..Default::default() };
-    let Findings { mut explainer, allow, mut incidents } = a.findings.build(bundle)?;
+    let mut tally = Tally::new(names.clone());
+    let Findings { explainer, allow, mut incidents } = a.findings.build(bundle)?;
+    let mut step = Step::new(explainer);
+    let show = a.score.show(&a.findings);
     if a.findings.incidents && a.format == DetectFormat::Csv {
         return Err(CliError::usage(anyhow::anyhow!("--incidents writes JSON lines or a table, not CSV")));
     }
@@ -428,16 +233,10 @@ fn score_into(
     let mut buf = Vec::new();
     let (verdict, rejected, order_warning) = score_each(bundle, inputs, opts, &a.input, |batch| {
         buf.clear();
-        let raised = explainer.raise(batch.raw, batch.verdicts);
-        let batch = Batch { verdicts: &raised, ..*batch };
-        let found = explainer
-            .explain(bundle, batch.recs, batch.verdicts, batch.raw, batch.input, |i| {
-                batch.verdicts[i].severity != Severity::None
-            })
-            .map_err(anyhow::Error::from)?;
-        for ((r, v), f) in batch.iter().zip(&found) {
+        let e = step.flagged(bundle, batch).map_err(anyhow::Error::from)?;
+        for ((r, v), f) in e.batch(batch).iter().zip(&e.found) {
             let flow = tally.flows;
-            let Decision { entry, flagged, shown, written } = a.score.decide(&a.findings, &allow, r, v, f.is_some());
+            let Shown { entry, flagged, shown, written } = show.decide(&allow, r, v, f.is_some());
             tally.add(r, v, f.as_ref(), entry.is_some());
             if let (Some(f), true, true) = (f, flagged, shown) {
                 incidents.push(flow, r, v, f, entry.is_some());
@@ -458,11 +257,7 @@ fn score_into(
     tally.rejected = rejected;
     tally.order_warning = order_warning;
     tally.incidents = incidents.finish();
-    tally.digest = tally.incidents.iter().filter(|i| i.digest).count() as u64;
-    tally.incidents.retain(|i| !i.digest);
-    for (k, i) in tally.incidents.iter_mut().enumerate() {
-        i.id = k as u64 + 1;
-    }
+    tally.digest = finish_incidents(&mut tally.incidents);
     if a.findings.incidents {
         buf.clear();
         for i in &tally.incidents {
@@ -494,7 +289,7 @@ pub fn score_each(
 ) -> CliResult<(CliResult, u64, Option<String>)> {
     let mut batches = Batches::new(bundle, BATCH).usage()?;
     let mut events = input.events(inputs)?;
-    let report = flowhound_server::analysis::score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
+    let report = flowhound_engine::score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
     Ok((events.finish(&report), report.rejected, batches.order_warning(report.records)))
 }
 

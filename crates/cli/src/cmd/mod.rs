@@ -29,8 +29,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
 
-/// What to do about input far from time order (after the extractor's warning).
-pub const SORT_HINT: &str = "read it with --sort-time";
+pub use flowhound_engine::tally::SORT_HINT;
 
 /// Options of every command that reads flow records.
 #[derive(Debug, clap::Args)]

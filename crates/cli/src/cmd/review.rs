@@ -1,18 +1,19 @@
 //! `flowhound review` and `flowhound tune`: the analyst's verdicts make the
 //! next model better. `review` picks the flows whose verdict would teach the
-//! model most ([`flowhound_server::review`], the dashboard's queue too).
+//! model most ([`flowhound_engine::review`], the dashboard's queue too).
 //! `tune` turns verdicts on those flows
 //! into a new model with the dashboard's retraining code
-//! (`flowhound_server::retrain`): false positives become normal training
+//! (`flowhound_engine::retrain`): false positives become normal training
 //! rows, true positives train a Random Forest head.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flowhound_detect::{Batch, Severity};
-use flowhound_server::review::{diversity_key, pick, Candidate, TOP};
-use flowhound_server::store::{TrainingExample, Verdict};
+use flowhound_detect::Batch;
+use flowhound_engine::feedback::{example, parse_verdicts, Judgement};
+use flowhound_engine::review::{decision_level, pick, Candidate, TOP};
+use flowhound_engine::Step;
 
 use super::detect::{load_model, score_each};
 use super::InputArgs;
@@ -84,81 +85,15 @@ pub struct TuneArgs {
     pub output: PathBuf,
 
     /// Training rows each verdict counts as.
-    #[arg(long, default_value_t = flowhound_server::retrain::DEFAULT_WEIGHT, value_name = "N")]
+    #[arg(long, default_value_t = flowhound_engine::retrain::DEFAULT_WEIGHT, value_name = "N")]
     pub weight: usize,
 }
 
 /// Reads a verdicts file: flow number → verdict. Every bad line is listed.
-pub fn read_verdicts(path: &Path) -> CliResult<BTreeMap<u64, Verdict>> {
+pub fn read_verdicts(path: &Path) -> CliResult<BTreeMap<u64, Judgement>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::usage(anyhow::Error::from(e).context(format!("cannot read {}", path.display()))))?;
-    let parse = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
-        "true_positive" | "malicious" | "tp" => Some(Verdict::TruePositive),
-        "false_positive" | "benign" | "fp" => Some(Verdict::FalsePositive),
-        _ => None,
-    };
-    let mut out = BTreeMap::new();
-    let mut bad = Vec::new();
-    let json = text.trim_start().starts_with('{');
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let mut cols = (0, 0);
-    if !json {
-        let Some((_, head)) = lines.next() else { return Ok(out) };
-        let names: Vec<String> = head.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
-        match (names.iter().position(|c| c == "flow"), names.iter().position(|c| c == "verdict")) {
-            (Some(f), Some(v)) => cols = (f, v),
-            _ => {
-                return Err(CliError::usage(anyhow::anyhow!(
-                    "{}: the CSV header must name `flow` and `verdict` columns (it has: {head})",
-                    path.display()
-                )))
-            }
-        }
-    }
-    for (i, line) in lines {
-        let item: Option<(Option<u64>, Option<Verdict>)> = if json {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .map(|v| (v["flow"].as_u64(), v["verdict"].as_str().and_then(parse)))
-        } else {
-            let cells: Vec<&str> = line.split(',').map(|c| c.trim().trim_matches('"')).collect();
-            Some((cells.get(cols.0).and_then(|c| c.parse().ok()), cells.get(cols.1).and_then(|c| parse(c))))
-        };
-        match item {
-            Some((Some(f), Some(v))) => {
-                out.insert(f, v);
-            }
-            Some((None, _)) => bad.push(format!("line {}: no flow number", i + 1)),
-            Some((_, None)) => bad.push(format!("line {}: the verdict is not true_positive/false_positive", i + 1)),
-            None => bad.push(format!("line {}: not a JSON object", i + 1)),
-        }
-    }
-    if bad.is_empty() {
-        Ok(out)
-    } else {
-        let n = bad.len();
-        bad.truncate(20);
-        Err(CliError::usage(anyhow::anyhow!("{}: {n} bad line(s): {}", path.display(), bad.join("; "))))
-    }
-}
-
-/// Where the operating point sits on the ensemble `score`: the budget's
-/// level, the stacked probability's 1/2 with a forest, else between the
-/// highest normal and the lowest anomalous score seen.
-fn decision_level(bundle: &flowhound_detect::bundle::Bundle, seen: &[Candidate]) -> f32 {
-    if bundle.ensemble.supervised().is_some_and(|s| s.stack.is_some()) {
-        return 0.5;
-    }
-    if let Some(op) = bundle.ensemble.operating_point() {
-        return op.level;
-    }
-    let lo = seen.iter().filter(|s| s.anomalous).map(|s| s.score).fold(f32::INFINITY, f32::min);
-    let hi = seen.iter().filter(|s| !s.anomalous).map(|s| s.score).fold(f32::NEG_INFINITY, f32::max);
-    if lo.is_finite() && hi.is_finite() {
-        (lo + hi) / 2.0
-    } else {
-        lo.min(hi)
-    }
+    parse_verdicts(&text).map_err(|e| CliError::usage(anyhow::anyhow!("{}: {e}", path.display())))
 }
 
 pub fn review(a: ReviewArgs) -> CliResult {
@@ -168,22 +103,15 @@ pub fn review(a: ReviewArgs) -> CliResult {
         None => BTreeMap::new(),
     };
     let (inputs, opts) = a.input.prepare()?;
-    // One explainer for both passes: the first only raises rule alerts,
-    // which keeps no state.
-    let mut explainer = super::findings::FindingArgs::default().build(&bundle)?.explainer;
+    // One step for both passes: the first explains nothing (raising rule
+    // alerts keeps no state).
+    let mut step = Step::new(super::findings::FindingArgs::default().build(&bundle)?.explainer);
     // First pass: every flow's score; the queue is picked from all of them.
     let mut seen: Vec<Candidate> = Vec::new();
     let (verdict, _, _) = score_each(&bundle, &inputs, &opts, &a.input, |b: &Batch<'_>| {
-        let raised = explainer.raise(b.raw, b.verdicts);
-        for (r, v) in b.recs.iter().zip(raised.iter()) {
-            let src = r.src.map(|a| a.to_string());
-            let key = diversity_key(src.as_deref(), (r.protocol, r.service.as_deref(), r.state.as_deref()));
-            seen.push(Candidate {
-                flow: seen.len() as u64,
-                score: v.score,
-                anomalous: v.severity != Severity::None,
-                key,
-            });
+        let e = step.run(&bundle, b, |_, _| false).map_err(anyhow::Error::from)?;
+        for (r, v) in e.batch(b).iter() {
+            seen.push(Candidate::new(seen.len() as u64, r, v));
         }
         Ok(())
     })?;
@@ -206,16 +134,13 @@ pub fn review(a: ReviewArgs) -> CliResult {
     }
     let mut flow = 0u64;
     let (verdict, _, _) = score_each(&bundle, &inputs, &opts, &a.input, |b: &Batch<'_>| {
-        let raised = explainer.raise(b.raw, b.verdicts);
         let start = flow;
-        let found = explainer
-            .explain(&bundle, b.recs, &raised, b.raw, b.input, |i| chosen.contains_key(&(start + i as u64)))
-            .map_err(anyhow::Error::from)?;
+        let e = step.run(&bundle, b, |i, _| chosen.contains_key(&(start + i as u64))).map_err(anyhow::Error::from)?;
         let mut buf = Vec::new();
-        for (i, (r, v)) in b.recs.iter().zip(raised.iter()).enumerate() {
+        for (i, (r, v)) in e.batch(b).iter().enumerate() {
             let n = start + i as u64;
             let Some(why) = chosen.get(&n) else { continue };
-            let f = found[i].as_ref();
+            let f = e.found[i].as_ref();
             match a.format {
                 ReviewFormat::Jsonl => {
                     let mut m = flowhound_explain::json::flow_json(n, r, v, f, None, &names, classes);
@@ -261,7 +186,7 @@ pub fn tune(a: TuneArgs) -> CliResult {
         return Err(CliError::usage(anyhow::anyhow!("{}: no verdicts", a.verdicts.display())));
     }
     let (inputs, opts) = a.input.prepare()?;
-    let mut explainer = super::findings::FindingArgs::default().build(&bundle)?.explainer;
+    let mut step = Step::new(super::findings::FindingArgs::default().build(&bundle)?.explainer);
     let nets = flowhound_flow::net::Networks::new(&bundle.features.internal);
     let mut examples = Vec::new();
     let mut flow = 0u64;
@@ -272,18 +197,11 @@ pub fn tune(a: TuneArgs) -> CliResult {
         if !(0..b.recs.len()).any(judged) {
             return Ok(());
         }
-        let raised = explainer.raise(b.raw, b.verdicts);
-        // The class a true positive teaches the forest: what the rules call it.
-        let found = explainer.explain(&bundle, b.recs, &raised, b.raw, b.input, judged).map_err(anyhow::Error::from)?;
+        let e = step.run(&bundle, b, |i, _| judged(i)).map_err(anyhow::Error::from)?;
         let w = b.raw_width();
         for (i, r) in b.recs.iter().enumerate() {
             let Some(v) = verdicts.get(&(start + i as u64)) else { continue };
-            examples.push(TrainingExample {
-                verdict: *v,
-                class: found[i].as_ref().map_or_else(|| flowhound_explain::OTHER.to_string(), |f| f.class.to_string()),
-                raw: b.raw[i * w..(i + 1) * w].to_vec(),
-                external: [r.src, r.dst].into_iter().flatten().filter(|x| !nets.is_internal(*x)).collect(),
-            });
+            examples.push(example(*v, e.found[i].as_ref(), &b.raw[i * w..(i + 1) * w], r, &nets));
         }
         Ok(())
     })?;
@@ -296,7 +214,7 @@ pub fn tune(a: TuneArgs) -> CliResult {
             missing.join(", ")
         )));
     }
-    let (new, used) = flowhound_server::retrain::retrain(&bundle, &examples, a.weight)
+    let (new, used) = flowhound_engine::retrain::retrain(&bundle, &examples, a.weight)
         .map_err(|e| CliError::from(anyhow::Error::from(e).context("tuning the model")))?;
     new.save(&a.output).runtime(format!("writing the model to {}", a.output.display()))?;
     if !a.input.quiet {

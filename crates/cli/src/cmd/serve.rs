@@ -58,7 +58,7 @@ pub struct Args {
     pub workers: usize,
 
     /// Training rows each feedback verdict counts as when retraining.
-    #[arg(long, default_value_t = flowhound_server::retrain::DEFAULT_WEIGHT, value_name = "N")]
+    #[arg(long, default_value_t = flowhound_engine::retrain::DEFAULT_WEIGHT, value_name = "N")]
     pub feedback_weight: usize,
 
     /// Also watch this live source (as `flowhound watch --source`; repeatable): its findings

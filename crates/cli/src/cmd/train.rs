@@ -93,7 +93,7 @@ pub struct Args {
     pub feedback: Option<PathBuf>,
 
     /// Training rows each verdict counts as.
-    #[arg(long, default_value_t = flowhound_server::retrain::DEFAULT_WEIGHT, value_name = "N")]
+    #[arg(long, default_value_t = flowhound_engine::retrain::DEFAULT_WEIGHT, value_name = "N")]
     pub feedback_weight: usize,
 }
 
@@ -191,7 +191,7 @@ pub fn train(a: &Args) -> CliResult<(Bundle, TrainReport)> {
         return Err(CliError::input(anyhow::anyhow!("no flow records to train on")));
     }
     if !examples.is_empty() {
-        let used = flowhound_server::retrain::add_examples(&mut trainer, &examples, a.feedback_weight).usage()?;
+        let used = flowhound_engine::retrain::add_examples(&mut trainer, &examples, a.feedback_weight).usage()?;
         if !a.input.quiet {
             eprintln!(
                 "feedback: {} false positives as benign rows, {} true positives as forest examples{} (×{} each)",

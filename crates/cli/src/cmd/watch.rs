@@ -23,12 +23,14 @@ use std::time::{Duration, Instant};
 
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::{Batch, Batches, Severity};
-use flowhound_explain::{Allowlist, Explainer, Incident, Incidents};
+use flowhound_engine::live::{self as events, Clock};
+use flowhound_engine::{Show, Shown, Step};
+use flowhound_explain::{Allowlist, Incident, Incidents};
 use flowhound_server::analysis::Flagged;
 use flowhound_server::live::LiveFeed;
 use flowhound_source::live::{self, Chunk, Feed, LiveOptions, Mark, Resume, SourceStats, Spec};
 
-use super::detect::{Decision, ScoreArgs};
+use super::detect::ScoreArgs;
 use super::findings::{FindingArgs, Findings};
 use super::sinks::SinkArgs;
 use crate::exit::{Classify, CliError, CliResult};
@@ -507,7 +509,8 @@ struct Live<'a> {
     bundle: &'a Bundle,
     names: Vec<&'static str>,
     classes: Option<Vec<String>>,
-    explainer: Explainer,
+    step: Step,
+    show: Show,
     allow: Allowlist,
     incidents: Incidents,
     a: &'a Args,
@@ -516,8 +519,7 @@ struct Live<'a> {
     flow: u64,
     /// `flow` at the last checkpoint: nothing new, nothing to save.
     saved_flow: u64,
-    watermark: i64,
-    lateness_us: i64,
+    clock: Clock,
     pending: VecDeque<Pending>,
     /// Marks of chunks whose records were all scored, per source.
     marks: Vec<Vec<Mark>>,
@@ -532,29 +534,19 @@ impl Live<'_> {
         if let Some(allow) = self.dashboard.as_mut().and_then(LiveFeed::allowlist_update) {
             self.allow = allow;
         }
-        let raised = self.explainer.raise(b.raw, b.verdicts);
-        let b = &Batch { verdicts: &raised, ..*b };
-        let found = self
-            .explainer
-            .explain(self.bundle, b.recs, b.verdicts, b.raw, b.input, |i| b.verdicts[i].severity != Severity::None)
-            .map_err(anyhow::Error::from)?;
+        let e = self.step.flagged(self.bundle, b).map_err(anyhow::Error::from)?;
+        let (b, found) = (&e.batch(b), &e.found);
         self.buf.clear();
         let mut n = Numbers::default();
         let wr = b.raw_width();
         let quiet = matches!(self.out, LiveOut::Nowhere);
-        for (i, ((r, v), f)) in b.iter().zip(&found).enumerate() {
+        for (i, ((r, v), f)) in b.iter().zip(found).enumerate() {
             let flow = self.flow;
             self.flow += 1;
             n.scored += 1;
             n.by_severity[v.severity as usize] += 1;
-            if let Some(t) = r.start.map(|t| t.micros()) {
-                if t < self.watermark.saturating_sub(self.lateness_us) {
-                    n.late += 1;
-                }
-                self.watermark = self.watermark.max(t);
-            }
-            let Decision { entry, flagged, shown, written } =
-                self.a.score.decide(&self.a.findings, &self.allow, r, v, f.is_some());
+            n.late += u64::from(self.clock.observe(r.start.map(|t| t.micros())));
+            let Shown { entry, flagged, shown, written } = self.show.decide(&self.allow, r, v, f.is_some());
             if let Some(f) = f {
                 *n.by_class.entry(f.class.to_string()).or_default() += 1;
             }
@@ -597,15 +589,12 @@ impl Live<'_> {
         // Classed incidents go out when they open and when their severity
         // grows (growing in count they are updated on the dashboard, not
         // re-alerted); the weak ones when they end.
-        let grown = self.incidents.take_touched();
-        let rising = self.incidents.take_alerts();
-        n.alerts_sent += self.alert(&rising);
-        self.write_incidents(&rising, "open", &mut n)?;
-        let gap = i64::from(self.incidents.gap_secs()) * 1_000_000;
-        let ended = self.incidents.close_idle(self.watermark.saturating_sub(gap).saturating_sub(self.lateness_us));
-        self.ended(&ended, &mut n)?;
+        let c = events::settle(&mut self.incidents, &self.clock);
+        n.alerts_sent += self.alert(&c.alerts);
+        self.write_incidents(&c.alerts, "open", &mut n)?;
+        self.ended(&c.ended, &mut n)?;
         if let Some(d) = self.dashboard.as_mut() {
-            d.publish(&grown, &ended).map_err(anyhow::Error::from)?;
+            d.publish(&c.touched, &c.ended).map_err(anyhow::Error::from)?;
         }
         n.incidents_open = self.incidents.open_count();
         self.merge(n);
@@ -639,10 +628,7 @@ impl Live<'_> {
         if ended.is_empty() {
             return Ok(());
         }
-        // Sent already (a classed one at its severity), or the digest: no alert.
-        let unsent: Vec<Incident> =
-            ended.iter().filter(|i| !i.digest && i.peak_severity > i.alerted).cloned().collect();
-        n.alerts_sent += self.alert(&unsent);
+        n.alerts_sent += self.alert(&events::owed(ended));
         for i in ended {
             n.incidents_by_severity[i.peak_severity as usize] += 1;
         }
@@ -704,7 +690,7 @@ fn checkpoint(state: &mut State, state_file: &Path, names: &[String], live: &mut
     }
     let Some(w) = batches.checkpoint() else { return };
     let g = old.map_or(1, |g| g + 1);
-    let windows = Windows { flow: live.flow, watermark: live.watermark, state: w };
+    let windows = Windows { flow: live.flow, watermark: live.clock.watermark(), state: w };
     if let Err(e) = windows.save(&windows_path(state_file, g)) {
         eprintln!("warning: cannot save the window state beside {}: {e:#}", state_file.display());
         return;
@@ -851,7 +837,8 @@ pub fn run_with(
         bundle: &bundle,
         names: bundle.ensemble.model_names(),
         classes: bundle.ensemble.supervised().map(|s| s.classes.clone()),
-        explainer,
+        step: Step::new(explainer),
+        show: a.score.show(&a.findings),
         allow,
         incidents,
         a: &a,
@@ -859,8 +846,7 @@ pub fn run_with(
         buf: Vec::new(),
         flow: 0,
         saved_flow: u64::MAX,
-        watermark: i64::MIN,
-        lateness_us: timing.lateness.as_micros().min(i64::MAX as u128) as i64,
+        clock: Clock::new(timing.lateness),
         pending: VecDeque::new(),
         marks: vec![Vec::new(); specs.len()],
         shared: Arc::clone(&shared),
@@ -877,7 +863,7 @@ pub fn run_with(
         match restored {
             Ok(w) => {
                 live.flow = w.flow;
-                live.watermark = w.watermark;
+                live.clock.restore(w.watermark);
                 if !a.quiet {
                     eprintln!("watch: window state restored ({} flows scored before)", w.flow);
                 }
@@ -964,7 +950,7 @@ pub fn run_with(
     }
     // Drain: every open incident ends now, and goes out.
     let mut n = Numbers::default();
-    let ended = live.incidents.close_idle(i64::MAX);
+    let ended = events::drain(&mut live.incidents);
     live.ended(&ended, &mut n)?;
     if let Some(mut d) = live.dashboard.take() {
         d.publish(&[], &ended).map_err(anyhow::Error::from)?;

@@ -8,6 +8,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use flowhound_detect::bundle::Bundle;
+use flowhound_detect::{Severity, Verdict};
+use flowhound_flow::FlowRecord;
+
 /// Candidates per source (or kind) while others are left.
 pub const PER_KEY: usize = 2;
 
@@ -35,6 +39,34 @@ pub fn diversity_key(src: Option<&str>, kind: (Option<u8>, Option<&str>, Option<
         None => kind.hash(&mut h),
     }
     h.finish()
+}
+
+impl Candidate {
+    /// A scored flow as the queue sees it (`v`: after the rules).
+    pub fn new(flow: u64, r: &FlowRecord, v: &Verdict) -> Candidate {
+        let src = r.src.map(|a| a.to_string());
+        let key = diversity_key(src.as_deref(), (r.protocol, r.service.as_deref(), r.state.as_deref()));
+        Candidate { flow, score: v.score, anomalous: v.severity != Severity::None, key }
+    }
+}
+
+/// Where the operating point sits on the ensemble `score`: the budget's
+/// level, the stacked probability's 1/2 with a forest, else between the
+/// highest normal and the lowest anomalous score seen.
+pub fn decision_level(bundle: &Bundle, seen: &[Candidate]) -> f32 {
+    if bundle.ensemble.supervised().is_some_and(|s| s.stack.is_some()) {
+        return 0.5;
+    }
+    if let Some(op) = bundle.ensemble.operating_point() {
+        return op.level;
+    }
+    let lo = seen.iter().filter(|s| s.anomalous).map(|s| s.score).fold(f32::INFINITY, f32::min);
+    let hi = seen.iter().filter(|s| !s.anomalous).map(|s| s.score).fold(f32::NEG_INFINITY, f32::max);
+    if lo.is_finite() && hi.is_finite() {
+        (lo + hi) / 2.0
+    } else {
+        lo.min(hi)
+    }
 }
 
 /// Picks `k` flows around the decision `level` (on the score's scale),

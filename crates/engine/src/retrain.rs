@@ -15,7 +15,7 @@ use flowhound_detect::bundle::Bundle;
 use flowhound_detect::{BundleError, DetectError, Feedback, Trainer};
 use flowhound_features::PipelineParams;
 
-use crate::store::{TrainingExample, Verdict};
+use crate::feedback::{Judgement, TrainingExample};
 
 /// Rows each verdict counts as, by default: one labeled flow among
 /// thousands of training rows would not move a detector.
@@ -41,12 +41,12 @@ pub fn add_examples(
     let mut u = FeedbackUse::default();
     for e in examples {
         let fb = match e.verdict {
-            Verdict::FalsePositive => Feedback::Benign { row: &e.raw, external: &e.external },
-            Verdict::TruePositive => Feedback::Attack { row: &e.raw, class: &e.class },
+            Judgement::FalsePositive => Feedback::Benign { row: &e.raw, external: &e.external },
+            Judgement::TruePositive => Feedback::Attack { row: &e.raw, class: &e.class },
         };
         match (trainer.add_feedback(fb, weight)?, e.verdict) {
-            (true, Verdict::FalsePositive) => u.benign += 1,
-            (true, Verdict::TruePositive) => u.attacks += 1,
+            (true, Judgement::FalsePositive) => u.benign += 1,
+            (true, Judgement::TruePositive) => u.attacks += 1,
             (false, _) => u.unused += 1,
         }
     }
@@ -63,7 +63,7 @@ pub fn retrain(
     examples: &[TrainingExample],
     weight: usize,
 ) -> Result<(Bundle, FeedbackUse), BundleError> {
-    let attacks = examples.iter().any(|e| e.verdict == Verdict::TruePositive);
+    let attacks = examples.iter().any(|e| e.verdict == Judgement::TruePositive);
     let mut t = Trainer::from_bundle(root, attacks)?;
     let used = add_examples(&mut t, examples, weight)?;
     let pp = PipelineParams { scaling: root.pipeline.scaling, ..Default::default() };
