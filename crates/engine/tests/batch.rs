@@ -13,7 +13,6 @@ use flowhound_engine::{finish_incidents, score_inputs, Show, Step, Tally};
 use flowhound_explain::{Allowlist, ExplainParams, Explainer, Incident, IncidentParams, Incidents};
 use flowhound_features::{ExtractorParams, PipelineParams};
 use flowhound_flow::labels::LabelTable;
-use flowhound_flow::write::VpcWriter;
 use flowhound_flow::{FlowRecord, Timestamp};
 use flowhound_source::{Input, ScanOptions};
 use flowhound_synth::GenParams;
@@ -82,21 +81,12 @@ fn run(bundle: &Bundle, path: &std::path::Path, labels: &[u8], allow: &Allowlist
 fn a_generated_day_is_scored_counted_and_grouped_worst_first() {
     let bundle = model();
     let recs = day(20_000, 1);
-    let w = VpcWriter::default();
-    let mut text = Vec::new();
-    w.header(&mut text);
-    let mut labels = String::from("line,malicious,category\n");
-    for (i, r) in recs.iter().enumerate() {
-        w.write(r, &mut text);
-        let t = r.truth.as_ref();
-        let cat = t.and_then(|t| t.category.as_deref()).unwrap_or("");
-        labels += &format!("{},{},{cat}\n", i + 2, t.is_some_and(|t| t.malicious));
-    }
+    let (text, labels) = flowhound_synth::vpc_with_labels(&recs);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("day1.log");
     std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
 
-    let a = run(&bundle, &path, labels.as_bytes(), &Allowlist::default());
+    let a = run(&bundle, &path, &labels, &Allowlist::default());
     let t = &a.tally;
     assert_eq!(t.flows, recs.len() as u64);
     assert_eq!(t.by_severity.iter().sum::<u64>(), t.flows);
@@ -121,7 +111,7 @@ fn a_generated_day_is_scored_counted_and_grouped_worst_first() {
     let actor = a.incidents[0].actor.unwrap_or_else(|| panic!("the first incident names an actor"));
     let toml = format!("[[allow]]\ncidr = \"{actor}\"\nreason = \"known\"\n");
     let allow = Allowlist::parse(&toml, 0).unwrap_or_else(|e| panic!("{e}"));
-    let b = run(&bundle, &path, labels.as_bytes(), &allow);
+    let b = run(&bundle, &path, &labels, &allow);
     assert_eq!(b.tally.anomalies(), t.anomalies(), "suppressing hides, it does not unscore");
     assert!(b.tally.suppressed > 0);
     assert!(b.incidents.iter().all(|i| i.actor != Some(actor)), "no incident for the allowed actor");

@@ -24,6 +24,15 @@ pub struct LabelTable {
 impl LabelTable {
     pub const HEADER: &'static str = "line,malicious,category";
 
+    /// Appends the labels line of log line `line` (what [`LabelTable::parse`]
+    /// reads back): no truth is benign without a category.
+    pub fn write_line(out: &mut String, line: u64, truth: Option<&GroundTruth>) {
+        use std::fmt::Write as _;
+        let malicious = truth.is_some_and(|t| t.malicious);
+        let category = truth.and_then(|t| t.category.as_deref()).unwrap_or("");
+        let _ = writeln!(out, "{line},{malicious},{category}");
+    }
+
     pub fn get(&self, line: u64) -> Option<&GroundTruth> {
         self.by_line.get(&line)
     }

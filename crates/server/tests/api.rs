@@ -12,7 +12,6 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use flowhound_detect::{EnsembleParams, Params, Trainer};
 use flowhound_features::{ExtractorParams, PipelineParams};
-use flowhound_flow::write::VpcWriter;
 use flowhound_flow::{Action, Counts, FlowRecord, GroundTruth, Timestamp};
 use flowhound_server::{AppState, ServerConfig, Store};
 use flowhound_synth::GenParams;
@@ -72,21 +71,7 @@ fn merged(mut a: Vec<FlowRecord>, b: Vec<FlowRecord>) -> Vec<FlowRecord> {
 
 /// VPC text and its labels file, as `generate` writes them.
 fn vpc(recs: &[FlowRecord]) -> (Vec<u8>, Vec<u8>) {
-    let w = VpcWriter::default();
-    let mut text = Vec::new();
-    w.header(&mut text);
-    let mut labels = String::from("line,malicious,category\n");
-    for (i, r) in recs.iter().enumerate() {
-        w.write(r, &mut text);
-        let t = r.truth.as_ref();
-        labels += &format!(
-            "{},{},{}\n",
-            i + 2,
-            t.is_some_and(|t| t.malicious),
-            t.and_then(|t| t.category.as_deref()).unwrap_or("")
-        );
-    }
-    (text, labels.into_bytes())
+    flowhound_synth::vpc_with_labels(recs)
 }
 
 fn train(dir: &Path) {

@@ -91,6 +91,21 @@ fn diurnal(hour: f64) -> f64 {
     0.3 + 0.7 * (0.5 - 0.5 * ((hour - 3.0) / 24.0 * std::f64::consts::TAU).cos())
 }
 
+/// Records as a VPC Flow Logs file (header included) and its labels file,
+/// as `flowhound generate` writes them (labels name log lines, the header is
+/// line 1).
+pub fn vpc_with_labels(recs: &[FlowRecord]) -> (Vec<u8>, Vec<u8>) {
+    let w = flowhound_flow::write::VpcWriter::default();
+    let mut text = Vec::new();
+    w.header(&mut text);
+    let mut labels = format!("{}\n", flowhound_flow::labels::LabelTable::HEADER);
+    for (i, r) in recs.iter().enumerate() {
+        w.write(r, &mut text);
+        flowhound_flow::labels::LabelTable::write_line(&mut labels, i as u64 + 2, r.truth.as_ref());
+    }
+    (text, labels.into_bytes())
+}
+
 /// Generates the traffic in time order, handing batches (one per minute) to
 /// `sink`. Every record carries `truth`; writers decide where it goes.
 pub fn generate<E>(params: &GenParams, mut sink: impl FnMut(&[FlowRecord]) -> Result<(), E>) -> Result<GenSummary, E> {

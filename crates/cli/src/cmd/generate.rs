@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use flowhound_flow::labels::LabelTable;
-use std::fmt::Write as _;
 
 use flowhound_flow::{FlowRecord, Timestamp};
 use flowhound_synth::{GenParams, GenSummary};
@@ -86,10 +85,7 @@ fn flush(
         let mut text = String::with_capacity(pending.len() * 12);
         for r in pending.iter() {
             *line += 1;
-            let t = r.truth.as_ref();
-            let malicious = t.is_some_and(|t| t.malicious);
-            let category = t.and_then(|t| t.category.as_deref()).unwrap_or("");
-            let _ = writeln!(text, "{line},{malicious},{category}");
+            LabelTable::write_line(&mut text, *line, r.truth.as_ref());
         }
         l.write_all(text.as_bytes())?;
     }
