@@ -117,7 +117,9 @@ pub struct Member {
 /// One row's verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    /// Mean calibrated score ([`Stack`]ed with a forest).
+    /// The vote score with an operating point (the `min_votes`-th highest
+    /// calibrated score), else the mean calibrated score; [`Stack`]ed with a
+    /// forest.
     pub score: f32,
     pub votes: u8,
     pub severity: Severity,
