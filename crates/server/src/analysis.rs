@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::run::BATCH;
 use flowhound_detect::{metrics, Batch, Batches, DetectError, Severity, Verdict};
-use flowhound_engine::{score_inputs, Step};
+use flowhound_engine::{score_inputs, Step, Tally};
 use flowhound_explain::allow::Entry;
 use flowhound_explain::json::{flow_json, incident_json};
 use flowhound_explain::{Allowlist, ExplainParams, Explainer, Finding, Incident, IncidentParams, Incidents};
@@ -205,8 +205,6 @@ struct Truth {
     categories: Vec<Option<String>>,
     scores: Vec<f32>,
     flags: Vec<bool>,
-    /// (category, class or "not flagged") → flows
-    classes: std::collections::BTreeMap<(String, String), u64>,
 }
 
 /// Scores `inputs` with `bundle`; `progress` is updated as bytes are read.
@@ -227,9 +225,7 @@ pub fn analyze(
     let nets = Networks::new(&bundle.features.internal);
     let mut anomalies: Vec<Anomaly> = Vec::new();
     let mut truth = Truth::default();
-    let (mut flows, mut suppressed) = (0u64, 0u64);
-    let mut by_severity = [0u64; 4];
-    let mut by_class: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut tally = Tally::new(names.clone());
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     let mut batches = Batches::new(bundle, BATCH)?;
     let mut each = |batch: &Batch<'_>| -> Result<(), AnalysisError> {
@@ -237,33 +233,22 @@ pub fn analyze(
         let (batch, found) = (&e.batch(batch), &e.found);
         let (wr, wi) = (batch.raw_width(), batch.input.len() / batch.recs.len().max(1));
         for (i, ((r, v), f)) in batch.iter().zip(found).enumerate() {
-            let flow = flows;
-            flows += 1;
-            by_severity[v.severity as usize] += 1;
+            let flow = tally.flows;
             if let Some(t) = r.start {
                 first = first.min(t.secs());
                 last = last.max(t.secs());
             }
             let raw = &batch.raw[i * wr..(i + 1) * wr];
             charts.add(flow, r, v, raw, &batch.input[i * wi..(i + 1) * wi]);
-            let class = f.as_ref().map(|f| f.class.to_string());
             if let Some(t) = &r.truth {
                 truth.labels.push(t.malicious);
                 truth.categories.push(t.category.as_ref().map(|c| c.to_string()));
                 truth.scores.push(v.score);
                 truth.flags.push(v.severity != Severity::None);
-                if t.malicious {
-                    let key = (
-                        t.category.as_deref().unwrap_or("unknown").to_string(),
-                        class.clone().unwrap_or_else(|| "not flagged".into()),
-                    );
-                    *truth.classes.entry(key).or_default() += 1;
-                }
             }
+            let entry = f.as_ref().and_then(|_| p.allow.check(r));
+            tally.add(r, v, f.as_ref(), entry.is_some());
             let Some(f) = f else { continue };
-            let entry = p.allow.check(r);
-            suppressed += u64::from(entry.is_some());
-            *by_class.entry(f.class.to_string()).or_default() += 1;
             incidents.push(flow, r, v, f, entry.is_some());
             anomalies.push(Anomaly::new(&Flagged { flow, r, v, f, entry, raw }, &names, classes, &nets));
         }
@@ -271,6 +256,7 @@ pub fn analyze(
     };
     let mut events = Events { progress, rejected: 0 };
     let report = score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
+    let Tally { flows, by_severity, by_class, suppressed, confusion, .. } = tally;
     if flows == 0 {
         let problems: Vec<String> = report
             .files
@@ -310,7 +296,7 @@ pub fn analyze(
         "threshold": threshold,
     });
     if !truth.labels.is_empty() {
-        summary["ground_truth"] = ground_truth(&truth);
+        summary["ground_truth"] = ground_truth(&truth, &confusion);
     }
     Ok(Analysis { summary, charts, anomalies, incidents })
 }
@@ -347,7 +333,8 @@ fn ts(secs: i64) -> Option<String> {
 }
 
 /// `evaluate`'s numbers for the ensemble, with curves and confusion tables.
-fn ground_truth(t: &Truth) -> Value {
+/// `confusion`: (category, threat class or "not flagged") → malicious flows.
+fn ground_truth(t: &Truth, confusion: &std::collections::BTreeMap<(String, String), u64>) -> Value {
     let cats: Vec<Option<&str>> = t.categories.iter().map(|c| c.as_deref()).collect();
     let q = metrics::quality(&t.labels, &cats, &t.scores, &t.flags);
     let (roc, pr) = metrics::curves(&t.labels, &t.scores, 200);
@@ -359,7 +346,7 @@ fn ground_truth(t: &Truth) -> Value {
         "quality": q,
         "roc": pts(&roc),
         "pr": pts(&pr),
-        "class_confusion": t.classes.iter().map(|((c, k), n)| json!({"category": c, "class": k, "flows": n})).collect::<Vec<_>>(),
+        "class_confusion": confusion.iter().map(|((c, k), n)| json!({"category": c, "class": k, "flows": n})).collect::<Vec<_>>(),
     })
 }
 
