@@ -88,9 +88,10 @@ pub struct Shown<'a> {
 }
 
 impl Shown<'_> {
-    /// Whether the flow grows an incident.
-    pub fn grows_incident(&self, f: Option<&Finding>) -> bool {
-        f.is_some() && self.flagged && self.shown
+    /// Whether the flow (when it has a finding) grows an incident: flagged
+    /// and not hidden by the allowlist.
+    pub fn grows_incident(&self) -> bool {
+        self.flagged && self.shown
     }
 }
 

@@ -63,7 +63,7 @@ fn run(bundle: &Bundle, path: &std::path::Path, labels: &[u8], allow: &Allowlist
             let flow = tally.flows;
             let s = show.decide(allow, r, v, f.is_some());
             tally.add(r, v, f.as_ref(), s.entry.is_some());
-            if let (Some(f), true) = (f, s.grows_incident(f.as_ref())) {
+            if let (Some(f), true) = (f, s.grows_incident()) {
                 incidents.push(flow, r, v, f, s.entry.is_some());
             }
         }

@@ -19,9 +19,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::analysis::{AnalysisError, AnalysisParams, Progress};
-use crate::store::Judgement;
 use crate::{assets, AppState, Model};
-use flowhound_engine::retrain;
+use flowhound_engine::feedback::Judgement;
+use flowhound_engine::{retrain, review};
 
 type St = State<Arc<AppState>>;
 
@@ -209,7 +209,7 @@ struct ReviewQuery {
     n: Option<usize>,
 }
 
-/// The analysis' review queue ([`flowhound_engine::review`]): flagged flows not judged
+/// The analysis' review queue ([`review`]): flagged flows not judged
 /// yet, half from the top, half nearest the operating point (the lowest
 /// scores that were still flagged), two per incident (or source, outside
 /// incidents) while others are left.
@@ -222,17 +222,17 @@ async fn review_queue(State(s): St, Path(id): Path<i64>, Query(q): Query<ReviewQ
         return Err(ApiError::bad("n: expected 1 to 500"));
     }
     let (_, items) = s.store.anomalies(id, None, None, i64::MAX, 0, false)?;
-    let seen: Vec<flowhound_engine::review::Candidate> = items
+    let seen: Vec<review::Candidate> = items
         .iter()
         .filter_map(|v| {
-            Some(flowhound_engine::review::Candidate {
+            Some(review::Candidate {
                 flow: v["flow"].as_u64()?,
                 score: v["score"].as_f64().unwrap_or(f64::NAN) as f32,
                 anomalous: true,
                 // Spread over incidents (a DDoS has a new source per flow);
                 // unnamed flows over their target (the same flood's flows
                 // the rules did not name).
-                key: flowhound_engine::review::diversity_key(
+                key: review::diversity_key(
                     match (v["incident"].as_i64(), v["threat_class"].as_str()) {
                         (Some(i), Some(c)) if c != flowhound_explain::OTHER => Some(format!("incident {i}")),
                         _ => v["dst"].as_str().or(v["src"].as_str()).map(|a| format!("target {a}")),
@@ -246,7 +246,7 @@ async fn review_queue(State(s): St, Path(id): Path<i64>, Query(q): Query<ReviewQ
     let judged: std::collections::HashSet<u64> =
         items.iter().filter(|v| !v["feedback"].is_null()).filter_map(|v| v["flow"].as_u64()).collect();
     let level = seen.iter().map(|c| c.score).filter(|x| x.is_finite()).fold(f32::INFINITY, f32::min);
-    let chosen = flowhound_engine::review::pick(&seen, level, n, &|f| judged.contains(&f));
+    let chosen = review::pick(&seen, level, n, &|f| judged.contains(&f));
     let out: Vec<serde_json::Value> = items
         .into_iter()
         .filter_map(|mut v| {

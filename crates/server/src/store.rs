@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS allowlist (
   id INTEGER PRIMARY KEY, entry TEXT NOT NULL, created TEXT NOT NULL, feedback_id INTEGER);
 ";
 
-pub use flowhound_engine::feedback::{Judgement, TrainingExample};
+use flowhound_engine::feedback::{Judgement, TrainingExample};
 
 /// (id, entry, created, feedback id) of an allowlist entry.
 pub type AllowRow = (i64, String, String, Option<i64>);

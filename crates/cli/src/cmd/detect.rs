@@ -13,7 +13,7 @@ use super::sinks::SinkArgs;
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use crate::output::Output;
-use flowhound_engine::{finish_incidents, Show, Shown, Step, Tally};
+use flowhound_engine::{finish_incidents, Show, Step, Tally};
 use flowhound_explain::allow::Entry;
 use flowhound_explain::json::predicted;
 use flowhound_explain::Finding;
@@ -236,12 +236,13 @@ fn score_into(
         let e = step.flagged(bundle, batch).map_err(anyhow::Error::from)?;
         for ((r, v), f) in e.batch(batch).iter().zip(&e.found) {
             let flow = tally.flows;
-            let Shown { entry, flagged, shown, written } = show.decide(&allow, r, v, f.is_some());
+            let shown = show.decide(&allow, r, v, f.is_some());
+            let entry = shown.entry;
             tally.add(r, v, f.as_ref(), entry.is_some());
-            if let (Some(f), true, true) = (f, flagged, shown) {
+            if let (Some(f), true) = (f, shown.grows_incident()) {
                 incidents.push(flow, r, v, f, entry.is_some());
             }
-            if !written {
+            if !shown.written {
                 continue;
             }
             tally.written += 1;

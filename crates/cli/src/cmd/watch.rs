@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::{Batch, Batches, Severity};
 use flowhound_engine::live::{self as events, Clock};
-use flowhound_engine::{Show, Shown, Step};
+use flowhound_engine::{Show, Step};
 use flowhound_explain::{Allowlist, Incident, Incidents};
 use flowhound_server::analysis::Flagged;
 use flowhound_server::live::LiveFeed;
@@ -546,21 +546,22 @@ impl Live<'_> {
             n.scored += 1;
             n.by_severity[v.severity as usize] += 1;
             n.late += u64::from(self.clock.observe(r.start.map(|t| t.micros())));
-            let Shown { entry, flagged, shown, written } = self.show.decide(&self.allow, r, v, f.is_some());
+            let shown = self.show.decide(&self.allow, r, v, f.is_some());
+            let entry = shown.entry;
             if let Some(f) = f {
                 *n.by_class.entry(f.class.to_string()).or_default() += 1;
             }
-            if let (Some(f), true, true) = (f, flagged, shown) {
+            if let (Some(f), true) = (f, shown.grows_incident()) {
                 self.incidents.push(flow, r, v, f, entry.is_some());
             }
             if let Some(d) = self.dashboard.as_mut() {
                 d.scored(r, v);
-                if let (Some(f), true) = (f, flagged) {
+                if let (Some(f), true) = (f, shown.flagged) {
                     let raw = &b.raw[i * wr..(i + 1) * wr];
                     d.flagged(&Flagged { flow, r, v, f, entry, raw }, &self.names, self.classes.as_deref());
                 }
             }
-            if quiet || !written {
+            if quiet || !shown.written {
                 continue;
             }
             n.written += 1;
