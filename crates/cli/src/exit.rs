@@ -58,3 +58,16 @@ impl From<flowhound_detect::DetectError> for CliError {
         CliError::from(anyhow::Error::from(e))
     }
 }
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::from(anyhow::Error::from(e))
+    }
+}
+
+/// Settings that cannot be used are usage errors (exit 2).
+impl From<flowhound_engine::config::ConfigError> for CliError {
+    fn from(e: flowhound_engine::config::ConfigError) -> Self {
+        CliError::usage(e)
+    }
+}

@@ -14,14 +14,19 @@
 //! worth judging, [`feedback`] is what a verdict says, [`retrain`] turns
 //! verdicts into a new model version.
 
+pub mod config;
 pub mod feedback;
 pub mod live;
+pub mod outfile;
 pub mod retrain;
 pub mod review;
+pub mod run;
 pub mod scan;
 pub mod step;
 pub mod tally;
+pub mod write;
 
-pub use scan::score_inputs;
+pub use run::{Ending, Flow, IncidentNews, Output, OutputError, Outputs, Pipeline, RunError};
+pub use scan::{run_files, score_inputs};
 pub use step::{finish_incidents, Explained, Show, Shown, Step};
 pub use tally::{Tally, NOT_FLAGGED, SORT_HINT};

@@ -15,7 +15,6 @@ pub struct Tally {
     pub flows: u64,
     pub by_severity: [u64; 4],
     pub by_model: Vec<u64>,
-    pub written: u64,
     /// With ground truth: flows labeled malicious, and those flagged.
     pub labeled: u64,
     pub malicious: u64,
@@ -43,6 +42,15 @@ pub struct Tally {
     pub delivery: Option<flowhound_sink::Summary>,
     /// When the input was far from time order.
     pub order_warning: Option<String>,
+    /// Live runs: flows that came later than the allowed lateness.
+    pub late: u64,
+    /// Live runs: incident snapshots due an alert (opened, grown worse, or
+    /// ended owing one).
+    pub alerts: u64,
+    /// Live runs: incidents ended, by peak severity.
+    pub incidents_ended: [u64; 4],
+    /// Live runs: incidents open after the last batch.
+    pub incidents_open: u64,
 }
 
 impl Tally {

@@ -7,7 +7,7 @@ use flowhound_flow::FlowRecord;
 
 use super::InputArgs;
 use crate::exit::{Classify, CliResult};
-use crate::output::Output;
+use flowhound_engine::outfile::OutFile as Output;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutFormat {

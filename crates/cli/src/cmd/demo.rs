@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::convert::OutFormat;
 use super::detect::{self, DetectFormat, ScoreArgs};
 use super::features::FeatureArgs;
-use super::{findings, generate, report, train, InputArgs};
+use super::{generate, report, train, InputArgs};
 use crate::exit::{Classify, CliResult};
 
 /// Run flowhound end to end on generated traffic: generate a training day and
@@ -121,9 +121,9 @@ pub fn run(a: Args) -> CliResult {
         println!("  {cat:<24} {flagged:>6} / {n:<6} {:>5.1} %", 100.0 * *flagged as f64 / (*n).max(1) as f64);
     }
     println!("\ntop incidents ({} in all):", tally.incidents.len());
-    print!("{}", findings::incident_table_head());
+    print!("{}", flowhound_engine::write::incident_table_head());
     for i in tally.incidents.iter().take(10) {
-        print!("{}", findings::incident_table_row(i));
+        print!("{}", flowhound_engine::write::incident_table_row(i));
     }
     println!("\nanomalies written to {}", dir.join("anomalies.jsonl").display());
     // The report outlives a temporary demo folder.

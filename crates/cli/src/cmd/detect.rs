@@ -1,22 +1,19 @@
 //! `flowhound detect`: score every flow with a trained model folder.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::run::BATCH;
-use flowhound_detect::{Batch, Batches, Kind, Severity, Verdict};
-use flowhound_flow::FlowRecord;
+use flowhound_detect::{Batch, Batches, Severity};
+use flowhound_engine::config::ModelParams;
+use flowhound_engine::outfile::OutFile;
+use flowhound_engine::write::{Alerts, FlowWriter, Format};
+use flowhound_engine::{Ending, Output, Pipeline, Show, Tally};
 
-use super::findings::{self, FindingArgs, Findings};
+use super::findings::{FindingArgs, Findings};
 use super::sinks::SinkArgs;
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
-use crate::output::Output;
-use flowhound_engine::{finish_incidents, Show, Step, Tally};
-use flowhound_explain::allow::Entry;
-use flowhound_explain::json::predicted;
-use flowhound_explain::Finding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DetectFormat {
@@ -122,30 +119,50 @@ pub fn run(a: Args) -> CliResult {
     verdict
 }
 
-/// Loads the model, scores the inputs into the output, and returns the tally
-/// with the scan's verdict (failed inputs → exit 3, after everything readable
-/// was written).
+impl DetectFormat {
+    fn format(self) -> Format {
+        match self {
+            DetectFormat::Jsonl => Format::Jsonl,
+            DetectFormat::Csv => Format::Csv,
+            DetectFormat::Table => Format::Table,
+        }
+    }
+}
+
+/// Loads the model, scores the inputs into the output and the sinks, and
+/// returns the tally with the scan's verdict (failed inputs → exit 3, after
+/// everything readable was written; undelivered alerts → exit 1).
 pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
     let bundle = load_model(&a.model, &a.score.threshold, a.score.fpr)?;
     let (inputs, opts) = a.input.prepare()?;
+    if a.findings.incidents && a.format == DetectFormat::Csv {
+        return Err(CliError::usage(anyhow::anyhow!("--incidents writes JSON lines or a table, not CSV")));
+    }
     let dispatcher = a.sinks.open("detect", a.output.as_deref(), &a.model, || {
         inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ")
     })?;
-    let mut out = Output::create(a.output.as_deref()).usage()?;
-    let (mut tally, verdict) = score_into(&bundle, &inputs, &opts, a, &mut out)?;
-    out.finish()?;
-    if let Some(mut d) = dispatcher {
-        d.send(&tally.incidents);
-        let summary = d.finish(&tally.run_stats());
-        let dropped = summary.dropped();
-        tally.delivery = Some(summary);
-        if dropped > 0 {
-            // Still a result: the tally is printed, then the run fails.
-            let e = CliError::from(anyhow::anyhow!(
-                "{dropped} alert(s) could not be delivered nor spooled (see the summary)"
-            ));
-            return Ok((tally, verdict.and(Err(e))));
-        }
+    let Findings { explainer, allow, incidents } = a.findings.build(&bundle)?;
+    let names = bundle.ensemble.model_names();
+    let classes = bundle.ensemble.supervised().map(|s| s.classes.clone());
+    let file = OutFile::create(a.output.as_deref()).usage()?;
+    let mut writer = FlowWriter::new(file, a.format.format(), names, classes, a.findings.incidents, false)?;
+    let mut alerts = dispatcher.map(Alerts::new);
+    let show = a.score.show(&a.findings);
+    let ending = Ending::AtEnd { digest: true };
+    let mut p = Pipeline::new(&bundle, flowhound_engine::Step::new(explainer), show, allow, incidents, ending);
+    let mut events = a.input.events(&inputs)?;
+    let mut outs: Vec<&mut dyn Output> = vec![&mut writer];
+    outs.extend(alerts.as_mut().map(|d| d as &mut dyn Output));
+    let report =
+        flowhound_engine::run_files(&mut p, &inputs, &opts, &mut events, &mut outs).map_err(anyhow::Error::from)?;
+    let verdict = events.finish(&report);
+    let tally = std::mem::take(&mut p.tally);
+    let dropped = tally.delivery.as_ref().map_or(0, |d| d.dropped());
+    if dropped > 0 {
+        // Still a result: the tally is printed, then the run fails.
+        let e =
+            CliError::from(anyhow::anyhow!("{dropped} alert(s) could not be delivered nor spooled (see the summary)"));
+        return Ok((tally, verdict.and(Err(e))));
     }
     Ok((tally, verdict))
 }
@@ -153,127 +170,7 @@ pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
 /// Loads a model folder and applies `--threshold` overrides; a broken model
 /// or a bad override is a usage error (exit 2).
 pub fn load_model(dir: &std::path::Path, thresholds: &[String], fpr: Option<f64>) -> CliResult<Bundle> {
-    let mut bundle = Bundle::load(dir)
-        .map_err(|e| CliError::usage(anyhow::Error::from(e).context(format!("cannot use model {}", dir.display()))))?;
-    apply_thresholds(&mut bundle, thresholds)?;
-    if let Some(f) = fpr {
-        if !(f > 0.0 && f < 0.5) {
-            return Err(CliError::usage(anyhow::anyhow!("--fpr {f}: a share in (0, 0.5), e.g. 0.001")));
-        }
-        if !bundle.ensemble.set_fpr(f) {
-            return Err(CliError::usage(anyhow::anyhow!(
-                "--fpr: model {} was trained with --contamination, without a false-positive budget; retrain it with --fpr",
-                dir.display()
-            )));
-        }
-    }
-    Ok(bundle)
-}
-
-/// `--threshold NAME=VALUE` overrides, every problem listed.
-fn apply_thresholds(b: &mut Bundle, list: &[String]) -> CliResult {
-    let mut bad = Vec::new();
-    for t in list {
-        let parsed = t.split_once('=').and_then(|(k, v)| Some((Kind::parse(k)?, v.trim().parse::<f32>().ok()?)));
-        match parsed {
-            Some((k, v)) if v.is_finite() => {
-                if !b.ensemble.set_threshold(k, v) {
-                    bad.push(format!("{t:?}: the model has no {} detector", k.name()));
-                }
-            }
-            _ => bad.push(format!("{t:?}: expected NAME=NUMBER, e.g. iforest=0.6")),
-        }
-    }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::usage(anyhow::anyhow!("--threshold: {}", bad.join("; "))))
-    }
-}
-
-/// Scores the inputs into `out`; returns the tally and the scan's verdict
-/// (failed inputs → exit 3 after everything readable was written).
-fn score_into(
-    bundle: &Bundle,
-    inputs: &[flowhound_source::Input],
-    opts: &flowhound_source::ScanOptions,
-    a: &Args,
-    out: &mut Output,
-) -> CliResult<(Tally, CliResult)> {
-    let names = bundle.ensemble.model_names();
-    let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
-    let mut tally = Tally::new(names.clone());
-    let Findings { explainer, allow, mut incidents } = a.findings.build(bundle)?;
-    let mut step = Step::new(explainer);
-    let show = a.score.show(&a.findings);
-    if a.findings.incidents && a.format == DetectFormat::Csv {
-        return Err(CliError::usage(anyhow::anyhow!("--incidents writes JSON lines or a table, not CSV")));
-    }
-    match a.format {
-        DetectFormat::Csv => {
-            let mut head = String::from("flow,time,src,dst,src_port,dst_port,protocol,score,votes,severity,confidence");
-            for n in &names {
-                head += &format!(",{n}_score,{n}_flagged");
-            }
-            head += ",label,category";
-            head += if classes.is_some() { ",predicted_category" } else { "" };
-            head += ",threat_class,threat_variant,attack_technique,reason,suppressed\n";
-            out.write_all(head.as_bytes())?;
-        }
-        DetectFormat::Table if a.findings.incidents => out.write_all(findings::incident_table_head().as_bytes())?,
-        DetectFormat::Table => {
-            let head = format!(
-                "{:<20} {:<39} {:<39} {:>5} {:>5} {:>6} {:>5} {:<8} {:<18} {}\n",
-                "time", "src", "dst", "dport", "proto", "score", "votes", "severity", "class", "reason"
-            );
-            out.write_all(head.as_bytes())?;
-        }
-        DetectFormat::Jsonl => {}
-    }
-    let mut buf = Vec::new();
-    let (verdict, rejected, order_warning) = score_each(bundle, inputs, opts, &a.input, |batch| {
-        buf.clear();
-        let e = step.flagged(bundle, batch).map_err(anyhow::Error::from)?;
-        for ((r, v), f) in e.batch(batch).iter().zip(&e.found) {
-            let flow = tally.flows;
-            let shown = show.decide(&allow, r, v, f.is_some());
-            let entry = shown.entry;
-            tally.add(r, v, f.as_ref(), entry.is_some());
-            if let (Some(f), true) = (f, shown.grows_incident()) {
-                incidents.push(flow, r, v, f, entry.is_some());
-            }
-            if !shown.written {
-                continue;
-            }
-            tally.written += 1;
-            let row = Row { flow, r, v, f: f.as_ref(), suppressed: entry };
-            match a.format {
-                DetectFormat::Jsonl => write_json(&mut buf, &row, &names, classes),
-                DetectFormat::Csv => write_csv(&mut buf, &row, classes),
-                DetectFormat::Table => write_table(&mut buf, &row),
-            }
-        }
-        out.write_all(&buf).map_err(CliError::from)
-    })?;
-    tally.rejected = rejected;
-    tally.order_warning = order_warning;
-    tally.incidents = incidents.finish();
-    tally.digest = finish_incidents(&mut tally.incidents);
-    if a.findings.incidents {
-        buf.clear();
-        for i in &tally.incidents {
-            match a.format {
-                DetectFormat::Table => buf.extend_from_slice(findings::incident_table_row(i).as_bytes()),
-                _ => {
-                    let _ = serde_json::to_writer(&mut buf, &flowhound_explain::json::incident_json(i));
-                    buf.push(b'\n');
-                }
-            }
-        }
-        tally.written = tally.incidents.len() as u64;
-        out.write_all(&buf)?;
-    }
-    Ok((tally, verdict))
+    Ok(ModelParams { dir: dir.to_path_buf(), thresholds: thresholds.to_vec(), fpr }.load()?)
 }
 
 /// Scans `inputs` in order and scores them in batches; `each` gets every
@@ -292,88 +189,4 @@ pub fn score_each(
     let mut events = input.events(inputs)?;
     let report = flowhound_engine::score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
     Ok((events.finish(&report), report.rejected, batches.order_warning(report.records)))
-}
-
-/// One scored flow with everything known about it, as written.
-struct Row<'a> {
-    flow: u64,
-    r: &'a FlowRecord,
-    v: &'a Verdict,
-    f: Option<&'a Finding>,
-    suppressed: Option<&'a Entry>,
-}
-
-fn write_json(buf: &mut Vec<u8>, row: &Row<'_>, names: &[&str], classes: Option<&[String]>) {
-    let Row { flow, r, v, f, suppressed } = *row;
-    let m = flowhound_explain::json::flow_json(flow, r, v, f, suppressed, names, classes);
-    let _ = serde_json::to_writer(&mut *buf, &serde_json::Value::Object(m));
-    buf.push(b'\n');
-}
-
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
-}
-
-fn write_csv(buf: &mut Vec<u8>, row: &Row<'_>, classes: Option<&[String]>) {
-    let Row { flow, r, v, f, suppressed } = *row;
-    let _ = write!(
-        buf,
-        "{flow},{},{},{},{},{},{},{},{},{},{}",
-        opt(r.start.map(|t| t.to_rfc3339())),
-        opt(r.src),
-        opt(r.dst),
-        opt(r.src_port),
-        opt(r.dst_port),
-        opt(r.protocol),
-        v.score,
-        v.votes,
-        v.severity.name(),
-        v.confidence
-    );
-    for (s, f) in &v.models {
-        let _ = write!(buf, ",{s},{f}");
-    }
-    let (label, cat) = match &r.truth {
-        Some(t) => (if t.malicious { "malicious" } else { "benign" }, t.category.as_deref().unwrap_or("")),
-        None => ("", ""),
-    };
-    let _ = write!(buf, ",{label},");
-    flowhound_flow::write::csv_field(buf, cat);
-    if classes.is_some() {
-        buf.push(b',');
-        flowhound_flow::write::csv_field(buf, predicted(v, classes).unwrap_or(""));
-    }
-    for t in [
-        f.map(|f| f.class.as_ref()),
-        f.and_then(|f| f.variant.as_deref()),
-        f.and_then(|f| f.technique.as_deref()),
-        f.map(|f| f.reason.as_str()),
-    ] {
-        buf.push(b',');
-        flowhound_flow::write::csv_field(buf, t.unwrap_or(""));
-    }
-    let _ = write!(buf, ",{}", suppressed.is_some());
-    buf.push(b'\n');
-}
-
-fn write_table(buf: &mut Vec<u8>, row: &Row<'_>) {
-    let Row { r, v, f, .. } = *row;
-    let time = r.start.map(|t| t.to_rfc3339()).unwrap_or_default();
-    let _ = writeln!(
-        buf,
-        "{:<20} {:<39} {:<39} {:>5} {:>5} {:>6.3} {:>5} {:<8} {:<18} {}",
-        time.get(..19).unwrap_or(&time),
-        opt(r.src),
-        opt(r.dst),
-        opt(r.dst_port),
-        r.protocol
-            .and_then(flowhound_flow::record::protocol_name)
-            .map(str::to_string)
-            .unwrap_or_else(|| opt(r.protocol)),
-        v.score,
-        v.votes,
-        v.severity.name(),
-        f.map_or("", |f| f.class.as_ref()),
-        f.map_or("", |f| f.reason.as_str())
-    );
 }

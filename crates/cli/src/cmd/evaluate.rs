@@ -13,7 +13,7 @@ use serde_json::json;
 use super::detect::{load_model, score_each};
 use super::InputArgs;
 use crate::exit::{CliError, CliResult};
-use crate::output::Output;
+use flowhound_engine::outfile::OutFile as Output;
 
 /// Measure a model on labeled flows: accuracy, precision, recall, F1 and the
 /// false-positive rate at the calibrated thresholds, ROC-AUC and PR-AUC from

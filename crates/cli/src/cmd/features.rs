@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use super::{InputArgs, SORT_HINT};
 use crate::exit::{Classify, CliError, CliResult};
-use crate::output::Output;
+use flowhound_engine::outfile::OutFile as Output;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RowFormat {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::convert::{OutFormat, VpcLayout, Writer};
 use crate::exit::{Classify, CliError, CliResult};
-use crate::output::Output;
+use flowhound_engine::outfile::OutFile as Output;
 
 /// Generate synthetic but realistic VPC traffic of a small cloud network, with
 /// labeled port scans, DoS/DDoS, exfiltration, connection bursts, never-seen

@@ -27,7 +27,7 @@ use flowhound_source::{FileReport, Input, LineReject, ScanEvents, ScanOptions, S
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::exit::{Classify, CliError, CliResult};
-use crate::output::Output;
+use flowhound_engine::outfile::OutFile as Output;
 
 pub use flowhound_engine::tally::SORT_HINT;
 
@@ -207,7 +207,7 @@ impl ScanEvents for Events {
             let mut line = v.to_string();
             line.push('\n');
             if let Err(e) = out.write_all(line.as_bytes()) {
-                self.write_error = Some(e);
+                self.write_error = Some(e.into());
             }
         }
     }

@@ -18,7 +18,7 @@ use flowhound_engine::Step;
 use super::detect::{load_model, score_each};
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
-use crate::output::Output;
+use flowhound_engine::outfile::OutFile as Output;
 
 /// The flows whose verdict would teach the model most: half the most
 /// anomalous, half those nearest the operating point, at most two per

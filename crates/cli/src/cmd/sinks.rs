@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use flowhound_sink::{Config, ConfigSpec, Dispatcher, Meta, SinkSpec};
+use flowhound_engine::config::SinkParams;
+use flowhound_sink::{Config, Dispatcher};
 
-use crate::exit::{Classify, CliError, CliResult};
+use crate::exit::{CliError, CliResult};
 
 /// Where `detect` sends its incidents, besides its own output.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -35,48 +36,25 @@ pub fn default_spool() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("flowhound").join("spool"))
 }
 
-fn read_spec(path: &Path) -> CliResult<ConfigSpec> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(anyhow::Error::from(e).context(format!("cannot read {}", path.display()))))?;
-    ConfigSpec::parse(&text).map_err(|e| anyhow::Error::from(e).context(format!("in {}", path.display()))).usage()
-}
-
 impl SinkArgs {
+    pub fn params(&self) -> SinkParams {
+        SinkParams {
+            config: self.config.clone(),
+            sinks: self.sink.clone(),
+            spool_dir: self.spool_dir.clone(),
+            dedup_window: self.dedup_window.clone(),
+            default_spool: default_spool(),
+        }
+    }
+
     /// The checked configuration, or `None` when no sink is configured.
     /// Every problem of the file and the flags is listed (exit 2).
     pub fn load(&self) -> CliResult<Option<Config>> {
-        let mut spec = match &self.config {
-            Some(p) => read_spec(p)?,
-            None => ConfigSpec::default(),
-        };
-        spec.sink.extend(self.sink.iter().map(|s| SinkSpec::from_flag(s)));
-        if let Some(w) = &self.dedup_window {
-            spec.delivery.dedup_window = Some(w.clone());
-        }
-        if let Some(d) = &self.spool_dir {
-            spec.delivery.spool_dir = Some(d.clone());
-        }
-        if spec.sink.is_empty() {
-            return Ok(None);
-        }
-        let mut config = spec.check().map_err(|e| match e {
-            flowhound_sink::SinkError::Config(p) => {
-                CliError::usage(anyhow::anyhow!("sink configuration:\n  {}", p.join("\n  ")))
-            }
-            e => CliError::usage(e),
-        })?;
-        if config.delivery.spool_dir.is_none() {
-            config.delivery.spool_dir = default_spool();
-        }
-        Ok(Some(config))
+        Ok(self.params().load()?)
     }
-}
 
-impl SinkArgs {
-    /// The configured sinks, opened before any work is done so a bad path or
-    /// client fails the run at once; `None` without sinks. `command`'s own
-    /// output (`output`, stdout when absent or `-`) and a sink cannot both
-    /// take stdout. Alerts name the model folder and the `source`.
+    /// The configured sinks, opened before any work is done (see
+    /// [`SinkParams::open`]); `None` without sinks.
     pub fn open(
         &self,
         command: &str,
@@ -84,17 +62,7 @@ impl SinkArgs {
         model: &Path,
         source: impl FnOnce() -> String,
     ) -> CliResult<Option<Dispatcher>> {
-        let Some(config) = self.load()? else { return Ok(None) };
-        let to_stdout = output.is_none_or(|p| p.as_os_str() == "-");
-        if to_stdout && config.sinks.iter().any(|s| s.target.is_stdout()) {
-            return Err(CliError::usage(anyhow::anyhow!(
-                "a sink writes to stdout and so would {command}'s own output: give {command} -o FILE, or the sink a file"
-            )));
-        }
-        let meta = Meta { model: flowhound_server::analysis::file_name(&model.to_string_lossy()), source: source() };
-        let d = Dispatcher::new(&config, meta)
-            .map_err(|e| CliError::usage(anyhow::anyhow!("cannot open the sinks: {e}")))?;
-        Ok(Some(d))
+        Ok(self.params().open(command, output, model, source)?)
     }
 }
 

@@ -9,7 +9,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use flate2::write::GzEncoder;
 
 #[derive(Debug)]
@@ -22,19 +21,20 @@ enum Sink {
 }
 
 #[derive(Debug)]
-pub struct Output {
-    sink: Sink,
+pub struct OutFile {
+    /// Taken when finished.
+    sink: Option<Sink>,
     path: Option<PathBuf>,
     /// A broken pipe on stdout (`| head`) ends output quietly.
     closed: bool,
 }
 
-impl Output {
+impl OutFile {
     /// `None` or `-` is stdout.
-    pub fn create(path: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn create(path: Option<&Path>) -> io::Result<Self> {
         let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
-            return Ok(Output {
-                sink: Sink::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+            return Ok(OutFile {
+                sink: Some(Sink::Stdout(BufWriter::with_capacity(1 << 20, io::stdout()))),
                 path: None,
                 closed: false,
             });
@@ -42,15 +42,15 @@ impl Output {
         // `metadata` follows symlinks: what matters is what the path leads to.
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.is_dir() {
-                anyhow::bail!("{} is a directory", path.display());
+                return Err(io::Error::other(format!("{} is a directory", path.display())));
             }
             if !meta.is_file() {
                 let f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                return Ok(Output {
-                    sink: Sink::Special(BufWriter::with_capacity(1 << 20, f)),
+                    .map_err(|e| context(e, format!("cannot open {}", path.display())))?;
+                return Ok(OutFile {
+                    sink: Some(Sink::Special(BufWriter::with_capacity(1 << 20, f))),
                     path: Some(path.to_path_buf()),
                     closed: false,
                 });
@@ -69,32 +69,34 @@ impl Output {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(std::fs::Permissions::from_mode(0o644));
         }
-        let tmp = builder.tempfile_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        let tmp =
+            builder.tempfile_in(dir).map_err(|e| context(e, format!("cannot create a file in {}", dir.display())))?;
         let buf = BufWriter::with_capacity(1 << 20, tmp);
         let sink = if path.extension().is_some_and(|e| e == "gz") {
             Sink::Gz(Box::new(GzEncoder::new(buf, flate2::Compression::fast())))
         } else {
             Sink::File(buf)
         };
-        Ok(Output { sink, path: Some(path.to_path_buf()), closed: false })
+        Ok(OutFile { sink: Some(sink), path: Some(path.to_path_buf()), closed: false })
     }
 
-    pub fn write_all(&mut self, data: &[u8]) -> anyhow::Result<()> {
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         if self.closed {
             return Ok(());
         }
         let r = match &mut self.sink {
-            Sink::Stdout(w) => w.write_all(data),
-            Sink::Special(w) => w.write_all(data),
-            Sink::File(w) => w.write_all(data),
-            Sink::Gz(w) => w.write_all(data),
+            Some(Sink::Stdout(w)) => w.write_all(data),
+            Some(Sink::Special(w)) => w.write_all(data),
+            Some(Sink::File(w)) => w.write_all(data),
+            Some(Sink::Gz(w)) => w.write_all(data),
+            None => Err(io::Error::other("written after it was finished")),
         };
         match r {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe && self.path.is_none() => {
                 self.closed = true;
                 Ok(())
             }
-            r => r.with_context(|| format!("writing {}", self.name())),
+            r => r.map_err(|e| context(e, format!("writing {}", self.name()))),
         }
     }
 
@@ -103,24 +105,51 @@ impl Output {
     }
 
     /// Flushes and, for files, moves the finished file into place.
-    pub fn finish(self) -> anyhow::Result<()> {
+    pub fn finish(mut self) -> io::Result<()> {
+        self.commit()
+    }
+
+    /// [`finish`](Self::finish) in place; later writes fail.
+    pub fn commit(&mut self) -> io::Result<()> {
         let name = self.name();
-        let tmp = match self.sink {
+        let Some(sink) = self.sink.take() else { return Ok(()) };
+        let tmp = match sink {
             Sink::Stdout(mut w) => {
                 return match w.flush() {
                     Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                    r => r.context("writing <stdout>"),
+                    r => r.map_err(|e| context(e, "writing <stdout>".into())),
                 };
             }
-            Sink::Special(mut w) => return w.flush().with_context(|| format!("writing {name}")),
+            Sink::Special(mut w) => return w.flush().map_err(|e| context(e, format!("writing {name}"))),
             Sink::File(w) => w.into_inner().map_err(|e| e.into_error()),
             Sink::Gz(w) => w.finish().and_then(|b| b.into_inner().map_err(|e| e.into_error())),
         }
-        .with_context(|| format!("writing {name}"))?;
-        let path = self.path.unwrap_or_default();
-        tmp.as_file().sync_all().with_context(|| format!("writing {name}"))?;
-        let f: File = tmp.persist(&path).with_context(|| format!("moving the output into {name}"))?;
+        .map_err(|e| context(e, format!("writing {name}")))?;
+        let path = self.path.clone().unwrap_or_default();
+        tmp.as_file().sync_all().map_err(|e| context(e, format!("writing {name}")))?;
+        let f: File = tmp.persist(&path).map_err(|e| context(e.error, format!("moving the output into {name}")))?;
         drop(f);
         Ok(())
     }
+}
+
+impl Write for OutFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        OutFile::write_all(self, buf)
+    }
+
+    /// Written out when finished: a batch run's file is whole or absent.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `e` with what was being done, keeping its kind (a broken pipe stays one).
+fn context(e: io::Error, what: String) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
