@@ -27,6 +27,6 @@ pub mod tally;
 pub mod write;
 
 pub use run::{Ending, Flow, IncidentNews, Output, OutputError, Outputs, Pipeline, RunError};
-pub use scan::{run_files, score_inputs};
+pub use scan::{run_files, score_inputs, Detect};
 pub use step::{finish_incidents, Explained, Show, Shown, Step};
 pub use tally::{Tally, NOT_FLAGGED, SORT_HINT};

@@ -56,3 +56,41 @@ pub fn score_inputs<E: From<DetectError>>(
         None => Ok(report),
     }
 }
+
+/// `detect`'s job, for every front end that runs it (the CLI, the Lambda):
+/// score inputs with a model, write the flows the run shows (or its
+/// incidents) in `format`, and alert the incidents.
+#[derive(Debug)]
+pub struct Detect<'m> {
+    pub bundle: &'m flowhound_detect::bundle::Bundle,
+    pub findings: crate::config::Findings,
+    pub show: crate::Show,
+    pub format: crate::write::Format,
+    pub alerts: Option<flowhound_sink::Dispatcher>,
+}
+
+impl Detect<'_> {
+    /// Runs it into `out` (finished when the run is); the tally (with the
+    /// delivery summary) and the scan's report (failed inputs).
+    pub fn run(
+        self,
+        out: crate::outfile::OutFile,
+        inputs: &[Input],
+        opts: &ScanOptions,
+        events: &mut dyn ScanEvents,
+    ) -> Result<(crate::Tally, ScanReport), RunError> {
+        let Detect { bundle, findings, show, format, alerts } = self;
+        let names = bundle.ensemble.model_names();
+        let classes = bundle.ensemble.supervised().map(|s| s.classes.clone());
+        let mut writer = crate::write::FlowWriter::new(out, format, names, classes, show.incidents, false)
+            .map_err(|e| RunError::Output(e.into()))?;
+        let mut alerts = alerts.map(crate::write::Alerts::new);
+        let step = crate::Step::new(findings.explainer);
+        let ending = crate::Ending::AtEnd { digest: true };
+        let mut p = Pipeline::new(bundle, step, show, findings.allow, findings.incidents, ending);
+        let mut outs: Vec<&mut dyn crate::Output> = vec![&mut writer];
+        outs.extend(alerts.as_mut().map(|d| d as &mut dyn crate::Output));
+        let report = run_files(&mut p, inputs, opts, events, &mut outs)?;
+        Ok((std::mem::take(&mut p.tally), report))
+    }
+}

@@ -84,7 +84,10 @@ fn an_s3_event_is_detected_and_alerted() {
         model: "s3://logs/models/v1/".into(),
         sinks: vec![format!("sns:{topic}"), format!("ocsf:{}", p("findings.ocsf.jsonl"))],
         config: None,
-        args: vec!["--min-severity".into(), "low".into()],
+        min_severity: flowhound_detect::Severity::Low,
+        fpr: None,
+        findings: Default::default(),
+        dedup_window: None,
         work: dir.join("work"),
     };
     let encoded = key.replace('+', "%2B").replace(' ', "+");

@@ -7,10 +7,10 @@ use flowhound_detect::run::BATCH;
 use flowhound_detect::{Batch, Batches, Severity};
 use flowhound_engine::config::ModelParams;
 use flowhound_engine::outfile::OutFile;
-use flowhound_engine::write::{Alerts, FlowWriter, Format};
-use flowhound_engine::{Ending, Output, Pipeline, Show, Tally};
+use flowhound_engine::write::Format;
+use flowhound_engine::{Show, Tally};
 
-use super::findings::{FindingArgs, Findings};
+use super::findings::FindingArgs;
 use super::sinks::SinkArgs;
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
@@ -141,22 +141,17 @@ pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
     let dispatcher = a.sinks.open("detect", a.output.as_deref(), &a.model, || {
         inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ")
     })?;
-    let Findings { explainer, allow, incidents } = a.findings.build(&bundle)?;
-    let names = bundle.ensemble.model_names();
-    let classes = bundle.ensemble.supervised().map(|s| s.classes.clone());
-    let file = OutFile::create(a.output.as_deref()).usage()?;
-    let mut writer = FlowWriter::new(file, a.format.format(), names, classes, a.findings.incidents, false)?;
-    let mut alerts = dispatcher.map(Alerts::new);
-    let show = a.score.show(&a.findings);
-    let ending = Ending::AtEnd { digest: true };
-    let mut p = Pipeline::new(&bundle, flowhound_engine::Step::new(explainer), show, allow, incidents, ending);
+    let job = flowhound_engine::Detect {
+        bundle: &bundle,
+        findings: a.findings.build(&bundle)?,
+        show: a.score.show(&a.findings),
+        format: a.format.format(),
+        alerts: dispatcher,
+    };
+    let out = OutFile::create(a.output.as_deref()).usage()?;
     let mut events = a.input.events(&inputs)?;
-    let mut outs: Vec<&mut dyn Output> = vec![&mut writer];
-    outs.extend(alerts.as_mut().map(|d| d as &mut dyn Output));
-    let report =
-        flowhound_engine::run_files(&mut p, &inputs, &opts, &mut events, &mut outs).map_err(anyhow::Error::from)?;
+    let (tally, report) = job.run(out, &inputs, &opts, &mut events).map_err(anyhow::Error::from)?;
     let verdict = events.finish(&report);
-    let tally = std::mem::take(&mut p.tally);
     let dropped = tally.delivery.as_ref().map_or(0, |d| d.dropped());
     if dropped > 0 {
         // Still a result: the tally is printed, then the run fails.
