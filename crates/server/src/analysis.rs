@@ -7,9 +7,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flowhound_detect::bundle::Bundle;
-use flowhound_detect::run::BATCH;
-use flowhound_detect::{metrics, Batch, Batches, DetectError, Severity, Verdict};
-use flowhound_engine::{score_inputs, Step, Tally};
+use flowhound_detect::{metrics, DetectError, Severity, Verdict};
+use flowhound_engine::{run_files, Ending, Flow, Output, OutputError, Pipeline, RunError, Show, Step, Tally};
 use flowhound_explain::allow::Entry;
 use flowhound_explain::json::{flow_json, incident_json};
 use flowhound_explain::{Allowlist, ExplainParams, Explainer, Finding, Incident, IncidentParams, Incidents};
@@ -207,6 +206,39 @@ struct Truth {
     flags: Vec<bool>,
 }
 
+/// The analysis' side of a run: charts, ground truth, the time span and the
+/// stored form of every flagged flow.
+struct Collect<'a> {
+    names: &'a [&'static str],
+    classes: Option<&'a [String]>,
+    nets: Networks,
+    charts: Charts,
+    truth: Truth,
+    anomalies: Vec<Anomaly>,
+    span: (i64, i64),
+}
+
+impl Output for Collect<'_> {
+    fn flow(&mut self, x: &Flow<'_>) -> Result<(), OutputError> {
+        let (r, v) = (x.record, x.verdict);
+        if let Some(t) = r.start {
+            self.span = (self.span.0.min(t.secs()), self.span.1.max(t.secs()));
+        }
+        self.charts.add(x.id, r, v, x.raw, x.input);
+        if let Some(t) = &r.truth {
+            self.truth.labels.push(t.malicious);
+            self.truth.categories.push(t.category.as_ref().map(|c| c.to_string()));
+            self.truth.scores.push(v.score);
+            self.truth.flags.push(v.severity != Severity::None);
+        }
+        if let Some(f) = x.finding {
+            let flagged = Flagged { flow: x.id, r, v, f, entry: x.shown.entry, raw: x.raw };
+            self.anomalies.push(Anomaly::new(&flagged, self.names, self.classes, &self.nets));
+        }
+        Ok(())
+    }
+}
+
 /// Scores `inputs` with `bundle`; `progress` is updated as bytes are read.
 pub fn analyze(
     bundle: &Bundle,
@@ -218,45 +250,32 @@ pub fn analyze(
     progress.total.store(inputs.iter().map(Input::size).sum(), Ordering::Relaxed);
     let names = bundle.ensemble.model_names();
     let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
-    let mut step = Step::new(Explainer::new(bundle, None, &ExplainParams { top: p.top_features })?);
-    let mut incidents =
-        Incidents::new(IncidentParams { gap_secs: p.incident_gap_secs, samples: 5, ..Default::default() });
-    let mut charts = Charts::new(names.clone());
-    let nets = Networks::new(&bundle.features.internal);
-    let mut anomalies: Vec<Anomaly> = Vec::new();
-    let mut truth = Truth::default();
-    let mut tally = Tally::new(names.clone());
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
-    let mut batches = Batches::new(bundle, BATCH)?;
-    let mut each = |batch: &Batch<'_>| -> Result<(), AnalysisError> {
-        let e = step.flagged(bundle, batch)?;
-        let (batch, found) = (&e.batch(batch), &e.found);
-        let (wr, wi) = (batch.raw_width(), batch.input.len() / batch.recs.len().max(1));
-        for (i, ((r, v), f)) in batch.iter().zip(found).enumerate() {
-            let flow = tally.flows;
-            if let Some(t) = r.start {
-                first = first.min(t.secs());
-                last = last.max(t.secs());
-            }
-            let raw = &batch.raw[i * wr..(i + 1) * wr];
-            charts.add(flow, r, v, raw, &batch.input[i * wi..(i + 1) * wi]);
-            if let Some(t) = &r.truth {
-                truth.labels.push(t.malicious);
-                truth.categories.push(t.category.as_ref().map(|c| c.to_string()));
-                truth.scores.push(v.score);
-                truth.flags.push(v.severity != Severity::None);
-            }
-            let entry = f.as_ref().and_then(|_| p.allow.check(r));
-            tally.add(r, v, f.as_ref(), entry.is_some());
-            let Some(f) = f else { continue };
-            incidents.push(flow, r, v, f, entry.is_some());
-            anomalies.push(Anomaly::new(&Flagged { flow, r, v, f, entry, raw }, &names, classes, &nets));
-        }
-        Ok(())
+    let step = Step::new(Explainer::new(bundle, None, &ExplainParams { top: p.top_features })?);
+    let incidents = Incidents::new(IncidentParams { gap_secs: p.incident_gap_secs, samples: 5, ..Default::default() });
+    // Every anomaly is stored and grows its incident, suppressed ones too
+    // (marked): the page filters them.
+    let show = Show { suppressed: true, ..Show::default() };
+    let mut pipeline = Pipeline::new(bundle, step, show, p.allow.clone(), incidents, Ending::AtEnd { digest: false });
+    let mut collect = Collect {
+        names: &names,
+        classes,
+        nets: Networks::new(&bundle.features.internal),
+        charts: Charts::new(names.clone()),
+        truth: Truth::default(),
+        anomalies: Vec::new(),
+        span: (i64::MAX, i64::MIN),
     };
     let mut events = Events { progress, rejected: 0 };
-    let report = score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
-    let Tally { flows, by_severity, by_class, suppressed, confusion, .. } = tally;
+    let report = run_files(&mut pipeline, inputs, opts, &mut events, &mut [&mut collect]).map_err(|e| match e {
+        RunError::Detect(e) => AnalysisError::Detect(e),
+        RunError::Explain(e) => AnalysisError::Explain(e),
+        RunError::Bundle(e) => AnalysisError::Bundle(e),
+        RunError::Output(e) => AnalysisError::Input(e.to_string()),
+    })?;
+    let Collect { charts, truth, anomalies, span: (first, last), .. } = collect;
+    let tally = std::mem::take(&mut pipeline.tally);
+    let order_warning = tally.order_warning.clone();
+    let Tally { flows, by_severity, ref by_class, suppressed, ref confusion, .. } = tally;
     if flows == 0 {
         let problems: Vec<String> = report
             .files
@@ -269,7 +288,7 @@ pub fn analyze(
             problems.join("; ")
         }));
     }
-    let incidents: Vec<IncidentRow> = incidents.finish().iter().map(IncidentRow::new).collect();
+    let incidents: Vec<IncidentRow> = tally.incidents.iter().map(IncidentRow::new).collect();
     let schema = &bundle.pipeline.input;
     let raw_names: Vec<String> = schema.names().map(str::to_string).collect();
     let numeric: Vec<bool> = schema.features.iter().map(|f| f.kind != FeatureKind::Categorical).collect();
@@ -288,7 +307,7 @@ pub fn analyze(
         "time_span": if first <= last { json!({"first": ts(first), "last": ts(last)}) } else { Value::Null },
         "rejected_lines": events.rejected,
         // Uploads are read as they come: say when their windows mixed periods.
-        "order_warning": batches.order_warning(flows).map(|w| format!("{w}: upload the flows in time order")),
+        "order_warning": order_warning.map(|w| format!("{w}: upload the flows in time order")),
         "files": report.files.iter().map(|f| json!({"name": file_name(&f.name), "format": f.format, "records": f.records, "rejected": f.rejected, "error": public_error(f)})).collect::<Vec<_>>(),
         "model_version": p.model_version,
         "voters": names,
@@ -296,7 +315,7 @@ pub fn analyze(
         "threshold": threshold,
     });
     if !truth.labels.is_empty() {
-        summary["ground_truth"] = ground_truth(&truth, &confusion);
+        summary["ground_truth"] = ground_truth(&truth, confusion);
     }
     Ok(Analysis { summary, charts, anomalies, incidents })
 }
