@@ -221,7 +221,9 @@ fn exported_records(softflowd_out: &str) -> Option<u64> {
 
 fn scrape(addr: &str) -> String {
     let Ok(mut c) = std::net::TcpStream::connect(addr) else { return String::new() };
-    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The endpoint is HTTP/1.1 and keeps connections alive unless asked not to.
+    let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let mut body = String::new();
     let _ = c.read_to_string(&mut body);
     body

@@ -24,6 +24,7 @@ pub mod run;
 pub mod scan;
 pub mod step;
 pub mod tally;
+pub mod watch;
 pub mod write;
 
 pub use run::{Ending, Flow, IncidentNews, Output, OutputError, Outputs, Pipeline, RunError};

@@ -10,7 +10,7 @@ use flowhound_sink::RunStats;
 pub const SORT_HINT: &str = "read it with --sort-time";
 
 /// Counts for the summary.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Tally {
     pub flows: u64,
     pub by_severity: [u64; 4],

@@ -31,6 +31,13 @@ impl Commit for crate::outfile::OutFile {
     }
 }
 
+/// In memory: for tests and callers that keep the lines.
+impl Commit for Vec<u8> {
+    fn commit(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A live run's findings: appended to a file, or to stdout, and flushed
 /// after every batch so a reader (or a pipe) sees them at once.
 #[derive(Debug)]

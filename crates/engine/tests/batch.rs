@@ -3,48 +3,23 @@
 //! decided, counted and grouped into incidents by the engine's own pieces,
 //! as `detect` drives them.
 
+mod common;
+
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::{day, model};
 use flowhound_detect::bundle::Bundle;
-use flowhound_detect::run::BATCH;
-use flowhound_detect::{Batch, Batches, DetectError, EnsembleParams, Kind, Params, Trainer};
-use flowhound_engine::{finish_incidents, score_inputs, Show, Step, Tally};
+use flowhound_engine::write::{FlowWriter, Format};
+use flowhound_engine::{run_files, Ending, Pipeline, Show, Step, Tally};
 use flowhound_explain::{Allowlist, ExplainParams, Explainer, Incident, IncidentParams, Incidents};
-use flowhound_features::{ExtractorParams, PipelineParams};
 use flowhound_flow::labels::LabelTable;
-use flowhound_flow::{FlowRecord, Timestamp};
 use flowhound_source::{Input, ScanOptions};
-use flowhound_synth::GenParams;
-
-/// 2026-11-02T00:00:00Z
-const START: i64 = 1_793_577_600;
-
-fn day(flows: u64, d: i64) -> Vec<FlowRecord> {
-    let mut out = Vec::new();
-    let p = GenParams { flows, seed: 5, start: Timestamp((START + d * 86_400) * 1_000_000), ..Default::default() };
-    flowhound_synth::generate(&p, |b| {
-        out.extend_from_slice(b);
-        Ok::<(), ()>(())
-    })
-    .unwrap_or_else(|()| panic!("generate"));
-    out
-}
-
-fn model() -> Bundle {
-    let mut t = Trainer::new(ExtractorParams::default(), true, None, None).unwrap_or_else(|e| panic!("{e}"));
-    t.push(&day(30_000, 0));
-    let dets: Vec<Params> =
-        [Kind::Iforest, Kind::Lof, Kind::Ocsvm, Kind::Autoencoder].map(Params::default_for).to_vec();
-    let (b, _) = t
-        .finish(&PipelineParams::default(), &dets, &EnsembleParams::default(), 7, Duration::ZERO, &|_, _| {})
-        .unwrap_or_else(|e| panic!("{e}"));
-    b
-}
 
 struct Run {
     tally: Tally,
     incidents: Vec<Incident>,
+    /// The JSON lines written.
+    lines: Vec<serde_json::Value>,
 }
 
 fn run(bundle: &Bundle, path: &std::path::Path, labels: &[u8], allow: &Allowlist) -> Run {
@@ -52,29 +27,20 @@ fn run(bundle: &Bundle, path: &std::path::Path, labels: &[u8], allow: &Allowlist
         labels: Some(Arc::new(LabelTable::parse(labels).unwrap_or_else(|e| panic!("{e}")))),
         ..Default::default()
     };
-    let mut step = Step::new(Explainer::new(bundle, None, &ExplainParams { top: 3 }).unwrap_or_else(|e| panic!("{e}")));
-    let show = Show::default();
-    let mut tally = Tally::new(bundle.ensemble.model_names());
-    let mut incidents = Incidents::new(IncidentParams { samples: 2, ..Default::default() });
-    let mut batches = Batches::new(bundle, BATCH).unwrap_or_else(|e| panic!("{e}"));
-    let mut each = |b: &Batch<'_>| -> Result<(), DetectError> {
-        let e = step.flagged(bundle, b).unwrap_or_else(|e| panic!("{e}"));
-        for ((r, v), f) in e.batch(b).iter().zip(&e.found) {
-            let flow = tally.flows;
-            let s = show.decide(allow, r, v, f.is_some());
-            tally.add(r, v, f.as_ref(), s.entry.is_some());
-            if let (Some(f), true) = (f, s.grows_incident()) {
-                incidents.push(flow, r, v, f, s.entry.is_some());
-            }
-        }
-        Ok(())
-    };
-    let report = score_inputs(&mut batches, &[Input::Path(path.to_path_buf())], &opts, &mut (), &mut each)
+    let step = Step::new(Explainer::new(bundle, None, &ExplainParams { top: 3 }).unwrap_or_else(|e| panic!("{e}")));
+    let incidents = Incidents::new(IncidentParams { samples: 2, ..Default::default() });
+    let ending = Ending::AtEnd { digest: true };
+    let mut p = Pipeline::new(bundle, step, Show::default(), allow.clone(), incidents, ending);
+    let names = bundle.ensemble.model_names();
+    let mut w = FlowWriter::new(Vec::new(), Format::Jsonl, names, None, false, false).unwrap_or_else(|e| panic!("{e}"));
+    let report = run_files(&mut p, &[Input::Path(path.to_path_buf())], &opts, &mut (), &mut [&mut w])
         .unwrap_or_else(|e| panic!("{e}"));
+    let mut tally = std::mem::take(&mut p.tally);
     assert_eq!(report.records, tally.flows);
-    let mut list = incidents.finish();
-    tally.digest = finish_incidents(&mut list);
-    Run { tally, incidents: list }
+    let text = String::from_utf8(w.into_inner()).unwrap_or_else(|e| panic!("{e}"));
+    let lines = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let incidents = std::mem::take(&mut tally.incidents);
+    Run { tally, incidents, lines }
 }
 
 #[test]
@@ -105,6 +71,11 @@ fn a_generated_day_is_scored_counted_and_grouped_worst_first() {
     assert!(!a.incidents.is_empty());
     assert!(a.incidents.iter().enumerate().all(|(k, i)| i.id == k as u64 + 1 && !i.digest));
     assert_ne!(&*a.incidents[0].class, flowhound_explain::OTHER);
+    // Every anomaly is written once, in input order, with its class.
+    assert_eq!(a.lines.len() as u64, t.anomalies());
+    let ids: Vec<u64> = a.lines.iter().map(|l| l["flow"].as_u64().unwrap_or(u64::MAX)).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids.last() < Some(&t.flows), "flow ids in order");
+    assert!(a.lines.iter().all(|l| l["severity"] != "none" && l["threat_class"].is_string()));
 
     // The allowlist: the first incident's actor allowed → its flows are
     // counted as suppressed and grow no incident.
@@ -114,5 +85,6 @@ fn a_generated_day_is_scored_counted_and_grouped_worst_first() {
     let b = run(&bundle, &path, &labels, &allow);
     assert_eq!(b.tally.anomalies(), t.anomalies(), "suppressing hides, it does not unscore");
     assert!(b.tally.suppressed > 0);
+    assert_eq!(b.lines.len() as u64, t.anomalies() - b.tally.suppressed, "suppressed flows are not written");
     assert!(b.incidents.iter().all(|i| i.actor != Some(actor)), "no incident for the allowed actor");
 }

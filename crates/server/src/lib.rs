@@ -14,6 +14,7 @@ pub mod api;
 pub mod assets;
 pub mod charts;
 pub mod live;
+pub mod metrics;
 pub mod store;
 
 use std::collections::HashMap;

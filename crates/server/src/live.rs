@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowhound_detect::{Severity, Verdict};
+use flowhound_engine::{Flow, IncidentNews, Output, OutputError, Tally};
 use flowhound_explain::allow::now_secs;
 use flowhound_explain::{Allowlist, Incident};
 use flowhound_flow::net::Networks;
@@ -83,6 +84,9 @@ pub struct LiveFeed {
     tx: broadcast::Sender<LiveEvent>,
     nets: Networks,
     model_version: i64,
+    /// The model's voters and attack classes, as stored anomalies name them.
+    names: Vec<&'static str>,
+    classes: Option<Vec<String>>,
     anomalies: Vec<Anomaly>,
     /// Members of each incident already given their incident in the store.
     assigned: HashMap<u64, usize>,
@@ -111,6 +115,8 @@ impl LiveFeed {
         let feed = LiveFeed {
             nets: Networks::new(&model.bundle.features.internal),
             model_version: model.version,
+            names: model.bundle.ensemble.model_names(),
+            classes: model.bundle.ensemble.supervised().map(|s| s.classes.clone()),
             state,
             id,
             params,
@@ -175,10 +181,10 @@ impl LiveFeed {
     }
 
     /// Keeps one flagged flow for the next [`publish`](Self::publish).
-    pub fn flagged(&mut self, x: &Flagged<'_>, names: &[&str], classes: Option<&[String]>) {
+    pub fn flagged(&mut self, x: &Flagged<'_>) {
         *self.by_class.entry(x.f.class.to_string()).or_default() += 1;
         self.suppressed += u64::from(x.entry.is_some());
-        self.anomalies.push(Anomaly::new(x, names, classes, &self.nets));
+        self.anomalies.push(Anomaly::new(x, &self.names, self.classes.as_deref(), &self.nets));
     }
 
     /// Stores what the batch found and tells the pages: incidents that grew
@@ -249,6 +255,35 @@ impl LiveFeed {
     /// The watch ended: see [`end`].
     pub fn finish(self, error: Option<&str>) {
         end(&self.state, error);
+    }
+}
+
+/// The live feed is one of a live run's outputs: every scored flow is
+/// counted, flagged ones stored, and each batch's incidents published.
+impl Output for LiveFeed {
+    fn allowlist(&mut self) -> Option<Allowlist> {
+        self.allowlist_update()
+    }
+
+    fn flow(&mut self, x: &Flow<'_>) -> Result<(), OutputError> {
+        self.scored(x.record, x.verdict);
+        if let (Some(f), true) = (x.finding, x.shown.flagged) {
+            self.flagged(&Flagged { flow: x.id, r: x.record, v: x.verdict, f, entry: x.shown.entry, raw: x.raw });
+        }
+        Ok(())
+    }
+
+    fn batch_done(&mut self, news: Option<IncidentNews<'_>>) -> Result<(), OutputError> {
+        if let Some(IncidentNews::Live(c)) = news {
+            self.publish(&c.touched, &c.ended)?;
+        }
+        Ok(())
+    }
+
+    /// The run ended well: the analysis stays as `stopped`.
+    fn finish(&mut self, _tally: &mut Tally) -> Result<(), OutputError> {
+        end(&self.state, None);
+        Ok(())
     }
 }
 
