@@ -15,6 +15,7 @@
 //! verdicts into a new model version.
 
 pub mod config;
+pub mod evaluate;
 pub mod feedback;
 pub mod live;
 pub mod outfile;
