@@ -1,6 +1,6 @@
 //! The live view: what `flowhound serve --watch` finds as it finds it.
 //!
-//! The watch loop (crates/cli/src/cmd/watch.rs) runs beside the server and
+//! The engine's live run (`flowhound_engine::watch`) runs beside the server and
 //! hands every scored batch to a [`LiveFeed`]. The feed keeps one analysis of
 //! status `live` in the store (so the page's tables, detail panel and
 //! feedback work on it exactly as on an upload) and tells every open page

@@ -155,7 +155,7 @@ impl Monitor {
         metric(
             "alerts_total",
             "counter",
-            "Incident snapshots due an alert (opened, grown worse, or ended owing one); the sinks, when configured, were handed each.",
+            "Incident snapshots due an alert (opened, grown worse, or ended owing one); handed to the sinks when any are configured.",
             one(t.alerts),
         );
         let _ = writeln!(
