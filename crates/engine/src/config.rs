@@ -9,12 +9,17 @@
 //! documents which variable sets which flag.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::{Kind, Severity};
 use flowhound_explain::{Allowlist, ExplainParams, Explainer, IncidentParams, Incidents};
+use flowhound_flow::labels::LabelTable;
+use flowhound_flow::tabular::Mapping;
+use flowhound_flow::Format;
 use flowhound_sink::{Config, ConfigSpec, Dispatcher, Meta, SinkSpec};
+use flowhound_source::{Input, ScanOptions};
 
 use crate::step::Show;
 
@@ -283,5 +288,143 @@ pub fn durations<const N: usize>(flags: [(&str, &str); N]) -> Result<[Duration; 
         Ok(out)
     } else {
         Err(ConfigError::Invalid(bad))
+    }
+}
+
+/// Where records come from in a batch run, and how they are read.
+#[derive(Debug, Clone, Default)]
+pub struct InputParams {
+    /// Files, directories, globs, `s3://BUCKET/PREFIX`, or `-`.
+    pub inputs: Vec<String>,
+    /// Only paths dated on or after this day (YYYY-MM-DD) …
+    pub since: Option<String>,
+    /// … and on or before this one.
+    pub until: Option<String>,
+    /// Skip format detection.
+    pub input_format: Option<String>,
+    /// A column mapping (TOML) for an unknown CSV.
+    pub map_file: Option<PathBuf>,
+    /// `FIELD=COLUMN` mappings.
+    pub map: Vec<String>,
+    /// The mapped CSV has no header line.
+    pub no_header: bool,
+    /// Ground truth for a single input, by line.
+    pub labels: Option<PathBuf>,
+    /// Read everything first and take the flows oldest first.
+    pub sort_time: bool,
+}
+
+/// Checked inputs, to resolve into files and objects.
+#[derive(Debug)]
+pub struct Resolve {
+    inputs: Vec<String>,
+    days: flowhound_source::DayRange,
+    labels: bool,
+}
+
+impl Resolve {
+    /// The files and objects to read, in order.
+    pub fn resolve(self) -> Result<Vec<Input>, InputError> {
+        let inputs = flowhound_source::resolve_in(&self.inputs, &self.days)?;
+        if self.labels && inputs.len() != 1 {
+            return Err(InputError::Labels(inputs.len()));
+        }
+        Ok(inputs)
+    }
+}
+
+/// Inputs that cannot be read as given (exit code 3 in the CLI).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error(transparent)]
+    Source(#[from] flowhound_source::SourceError),
+    #[error("--labels describes one log by line number, but {0} inputs were given")]
+    Labels(usize),
+}
+
+impl InputParams {
+    /// Checks every option (every problem listed) and reads the mapping
+    /// and labels files: the scan options, and the inputs still to resolve
+    /// (resolving lists directories and S3 prefixes: an input error, not a
+    /// setting's).
+    pub fn check(&self) -> Result<(ScanOptions, Resolve), ConfigError> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut mapping: Option<Mapping> = None;
+        if let Some(p) = &self.map_file {
+            match std::fs::read_to_string(p) {
+                Ok(text) => match toml::from_str::<Mapping>(&text) {
+                    Ok(m) => mapping = Some(m),
+                    Err(e) => problems.push(format!("{}: {e}", p.display())),
+                },
+                Err(e) => problems.push(format!("{}: {e}", p.display())),
+            }
+        }
+        for m in &self.map {
+            match m.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+                    let map = mapping.get_or_insert_with(Mapping::default);
+                    if k.trim() == "extra" {
+                        map.extra.push(v.trim().to_string());
+                    } else {
+                        map.columns.insert(k.trim().to_string(), v.trim().to_string());
+                    }
+                }
+                _ => problems.push(format!("--map {m:?}: expected FIELD=COLUMN")),
+            }
+        }
+        if self.no_header {
+            match &mut mapping {
+                Some(m) => m.header = Some(false),
+                None => problems.push("--no-header applies to a mapped CSV: give --map or --map-file too".into()),
+            }
+        }
+        let mut format = None;
+        if let Some(m) = mapping {
+            match m.check() {
+                Ok(()) => format = Some(Format::Mapped(Arc::new(m))),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if let Some(name) = &self.input_format {
+            if format.is_some() {
+                problems.push("--input-format and --map/--map-file both say how to read the input; give one".into());
+            }
+            match Format::from_name(name) {
+                Some(f) => format = Some(f),
+                None => problems.push(format!("--input-format {name:?}: expected one of {}", Format::NAMES.join(", "))),
+            }
+        }
+        let mut days = flowhound_source::DayRange::default();
+        for (flag, value, slot) in
+            [("--since", &self.since, &mut days.since), ("--until", &self.until, &mut days.until)]
+        {
+            if let Some(v) = value {
+                match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+                    Ok(d) => *slot = Some(d),
+                    Err(_) => problems.push(format!("{flag} {v:?}: expected a day as YYYY-MM-DD")),
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (days.since, days.until) {
+            if a > b {
+                problems.push(format!("--since {a} is after --until {b}"));
+            }
+        }
+        let mut labels = None;
+        if let Some(p) = &self.labels {
+            match std::fs::read(p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| LabelTable::parse(&b).map_err(|e| e.to_string()))
+            {
+                Ok(t) => labels = Some(Arc::new(t)),
+                Err(e) => problems.push(format!("--labels {}: {e}", p.display())),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(vec![problems.join("\n  ")]));
+        }
+        let opts = ScanOptions { format, labels, sort_by_time: self.sort_time, ..Default::default() };
+        let labels = opts.labels.is_some();
+        Ok((opts, Resolve { inputs: self.inputs.clone(), days, labels }))
     }
 }

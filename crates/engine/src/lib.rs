@@ -25,6 +25,7 @@ pub mod run;
 pub mod scan;
 pub mod step;
 pub mod tally;
+pub mod train;
 pub mod watch;
 pub mod write;
 

@@ -138,7 +138,7 @@ pub fn detect(a: &Args) -> CliResult<(Tally, CliResult)> {
     if a.findings.incidents && a.format == DetectFormat::Csv {
         return Err(CliError::usage(anyhow::anyhow!("--incidents writes JSON lines or a table, not CSV")));
     }
-    let dispatcher = a.sinks.open("detect", a.output.as_deref(), &a.model, || {
+    let dispatcher = a.sinks.params().open("detect", a.output.as_deref(), &a.model, || {
         inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(" ")
     })?;
     let job = flowhound_engine::Detect {

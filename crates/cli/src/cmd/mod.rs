@@ -17,12 +17,9 @@ pub mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use flowhound_flow::labels::LabelTable;
-use flowhound_flow::tabular::Mapping;
-use flowhound_flow::Format;
+use flowhound_engine::config::{InputError, InputParams};
 use flowhound_source::{FileReport, Input, LineReject, ScanEvents, ScanOptions, ScanReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -86,88 +83,29 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
+    /// The options as the engine takes them.
+    pub fn params(&self) -> InputParams {
+        InputParams {
+            inputs: self.inputs.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            input_format: self.input_format.clone(),
+            map_file: self.map_file.clone(),
+            map: self.map.clone(),
+            no_header: self.no_header,
+            labels: self.labels.clone(),
+            sort_time: self.sort_time,
+        }
+    }
+
     /// Validates the options and resolves the inputs; every problem is listed.
     pub fn prepare(&self) -> CliResult<(Vec<Input>, ScanOptions)> {
-        let mut problems: Vec<String> = Vec::new();
-        let mut mapping: Option<Mapping> = None;
-        if let Some(p) = &self.map_file {
-            match std::fs::read_to_string(p) {
-                Ok(text) => match toml::from_str::<Mapping>(&text) {
-                    Ok(m) => mapping = Some(m),
-                    Err(e) => problems.push(format!("{}: {e}", p.display())),
-                },
-                Err(e) => problems.push(format!("{}: {e}", p.display())),
-            }
-        }
-        for m in &self.map {
-            match m.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
-                    let map = mapping.get_or_insert_with(Mapping::default);
-                    if k.trim() == "extra" {
-                        map.extra.push(v.trim().to_string());
-                    } else {
-                        map.columns.insert(k.trim().to_string(), v.trim().to_string());
-                    }
-                }
-                _ => problems.push(format!("--map {m:?}: expected FIELD=COLUMN")),
-            }
-        }
-        if self.no_header {
-            match &mut mapping {
-                Some(m) => m.header = Some(false),
-                None => problems.push("--no-header applies to a mapped CSV: give --map or --map-file too".into()),
-            }
-        }
-        let mut format = None;
-        if let Some(m) = mapping {
-            match m.check() {
-                Ok(()) => format = Some(Format::Mapped(Arc::new(m))),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        if let Some(name) = &self.input_format {
-            if format.is_some() {
-                problems.push("--input-format and --map/--map-file both say how to read the input; give one".into());
-            }
-            match Format::from_name(name) {
-                Some(f) => format = Some(f),
-                None => problems.push(format!("--input-format {name:?}: expected one of {}", Format::NAMES.join(", "))),
-            }
-        }
-        let mut days = flowhound_source::DayRange::default();
-        for (flag, value, slot) in
-            [("--since", &self.since, &mut days.since), ("--until", &self.until, &mut days.until)]
-        {
-            if let Some(v) = value {
-                match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-                    Ok(d) => *slot = Some(d),
-                    Err(_) => problems.push(format!("{flag} {v:?}: expected a day as YYYY-MM-DD")),
-                }
-            }
-        }
-        if let (Some(a), Some(b)) = (days.since, days.until) {
-            if a > b {
-                problems.push(format!("--since {a} is after --until {b}"));
-            }
-        }
-        let mut labels = None;
-        if let Some(p) = &self.labels {
-            match std::fs::read(p).map_err(anyhow::Error::from).and_then(|b| Ok(LabelTable::parse(&b)?)) {
-                Ok(t) => labels = Some(Arc::new(t)),
-                Err(e) => problems.push(format!("--labels {}: {e:#}", p.display())),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(CliError::usage(anyhow::anyhow!(problems.join("\n  "))));
-        }
-        let inputs = flowhound_source::resolve_in(&self.inputs, &days).input()?;
-        if labels.is_some() && inputs.len() != 1 {
-            return Err(CliError::usage(anyhow::anyhow!(
-                "--labels describes one log by line number, but {} inputs were given",
-                inputs.len()
-            )));
-        }
-        Ok((inputs, ScanOptions { format, labels, sort_by_time: self.sort_time, ..Default::default() }))
+        let (opts, inputs) = self.params().check()?;
+        let inputs = inputs.resolve().map_err(|e| match e {
+            InputError::Labels(_) => CliError::usage(e),
+            e => CliError::input(e),
+        })?;
+        Ok((inputs, opts))
     }
 
     /// Progress and reject reporting for a scan of `inputs`.

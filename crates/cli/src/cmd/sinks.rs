@@ -1,10 +1,9 @@
 //! Alert sinks on the command line: `--config FILE` (`[[sink]]` tables),
 //! repeatable `--sink KIND[:TARGET]`, and `flowhound config check`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use flowhound_engine::config::SinkParams;
-use flowhound_sink::{Config, Dispatcher};
 
 use crate::exit::{CliError, CliResult};
 
@@ -46,24 +45,6 @@ impl SinkArgs {
             default_spool: default_spool(),
         }
     }
-
-    /// The checked configuration, or `None` when no sink is configured.
-    /// Every problem of the file and the flags is listed (exit 2).
-    pub fn load(&self) -> CliResult<Option<Config>> {
-        Ok(self.params().load()?)
-    }
-
-    /// The configured sinks, opened before any work is done (see
-    /// [`SinkParams::open`]); `None` without sinks.
-    pub fn open(
-        &self,
-        command: &str,
-        output: Option<&Path>,
-        model: &Path,
-        source: impl FnOnce() -> String,
-    ) -> CliResult<Option<Dispatcher>> {
-        Ok(self.params().open(command, output, model, source)?)
-    }
 }
 
 /// `flowhound config`: check a sink configuration.
@@ -84,7 +65,7 @@ pub fn run_config(a: ConfigArgs) -> CliResult {
     if s.config.is_none() && s.sink.is_empty() {
         return Err(CliError::usage(anyhow::anyhow!("give --config FILE or --sink KIND[:TARGET] to check")));
     }
-    let Some(c) = s.load()? else {
+    let Some(c) = s.params().load()? else {
         println!("no sinks configured");
         return Ok(());
     };

@@ -188,7 +188,7 @@ pub fn run_with(
     let (params, lateness) = a.params()?;
     let bundle = super::detect::load_model(&a.model, &a.score.threshold, a.score.fpr)?;
     let names: Vec<String> = params.sources.iter().map(ToString::to_string).collect();
-    let dispatcher = a.sinks.open("watch", a.output.as_deref(), &a.model, || names.join(" "))?;
+    let dispatcher = a.sinks.params().open("watch", a.output.as_deref(), &a.model, || names.join(" "))?;
     let findings = a.findings.build(&bundle)?;
     let mut incidents = findings.incidents;
     // Feedback on a live incident names its first flows; a week-long flood
