@@ -16,7 +16,9 @@
 
 pub mod config;
 pub mod evaluate;
+pub mod features;
 pub mod feedback;
+pub mod inspect;
 pub mod live;
 pub mod outfile;
 pub mod retrain;
