@@ -21,6 +21,7 @@ pub mod feedback;
 pub mod inspect;
 pub mod live;
 pub mod outfile;
+pub mod records;
 pub mod retrain;
 pub mod review;
 pub mod run;

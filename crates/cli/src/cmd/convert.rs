@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use flowhound_flow::write::{self, CsvWriter, VpcWriter};
-use flowhound_flow::FlowRecord;
+use flowhound_engine::records::{convert, RecordFormat};
 
 use super::InputArgs;
 use crate::exit::{Classify, CliResult};
@@ -30,11 +29,21 @@ pub enum VpcLayout {
     Extended,
 }
 
-impl VpcLayout {
-    pub fn fields(self) -> Vec<flowhound_flow::vpc::VpcField> {
-        match self {
-            VpcLayout::V2 => flowhound_flow::vpc::DEFAULT_V2.to_vec(),
-            VpcLayout::Extended => flowhound_flow::vpc::extended(),
+impl From<VpcLayout> for flowhound_engine::records::VpcLayout {
+    fn from(l: VpcLayout) -> Self {
+        match l {
+            VpcLayout::V2 => Self::V2,
+            VpcLayout::Extended => Self::Extended,
+        }
+    }
+}
+
+impl From<OutFormat> for RecordFormat {
+    fn from(f: OutFormat) -> Self {
+        match f {
+            OutFormat::Vpc => RecordFormat::Vpc,
+            OutFormat::Csv => RecordFormat::Csv,
+            OutFormat::Jsonl => RecordFormat::Jsonl,
         }
     }
 }
@@ -61,70 +70,11 @@ pub struct Args {
 }
 
 /// Serializes records in one of the output formats.
-#[derive(Debug)]
-pub enum Writer {
-    Vpc(VpcWriter),
-    Csv(CsvWriter),
-    Jsonl,
-}
-
-impl Writer {
-    pub fn new(to: OutFormat, layout: VpcLayout, sample: &[FlowRecord]) -> Self {
-        match to {
-            OutFormat::Vpc => Writer::Vpc(VpcWriter::new(layout.fields())),
-            OutFormat::Csv => Writer::Csv(CsvWriter::from_sample(sample)),
-            OutFormat::Jsonl => Writer::Jsonl,
-        }
-    }
-
-    pub fn header(&self, out: &mut Vec<u8>) {
-        match self {
-            Writer::Vpc(w) => w.header(out),
-            Writer::Csv(w) => w.header(out),
-            Writer::Jsonl => {}
-        }
-    }
-
-    pub fn write(&self, recs: &[FlowRecord], out: &mut Vec<u8>) {
-        for r in recs {
-            match self {
-                Writer::Vpc(w) => w.write(r, out),
-                Writer::Csv(w) => w.write(r, out),
-                Writer::Jsonl => write::write_json(r, out),
-            }
-        }
-    }
-}
-
 pub fn run(a: Args) -> CliResult {
     let (inputs, opts) = a.input.prepare()?;
-    let sample = flowhound_source::sample(&inputs, &opts, 256 << 10);
-    let writer = Writer::new(a.to, a.vpc_layout, &sample);
-    let mut out = Output::create(a.output.as_deref()).usage()?;
-    let mut head = Vec::new();
-    writer.header(&mut head);
-    out.write_all(&head)?;
+    let out = Output::create(a.output.as_deref()).usage()?;
     let mut events = a.input.events(&inputs)?;
-    let mut error = None;
-    let report = flowhound_source::scan(
-        &inputs,
-        &opts,
-        &mut events,
-        |recs| {
-            let mut buf = Vec::with_capacity(recs.len() * 160);
-            writer.write(recs, &mut buf);
-            buf
-        },
-        |buf| {
-            if error.is_none() {
-                error = out.write_all(&buf).err();
-            }
-        },
-    );
-    if let Some(e) = error {
-        return Err(e.into());
-    }
-    out.finish().runtime("convert")?;
+    let report = convert(&inputs, &opts, &mut events, a.to.into(), a.vpc_layout.into(), out).runtime("convert")?;
     if !a.input.quiet {
         eprintln!(
             "converted {} records ({} rejected lines) to {}",

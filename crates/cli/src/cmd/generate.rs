@@ -1,14 +1,13 @@
 //! `flowhound generate`: realistic labeled traffic with injected attacks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use flowhound_flow::labels::LabelTable;
-
-use flowhound_flow::{FlowRecord, Timestamp};
+pub use flowhound_engine::records::default_labels_path;
+use flowhound_engine::records::generate as generate_into;
+use flowhound_flow::Timestamp;
 use flowhound_synth::{GenParams, GenSummary};
-use rayon::prelude::*;
 
-use super::convert::{OutFormat, VpcLayout, Writer};
+use super::convert::{OutFormat, VpcLayout};
 use crate::exit::{Classify, CliError, CliResult};
 use flowhound_engine::outfile::OutFile as Output;
 
@@ -63,42 +62,6 @@ pub struct Args {
 
 /// Writes `pending` records (serialized in parallel) and their labels, then
 /// empties it. `line` is the last line number written so far.
-fn flush(
-    writer: &Writer,
-    out: &mut Output,
-    labels: Option<&mut Output>,
-    pending: &mut Vec<FlowRecord>,
-    line: &mut u64,
-) -> anyhow::Result<()> {
-    let bufs: Vec<Vec<u8>> = pending
-        .par_chunks(4096)
-        .map(|c| {
-            let mut b = Vec::with_capacity(c.len() * 180);
-            writer.write(c, &mut b);
-            b
-        })
-        .collect();
-    for b in &bufs {
-        out.write_all(b)?;
-    }
-    if let Some(l) = labels {
-        let mut text = String::with_capacity(pending.len() * 12);
-        for r in pending.iter() {
-            *line += 1;
-            LabelTable::write_line(&mut text, *line, r.truth.as_ref());
-        }
-        l.write_all(text.as_bytes())?;
-    }
-    pending.clear();
-    Ok(())
-}
-
-pub fn default_labels_path(output: &Path) -> PathBuf {
-    let mut s = output.as_os_str().to_owned();
-    s.push(".labels.csv");
-    PathBuf::from(s)
-}
-
 pub fn run(a: Args) -> CliResult {
     let summary = generate(&a)?;
     if !a.quiet {
@@ -142,40 +105,7 @@ pub fn generate(a: &Args) -> CliResult<GenSummary> {
         (None, OutFormat::Vpc) => Some(default_labels_path(&a.output)),
         (None, _) => None,
     };
-    let mut out = Output::create(Some(&a.output)).usage()?;
-    let mut labels = labels_path.as_deref().map(|p| Output::create(Some(p))).transpose().usage()?;
-    // Output columns must not depend on what the first minute happens to hold:
-    // a sample record with every field the generator sets fixes them.
-    let writer = {
-        let mut sample = Vec::new();
-        let _ =
-            flowhound_synth::generate(&GenParams { flows: 50, anomaly_ratio: 0.0, hours: 1, ..params.clone() }, |b| {
-                sample.extend_from_slice(b);
-                Ok::<(), ()>(())
-            });
-        Writer::new(a.format, a.vpc_layout, &sample)
-    };
-    let mut head = Vec::new();
-    writer.header(&mut head);
-    out.write_all(&head)?;
-    if let Some(l) = &mut labels {
-        l.write_all(format!("{}\n", LabelTable::HEADER).as_bytes())?;
-    }
-    // Data lines start after the header line.
-    let mut line: u64 = if matches!(a.format, OutFormat::Jsonl) { 0 } else { 1 };
-    // Serialize a few minutes at a time on all cores.
-    let mut pending: Vec<FlowRecord> = Vec::new();
-    let summary = flowhound_synth::generate(&params, |batch| {
-        pending.extend_from_slice(batch);
-        if pending.len() >= 64 << 10 {
-            flush(&writer, &mut out, labels.as_mut(), &mut pending, &mut line)?;
-        }
-        Ok::<(), anyhow::Error>(())
-    })?;
-    flush(&writer, &mut out, labels.as_mut(), &mut pending, &mut line)?;
-    out.finish()?;
-    if let Some(l) = labels {
-        l.finish()?;
-    }
-    Ok(summary)
+    let out = Output::create(Some(&a.output)).usage()?;
+    let labels = labels_path.as_deref().map(|p| Output::create(Some(p))).transpose().usage()?;
+    Ok(generate_into(&params, a.format.into(), a.vpc_layout.into(), out, labels)?)
 }
