@@ -180,7 +180,7 @@ pub fn generate(
     let mut line: u64 = if format == RecordFormat::Jsonl { 0 } else { 1 };
     // Serialize a few minutes at a time on all cores.
     let mut pending: Vec<FlowRecord> = Vec::new();
-    let summary = flowhound_synth::generate(&params, |batch| {
+    let summary = flowhound_synth::generate(params, |batch| {
         pending.extend_from_slice(batch);
         if pending.len() >= 64 << 10 {
             flush(&writer, &mut out, labels.as_mut(), &mut pending, &mut line)?;
