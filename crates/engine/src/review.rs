@@ -133,3 +133,163 @@ mod tests {
         assert_eq!(pick(&one, 0.5, 10, &|_| false).len(), 10);
     }
 }
+
+/// The passes over an input that `review` and `tune` make.
+pub mod passes {
+    use std::collections::BTreeMap;
+    use std::io::Write as _;
+
+    use flowhound_detect::bundle::Bundle;
+    use flowhound_detect::run::BATCH;
+    use flowhound_detect::{Batch, Batches};
+    use flowhound_source::{Input, ScanEvents, ScanOptions, ScanReport};
+
+    use super::{decision_level, pick, Candidate};
+    use crate::feedback::{example, Judgement, TrainingExample};
+    use crate::run::RunError;
+    use crate::Step;
+
+    /// The flows picked for review, and why.
+    #[derive(Debug)]
+    pub struct Queue {
+        /// Flow number → why it was picked.
+        pub chosen: BTreeMap<u64, &'static str>,
+        /// The score at the operating point.
+        pub level: f32,
+    }
+
+    fn scan(
+        bundle: &Bundle,
+        inputs: &[Input],
+        opts: &ScanOptions,
+        events: &mut dyn ScanEvents,
+        each: &mut impl FnMut(&Batch<'_>) -> Result<(), RunError>,
+    ) -> Result<ScanReport, RunError> {
+        let mut batches = Batches::new(bundle, BATCH)?;
+        crate::score_inputs(&mut batches, inputs, opts, events, each)
+    }
+
+    /// First pass: every flow's score (rule alerts raised, nothing
+    /// explained); the queue of `count` is picked from all of them, leaving
+    /// out the flows `skip` holds.
+    pub fn choose(
+        bundle: &Bundle,
+        step: &mut Step,
+        inputs: &[Input],
+        opts: &ScanOptions,
+        events: &mut dyn ScanEvents,
+        count: usize,
+        skip: &BTreeMap<u64, Judgement>,
+    ) -> Result<(Queue, ScanReport), RunError> {
+        let mut seen: Vec<Candidate> = Vec::new();
+        let report = scan(bundle, inputs, opts, events, &mut |b: &Batch<'_>| {
+            let e = step.run(bundle, b, |_, _| false)?;
+            for (r, v) in e.batch(b).iter() {
+                seen.push(Candidate::new(seen.len() as u64, r, v));
+            }
+            Ok(())
+        })?;
+        let level = decision_level(bundle, &seen);
+        let chosen = pick(&seen, level, count, &|f| skip.contains_key(&f));
+        Ok((Queue { chosen, level }, report))
+    }
+
+    /// How the queue is written.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum QueueFormat {
+        /// `detect`'s JSON with `review` saying why.
+        Jsonl,
+        Table,
+    }
+
+    /// Second pass: the chosen flows, explained, written as `format` into
+    /// `out`; the number of flows read.
+    #[allow(clippy::too_many_arguments, reason = "one pass over one input: each argument is a different part of it")]
+    pub fn write(
+        bundle: &Bundle,
+        step: &mut Step,
+        inputs: &[Input],
+        opts: &ScanOptions,
+        events: &mut dyn ScanEvents,
+        q: &Queue,
+        format: QueueFormat,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(u64, ScanReport), RunError> {
+        let names = bundle.ensemble.model_names();
+        let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
+        if format == QueueFormat::Table {
+            let head = format!(
+                "{:>8} {:<22} {:<20} {:>6} {:>7} {:<8} {:<18} {:<22} {}\n",
+                "flow", "why", "src", "dport", "score", "severity", "class", "dst", "reason"
+            );
+            out.write_all(head.as_bytes()).map_err(|e| RunError::Output(e.into()))?;
+        }
+        let mut flow = 0u64;
+        let report = scan(bundle, inputs, opts, events, &mut |b: &Batch<'_>| {
+            let start = flow;
+            let e = step.run(bundle, b, |i, _| q.chosen.contains_key(&(start + i as u64)))?;
+            let mut buf = Vec::new();
+            for (i, (r, v)) in e.batch(b).iter().enumerate() {
+                let n = start + i as u64;
+                let Some(why) = q.chosen.get(&n) else { continue };
+                let f = e.found[i].as_ref();
+                match format {
+                    QueueFormat::Jsonl => {
+                        let mut m = flowhound_explain::json::flow_json(n, r, v, f, None, &names, classes);
+                        m.insert("review".into(), (*why).into());
+                        let _ = serde_json::to_writer(&mut buf, &serde_json::Value::Object(m));
+                        buf.push(b'\n');
+                    }
+                    QueueFormat::Table => {
+                        let opt = |x: Option<String>| x.unwrap_or_else(|| "-".into());
+                        let _ = writeln!(
+                            buf,
+                            "{n:>8} {why:<22} {:<20} {:>6} {:>7.4} {:<8} {:<18} {:<22} {}",
+                            opt(r.src.map(|s| s.to_string())),
+                            opt(r.dst_port.map(|p| p.to_string())),
+                            v.score,
+                            v.severity.name(),
+                            f.map_or("-", |f| f.class.as_ref()),
+                            opt(r.dst.map(|s| s.to_string())),
+                            f.map_or("", |f| f.reason.as_str())
+                        );
+                    }
+                }
+            }
+            flow += b.recs.len() as u64;
+            out.write_all(&buf).map_err(|e| RunError::Output(e.into()))
+        })?;
+        Ok((flow, report))
+    }
+
+    /// `tune`'s pass: the judged flows, explained, as training examples;
+    /// the number of flows read.
+    pub fn examples(
+        bundle: &Bundle,
+        step: &mut Step,
+        inputs: &[Input],
+        opts: &ScanOptions,
+        events: &mut dyn ScanEvents,
+        verdicts: &BTreeMap<u64, Judgement>,
+    ) -> Result<(Vec<TrainingExample>, u64, ScanReport), RunError> {
+        let nets = flowhound_flow::net::Networks::new(&bundle.features.internal);
+        let mut examples = Vec::new();
+        let mut flow = 0u64;
+        let report = scan(bundle, inputs, opts, events, &mut |b: &Batch<'_>| {
+            let start = flow;
+            flow += b.recs.len() as u64;
+            let judged = |i: usize| verdicts.contains_key(&(start + i as u64));
+            if !(0..b.recs.len()).any(judged) {
+                return Ok(());
+            }
+            let e = step.run(bundle, b, |i, _| judged(i))?;
+            let w = b.raw_width();
+            for (i, r) in b.recs.iter().enumerate() {
+                let Some(v) = verdicts.get(&(start + i as u64)) else { continue };
+                examples.push(example(*v, e.found[i].as_ref(), &b.raw[i * w..(i + 1) * w], r, &nets));
+            }
+            Ok(())
+        })?;
+        Ok((examples, flow, report))
+    }
+}

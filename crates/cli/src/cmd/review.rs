@@ -7,15 +7,14 @@
 //! rows, true positives train a Random Forest head.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flowhound_detect::Batch;
-use flowhound_engine::feedback::{example, parse_verdicts, Judgement};
-use flowhound_engine::review::{decision_level, pick, Candidate, TOP};
+use flowhound_engine::feedback::{parse_verdicts, Judgement};
+use flowhound_engine::review::passes::{self, QueueFormat};
+use flowhound_engine::review::TOP;
 use flowhound_engine::Step;
 
-use super::detect::{load_model, score_each};
+use super::detect::load_model;
 use super::InputArgs;
 use crate::exit::{Classify, CliError, CliResult};
 use flowhound_engine::outfile::OutFile as Output;
@@ -106,74 +105,27 @@ pub fn review(a: ReviewArgs) -> CliResult {
     // One step for both passes: the first explains nothing (raising rule
     // alerts keeps no state).
     let mut step = Step::new(super::findings::FindingArgs::default().build(&bundle)?.explainer);
-    // First pass: every flow's score; the queue is picked from all of them.
-    let mut seen: Vec<Candidate> = Vec::new();
-    let (verdict, _, _) = score_each(&bundle, &inputs, &opts, &a.input, |b: &Batch<'_>| {
-        let e = step.run(&bundle, b, |_, _| false).map_err(anyhow::Error::from)?;
-        for (r, v) in e.batch(b).iter() {
-            seen.push(Candidate::new(seen.len() as u64, r, v));
-        }
-        Ok(())
-    })?;
-    verdict?;
-    let level = decision_level(&bundle, &seen);
-    let chosen = pick(&seen, level, a.count, &|f| skip.contains_key(&f));
-    drop(seen);
-    // Second pass: the chosen flows, explained, as detect prints them.
-    let names = bundle.ensemble.model_names();
-    let classes = bundle.ensemble.supervised().map(|s| s.classes.as_slice());
+    let mut events = a.input.events(&inputs)?;
+    let (q, report) =
+        passes::choose(&bundle, &mut step, &inputs, &opts, &mut events, a.count, &skip).map_err(anyhow::Error::from)?;
+    events.finish(&report)?;
     let mut out = Output::create(a.output.as_deref()).usage()?;
-    if a.format == ReviewFormat::Table {
-        out.write_all(
-            format!(
-                "{:>8} {:<22} {:<20} {:>6} {:>7} {:<8} {:<18} {:<22} {}\n",
-                "flow", "why", "src", "dport", "score", "severity", "class", "dst", "reason"
-            )
-            .as_bytes(),
-        )?;
-    }
-    let mut flow = 0u64;
-    let (verdict, _, _) = score_each(&bundle, &inputs, &opts, &a.input, |b: &Batch<'_>| {
-        let start = flow;
-        let e = step.run(&bundle, b, |i, _| chosen.contains_key(&(start + i as u64))).map_err(anyhow::Error::from)?;
-        let mut buf = Vec::new();
-        for (i, (r, v)) in e.batch(b).iter().enumerate() {
-            let n = start + i as u64;
-            let Some(why) = chosen.get(&n) else { continue };
-            let f = e.found[i].as_ref();
-            match a.format {
-                ReviewFormat::Jsonl => {
-                    let mut m = flowhound_explain::json::flow_json(n, r, v, f, None, &names, classes);
-                    m.insert("review".into(), (*why).into());
-                    let _ = serde_json::to_writer(&mut buf, &serde_json::Value::Object(m));
-                    buf.push(b'\n');
-                }
-                ReviewFormat::Table => {
-                    let opt = |x: Option<String>| x.unwrap_or_else(|| "-".into());
-                    let _ = writeln!(
-                        buf,
-                        "{n:>8} {why:<22} {:<20} {:>6} {:>7.4} {:<8} {:<18} {:<22} {}",
-                        opt(r.src.map(|s| s.to_string())),
-                        opt(r.dst_port.map(|p| p.to_string())),
-                        v.score,
-                        v.severity.name(),
-                        f.map_or("-", |f| f.class.as_ref()),
-                        opt(r.dst.map(|s| s.to_string())),
-                        f.map_or("", |f| f.reason.as_str())
-                    );
-                }
-            }
-        }
-        flow += b.recs.len() as u64;
-        out.write_all(&buf).map_err(CliError::from)
-    })?;
+    let format = match a.format {
+        ReviewFormat::Jsonl => QueueFormat::Jsonl,
+        ReviewFormat::Table => QueueFormat::Table,
+    };
+    let mut events = a.input.events(&inputs)?;
+    let (flow, report) = passes::write(&bundle, &mut step, &inputs, &opts, &mut events, &q, format, &mut out)
+        .map_err(anyhow::Error::from)?;
+    let verdict = events.finish(&report);
     out.finish()?;
     if !a.input.quiet {
         eprintln!(
-            "review: {} flows picked of {flow} ({} most anomalous, {} at the operating point, score {level:.4}); judge them, then `flowhound tune --verdicts`",
-            chosen.len(),
-            chosen.values().filter(|w| **w == TOP).count(),
-            chosen.values().filter(|w| **w != TOP).count()
+            "review: {} flows picked of {flow} ({} most anomalous, {} at the operating point, score {:.4}); judge them, then `flowhound tune --verdicts`",
+            q.chosen.len(),
+            q.chosen.values().filter(|w| **w == TOP).count(),
+            q.chosen.values().filter(|w| **w != TOP).count(),
+            q.level
         );
     }
     verdict
@@ -187,25 +139,10 @@ pub fn tune(a: TuneArgs) -> CliResult {
     }
     let (inputs, opts) = a.input.prepare()?;
     let mut step = Step::new(super::findings::FindingArgs::default().build(&bundle)?.explainer);
-    let nets = flowhound_flow::net::Networks::new(&bundle.features.internal);
-    let mut examples = Vec::new();
-    let mut flow = 0u64;
-    let (verdict, _, _) = score_each(&bundle, &inputs, &opts, &a.input, |b: &Batch<'_>| {
-        let start = flow;
-        flow += b.recs.len() as u64;
-        let judged = |i: usize| verdicts.contains_key(&(start + i as u64));
-        if !(0..b.recs.len()).any(judged) {
-            return Ok(());
-        }
-        let e = step.run(&bundle, b, |i, _| judged(i)).map_err(anyhow::Error::from)?;
-        let w = b.raw_width();
-        for (i, r) in b.recs.iter().enumerate() {
-            let Some(v) = verdicts.get(&(start + i as u64)) else { continue };
-            examples.push(example(*v, e.found[i].as_ref(), &b.raw[i * w..(i + 1) * w], r, &nets));
-        }
-        Ok(())
-    })?;
-    verdict?;
+    let mut events = a.input.events(&inputs)?;
+    let (examples, flow, report) =
+        passes::examples(&bundle, &mut step, &inputs, &opts, &mut events, &verdicts).map_err(anyhow::Error::from)?;
+    events.finish(&report)?;
     let missing: Vec<String> = verdicts.keys().filter(|f| **f >= flow).take(10).map(u64::to_string).collect();
     if !missing.is_empty() {
         return Err(CliError::usage(anyhow::anyhow!(
