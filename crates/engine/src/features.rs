@@ -96,37 +96,31 @@ pub fn export(
     let mut buf = Vec::new();
     // The header waits for the first record: `--extra all` names its columns.
     let mut head: Option<(Vec<String>, Vec<bool>)> = None;
-    let report = flowhound_source::scan(
-        inputs,
-        opts,
-        events,
-        // Context features need flows in order, one at a time: parse in
-        // parallel, extract in the ordered reduce.
-        |recs: &[FlowRecord]| recs.to_vec(),
-        |recs| {
-            buf.clear();
-            for r in &recs {
-                let (names, text_cols) = head.get_or_insert_with(|| {
-                    if params.resolve_all(r) {
-                        if let Ok(built) = params.build(None) {
-                            x = built;
-                        }
+    // Context features need flows in order, one at a time: parsed in
+    // parallel, extracted here.
+    let report = flowhound_source::scan_records(inputs, opts, events, |recs| {
+        buf.clear();
+        for r in &recs {
+            let (names, text_cols) = head.get_or_insert_with(|| {
+                if params.resolve_all(r) {
+                    if let Ok(built) = params.build(None) {
+                        x = built;
                     }
-                    header(&x, format, &mut buf)
-                });
-                row.clear();
-                x.extract(r, &mut row);
-                let cells = Cells { row: &row, text: text_cols, names: x.category_names() };
-                match format {
-                    RowFormat::Csv => write_csv(r, &cells, &mut buf),
-                    RowFormat::Jsonl => write_json(r, names, &cells, &mut buf),
                 }
+                header(&x, format, &mut buf)
+            });
+            row.clear();
+            x.extract(r, &mut row);
+            let cells = Cells { row: &row, text: text_cols, names: x.category_names() };
+            match format {
+                RowFormat::Csv => write_csv(r, &cells, &mut buf),
+                RowFormat::Jsonl => write_json(r, names, &cells, &mut buf),
             }
-            if error.is_none() {
-                error = out.write_all(&buf).err();
-            }
-        },
-    );
+        }
+        if error.is_none() {
+            error = out.write_all(&buf).err();
+        }
+    });
     if let Some(e) = error {
         return Err(e.into());
     }

@@ -2,7 +2,6 @@
 
 use flowhound_detect::run::BATCH;
 use flowhound_detect::{Batch, Batches, DetectError};
-use flowhound_flow::FlowRecord;
 use flowhound_source::{Input, ScanEvents, ScanOptions, ScanReport};
 
 use crate::run::{Outputs, Pipeline, RunError};
@@ -37,17 +36,11 @@ pub fn score_inputs<E: From<DetectError>>(
     each: &mut impl FnMut(&Batch<'_>) -> Result<(), E>,
 ) -> Result<ScanReport, E> {
     let mut error: Option<E> = None;
-    let report = flowhound_source::scan(
-        inputs,
-        opts,
-        events,
-        |recs: &[FlowRecord]| recs.to_vec(),
-        |recs| {
-            if error.is_none() {
-                error = batches.push(&recs, each).err();
-            }
-        },
-    );
+    let report = flowhound_source::scan_records(inputs, opts, events, |recs| {
+        if error.is_none() {
+            error = batches.push(&recs, each).err();
+        }
+    });
     if error.is_none() {
         error = batches.flush(each).err();
     }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::{BundleError, EnsembleParams, Kind, Params, TrainReport, Trainer};
 use flowhound_features::{ExtractorParams, PipelineParams};
-use flowhound_flow::FlowRecord;
 use flowhound_source::{Input, ScanEvents, ScanOptions, ScanReport};
 
 use crate::config::ConfigError;
@@ -132,13 +131,7 @@ impl Train {
         let mut trainer =
             Trainer::new(p.features.clone(), p.benign_only, forest, holdout).map_err(TrainError::Settings)?;
         let t = Instant::now();
-        let scan = flowhound_source::scan(
-            inputs,
-            opts,
-            events,
-            |recs: &[FlowRecord]| recs.to_vec(),
-            |recs| trainer.push(&recs),
-        );
+        let scan = flowhound_source::scan_records(inputs, opts, events, |recs| trainer.push(&recs));
         let extract = t.elapsed();
         let failed: Vec<String> =
             scan.failed_files().map(|f| format!("{}: {}", f.name, f.error.as_deref().unwrap_or_default())).collect();

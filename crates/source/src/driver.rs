@@ -138,6 +138,18 @@ where
     scan_in_order(inputs, opts, events, &map, &mut reduce)
 }
 
+/// [`scan`] for consumers that need every record in input order on one
+/// thread (window features, scoring, training): records are parsed in
+/// parallel and handed to `each` whole, chunk by chunk, in order.
+pub fn scan_records(
+    inputs: &[Input],
+    opts: &ScanOptions,
+    events: &mut dyn ScanEvents,
+    each: impl FnMut(Vec<FlowRecord>),
+) -> ScanReport {
+    scan(inputs, opts, events, |recs: &[FlowRecord]| recs.to_vec(), each)
+}
+
 /// [`scan`] without sorting.
 fn scan_in_order<T, M, R>(
     inputs: &[Input],

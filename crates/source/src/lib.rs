@@ -13,7 +13,7 @@ mod input;
 pub mod live;
 pub mod s3;
 
-pub use driver::{scan, FileReport, LineReject, ScanEvents, ScanOptions, ScanReport, MAX_LINE};
+pub use driver::{scan, scan_records, FileReport, LineReject, ScanEvents, ScanOptions, ScanReport, MAX_LINE};
 pub use input::{resolve, resolve_in, DayRange, Input, SourceError};
 
 /// The shared datasets folder: `$FLOWHOUND_DATASETS`, else `shared/datasets`
