@@ -18,12 +18,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flowhound_detect::{Severity, Verdict};
+use flowhound_detect::Severity;
 use flowhound_engine::{Flow, IncidentNews, Output, OutputError, Tally};
 use flowhound_explain::allow::now_secs;
 use flowhound_explain::{Allowlist, Incident};
 use flowhound_flow::net::Networks;
-use flowhound_flow::FlowRecord;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
@@ -93,10 +92,8 @@ pub struct LiveFeed {
     /// Incidents that ended, by peak severity (open ones are in `open`).
     ended_by_severity: [u64; 4],
     open: BTreeMap<u64, Severity>,
-    flows: u64,
-    by_severity: [u64; 4],
-    by_class: BTreeMap<String, u64>,
-    suppressed: u64,
+    /// Flows by severity; threat classes and suppression of the flagged ones.
+    tally: Tally,
     span: Option<(i64, i64)>,
     stored: u64,
     allow_text: String,
@@ -125,10 +122,7 @@ impl LiveFeed {
             assigned: HashMap::new(),
             ended_by_severity: [0; 4],
             open: BTreeMap::new(),
-            flows: 0,
-            by_severity: [0; 4],
-            by_class: BTreeMap::new(),
-            suppressed: 0,
+            tally: Tally::default(),
             span: None,
             stored: 0,
             allow_text: String::new(),
@@ -157,7 +151,7 @@ impl LiveFeed {
             }
         };
         // Parsed again even when unchanged: entries expire as time passes.
-        if text.is_empty() && self.allow_text.is_empty() && self.flows > 0 {
+        if text.is_empty() && self.allow_text.is_empty() && self.tally.flows > 0 {
             return None;
         }
         self.allow_text = text;
@@ -170,20 +164,8 @@ impl LiveFeed {
         }
     }
 
-    /// Counts one scored flow.
-    pub fn scored(&mut self, r: &FlowRecord, v: &Verdict) {
-        self.flows += 1;
-        self.by_severity[v.severity as usize] += 1;
-        if let Some(t) = r.start.map(|t| t.secs()) {
-            let (a, b) = self.span.unwrap_or((t, t));
-            self.span = Some((a.min(t), b.max(t)));
-        }
-    }
-
     /// Keeps one flagged flow for the next [`publish`](Self::publish).
     pub fn flagged(&mut self, x: &Flagged<'_>) {
-        *self.by_class.entry(x.f.class.to_string()).or_default() += 1;
-        self.suppressed += u64::from(x.entry.is_some());
         self.anomalies.push(Anomaly::new(x, &self.names, self.classes.as_deref(), &self.nets));
     }
 
@@ -234,17 +216,18 @@ impl LiveFeed {
     }
 
     fn summary(&self) -> Value {
+        let t = &self.tally;
         let mut inc = self.ended_by_severity;
         for s in self.open.values() {
             inc[*s as usize] += 1;
         }
         let ts = |s: i64| flowhound_flow::Timestamp::from_secs(s).map(|t| t.to_rfc3339());
         json!({
-            "flows": self.flows,
-            "anomalies": self.by_severity[1..].iter().sum::<u64>(),
-            "by_severity": {"high": self.by_severity[3], "medium": self.by_severity[2], "low": self.by_severity[1]},
-            "by_class": self.by_class,
-            "suppressed": self.suppressed,
+            "flows": t.flows,
+            "anomalies": t.anomalies(),
+            "by_severity": {"high": t.by_severity[3], "medium": t.by_severity[2], "low": t.by_severity[1]},
+            "by_class": t.by_class,
+            "suppressed": t.suppressed,
             "incidents": {"total": inc[1..].iter().sum::<u64>(), "open": self.open.len(), "high": inc[3], "medium": inc[2], "low": inc[1]},
             "time_span": self.span.map(|(a, b)| json!({"first": ts(a), "last": ts(b)})),
             "model_version": self.model_version,
@@ -266,7 +249,14 @@ impl Output for LiveFeed {
     }
 
     fn flow(&mut self, x: &Flow<'_>) -> Result<(), OutputError> {
-        self.scored(x.record, x.verdict);
+        // Classes and suppression count for the flows the page lists: the
+        // flagged ones (at least --min-severity).
+        let listed = x.finding.filter(|_| x.shown.flagged);
+        self.tally.add(x.record, x.verdict, listed, x.shown.entry.is_some());
+        if let Some(t) = x.record.start.map(|t| t.secs()) {
+            let (a, b) = self.span.unwrap_or((t, t));
+            self.span = Some((a.min(t), b.max(t)));
+        }
         if let (Some(f), true) = (x.finding, x.shown.flagged) {
             self.flagged(&Flagged { flow: x.id, r: x.record, v: x.verdict, f, entry: x.shown.entry, raw: x.raw });
         }
