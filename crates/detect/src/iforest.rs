@@ -40,8 +40,9 @@ impl Default for IforestParams {
 const LEAF: u32 = u32::MAX;
 
 /// Average path length of an unsuccessful search in a binary search tree of
-/// `n` nodes: the depth a leaf of `n` rows would have grown to.
-pub fn c(n: usize) -> f32 {
+/// `n` nodes: the depth a leaf of `n` rows would have grown to — the paper's
+/// c(n), which normalises path lengths into scores.
+pub fn average_path(n: usize) -> f32 {
     match n {
         0 | 1 => 0.0,
         2 => 1.0,
@@ -106,7 +107,7 @@ fn grow(
     let me = f.feature.len();
     if depth >= max_depth || rows.len() <= 1 {
         f.feature.push(LEAF);
-        f.value.push(depth as f32 + c(rows.len()));
+        f.value.push(depth as f32 + average_path(rows.len()));
         f.right.push(0);
         return;
     }
@@ -134,7 +135,7 @@ fn grow(
     };
     let Some((j, t)) = split else {
         f.feature.push(LEAF);
-        f.value.push(depth as f32 + c(rows.len()));
+        f.value.push(depth as f32 + average_path(rows.len()));
         f.right.push(0);
         return;
     };
@@ -328,7 +329,7 @@ impl Detector for Iforest {
     }
 
     fn score(&self, x: ArrayView2<'_, f32>, out: &mut [f32]) {
-        let norm = c(self.psi);
+        let norm = average_path(self.psi);
         let x = x.as_standard_layout();
         let rows: Vec<&[f32]> = x.outer_iter().map(|r| r.to_slice().unwrap_or(&[])).collect();
         let mut sums = vec![0.0f32; rows.len()];
@@ -416,7 +417,7 @@ mod tests {
             let mut got = vec![0.0; q.nrows()];
             f.score(q.view(), &mut got);
             for (i, row) in q.outer_iter().enumerate() {
-                let want = 2f32.powf(-f.path_length(&row.to_vec()) / c(f.psi));
+                let want = 2f32.powf(-f.path_length(&row.to_vec()) / average_path(f.psi));
                 assert!((got[i] - want).abs() < 1e-6, "max_samples {psi} row {i}: {} vs {want}", got[i]);
             }
             // The padded layout is rebuilt on load.

@@ -1,7 +1,7 @@
 //! Each detector on data with a known answer; determinism; the vote rule.
 
 use flowhound_detect::ensemble::{self, Ensemble, EnsembleParams};
-use flowhound_detect::iforest::{c, IforestParams};
+use flowhound_detect::iforest::{average_path, IforestParams};
 use flowhound_detect::{Detector, Kind, Params, Severity};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -67,14 +67,14 @@ fn every_detector_separates_a_planted_cluster() {
 
 #[test]
 fn isolation_forest_follows_the_paper() {
-    // c(n) = 2 H(n−1) − 2 (n−1)/n, with scikit-learn's values.
-    assert_eq!(c(1), 0.0);
-    assert_eq!(c(2), 1.0);
-    assert!((c(256) - 10.244_7).abs() < 1e-3, "{}", c(256));
+    // average_path(n) = 2 H(n−1) − 2 (n−1)/n, with scikit-learn's values.
+    assert_eq!(average_path(1), 0.0);
+    assert_eq!(average_path(2), 1.0);
+    assert!((average_path(256) - 10.244_7).abs() < 1e-3, "{}", average_path(256));
     let (train, _, out) = planted();
     let f = IforestParams::default().fit(train.view(), 1).expect("fit");
     assert_eq!(f.n_trees(), 100);
-    // Outliers isolate in a few splits; inliers take about c(256).
+    // Outliers isolate in a few splits; inliers take about average_path(256).
     let deep = f.path_length(train.row(0).as_slice().expect("contiguous"));
     let shallow = f.path_length(out.row(0).as_slice().expect("contiguous"));
     assert!(shallow < 6.0 && deep > 8.0, "outlier {shallow}, inlier {deep}");

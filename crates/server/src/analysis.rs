@@ -7,9 +7,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flowhound_detect::bundle::Bundle;
-use flowhound_detect::{metrics, DetectError, Severity, Verdict};
+use flowhound_detect::{metrics, DetectError, Severity};
 use flowhound_engine::{run_files, Ending, Flow, Output, OutputError, Pipeline, RunError, Show, Step, Tally};
-use flowhound_explain::allow::Entry;
 use flowhound_explain::json::{flow_json, incident_json};
 use flowhound_explain::{Allowlist, ExplainParams, Explainer, Finding, Incident, IncidentParams, Incidents};
 use flowhound_features::Kind as FeatureKind;
@@ -86,25 +85,12 @@ pub struct Anomaly {
     pub external: Vec<IpAddr>,
 }
 
-/// One flagged flow as the scorer saw it, before it is stored.
-#[derive(Debug, Clone, Copy)]
-pub struct Flagged<'a> {
-    /// Its position in the input (the live watch: in arrival order).
-    pub flow: u64,
-    pub r: &'a FlowRecord,
-    pub v: &'a Verdict,
-    pub f: &'a Finding,
-    /// The allowlist entry that covers it.
-    pub entry: Option<&'a Entry>,
-    /// The raw feature row it was scored on.
-    pub raw: &'a [f32],
-}
-
 impl Anomaly {
     /// The stored form of a flagged flow: `detect`'s JSON plus the detail
     /// panel's fields, and what retraining needs.
-    pub fn new(x: &Flagged<'_>, names: &[&str], classes: Option<&[String]>, nets: &Networks) -> Anomaly {
-        let Flagged { flow, r, v, f, entry, raw } = *x;
+    pub fn new(x: &Flow<'_>, f: &Finding, names: &[&str], classes: Option<&[String]>, nets: &Networks) -> Anomaly {
+        let Flow { id: flow, record: r, verdict: v, raw, .. } = *x;
+        let entry = x.shown.entry;
         let mut json = flow_json(flow, r, v, Some(f), entry, names, classes);
         json.insert("details".into(), details(r));
         Anomaly {
@@ -232,8 +218,7 @@ impl Output for Collect<'_> {
             self.truth.flags.push(v.severity != Severity::None);
         }
         if let Some(f) = x.finding {
-            let flagged = Flagged { flow: x.id, r, v, f, entry: x.shown.entry, raw: x.raw };
-            self.anomalies.push(Anomaly::new(&flagged, self.names, self.classes, &self.nets));
+            self.anomalies.push(Anomaly::new(x, f, self.names, self.classes, &self.nets));
         }
         Ok(())
     }

@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use flowhound_detect::Severity;
 use flowhound_engine::{Flow, IncidentNews, Output, OutputError, Tally};
 use flowhound_explain::allow::now_secs;
-use flowhound_explain::{Allowlist, Incident};
+use flowhound_explain::{Allowlist, Finding, Incident};
 use flowhound_flow::net::Networks;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::analysis::{Anomaly, Flagged, IncidentRow};
+use crate::analysis::{Anomaly, IncidentRow};
 use crate::{AppState, ServerError};
 
 /// Flagged flows pushed to pages per batch at most; the rest are in the
@@ -164,9 +164,9 @@ impl LiveFeed {
         }
     }
 
-    /// Keeps one flagged flow for the next [`publish`](Self::publish).
-    pub fn flagged(&mut self, x: &Flagged<'_>) {
-        self.anomalies.push(Anomaly::new(x, &self.names, self.classes.as_deref(), &self.nets));
+    /// Keeps one flagged flow (with its finding) for the next [`publish`](Self::publish).
+    pub fn flagged(&mut self, x: &Flow<'_>, f: &Finding) {
+        self.anomalies.push(Anomaly::new(x, f, &self.names, self.classes.as_deref(), &self.nets));
     }
 
     /// Stores what the batch found and tells the pages: incidents that grew
@@ -258,7 +258,7 @@ impl Output for LiveFeed {
             self.span = Some((a.min(t), b.max(t)));
         }
         if let (Some(f), true) = (x.finding, x.shown.flagged) {
-            self.flagged(&Flagged { flow: x.id, r: x.record, v: x.verdict, f, entry: x.shown.entry, raw: x.raw });
+            self.flagged(x, f);
         }
         Ok(())
     }
