@@ -66,15 +66,15 @@ pub const MAX_WINDOWS: usize = 4;
 /// Sums wrap rather than overflow: a hostile byte count cannot panic the
 /// extractor, and since every sum is exact modulo 2^64 (2^32), subtracting an
 /// expired bucket still restores the total exactly.
-trait Tally: Default + Copy {
+trait Sums: Default + Copy {
     fn add(&mut self, o: &Self);
     fn sub(&mut self, o: &Self);
 }
 
-/// Implements [`Tally`] field by field with wrapping arithmetic.
-macro_rules! tally {
+/// Implements [`Sums`] field by field with wrapping arithmetic.
+macro_rules! sums {
     ($t:ident { $($f:ident),* }) => {
-        impl Tally for $t {
+        impl Sums for $t {
             fn add(&mut self, o: &Self) {
                 $(self.$f = self.$f.wrapping_add(o.$f);)*
             }
@@ -87,7 +87,7 @@ macro_rules! tally {
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-struct SrcTally {
+struct SrcSums {
     bytes: u64,
     flows: u32,
     rejected: u32,
@@ -96,10 +96,10 @@ struct SrcTally {
     ports_last: u32,
 }
 
-tally!(SrcTally { bytes, flows, rejected, new_dst, dsts_last, ports_last });
+sums!(SrcSums { bytes, flows, rejected, new_dst, dsts_last, ports_last });
 
 #[derive(Debug, Default, Clone, Copy)]
-struct DstTally {
+struct DstSums {
     bytes: u64,
     /// 64-bit: a flood target can take more than 4 billion packets an hour.
     packets: u64,
@@ -110,10 +110,10 @@ struct DstTally {
     icmp: u32,
 }
 
-tally!(DstTally { bytes, packets, flows, rejected, srcs_last, icmp });
+sums!(DstSums { bytes, packets, flows, rejected, srcs_last, icmp });
 
 /// The burst baseline counts flows only.
-impl Tally for u32 {
+impl Sums for u32 {
     fn add(&mut self, o: &Self) {
         *self = self.wrapping_add(*o);
     }
@@ -123,7 +123,7 @@ impl Tally for u32 {
     }
 }
 
-const _: () = assert!(size_of::<SrcTally>() == 32 && size_of::<DstTally>() == 32);
+const _: () = assert!(size_of::<SrcSums>() == 32 && size_of::<DstSums>() == 32);
 
 /// The running totals of one host's windows, together in one cache line
 /// for up to two windows (a flow reads all of them).
@@ -137,7 +137,7 @@ struct Totals<T>([T; MAX_WINDOWS]);
 #[repr(C, align(64))]
 struct Ring<T>([T; BUCKETS]);
 
-impl<T: Tally> Ring<T> {
+impl<T: Sums> Ring<T> {
     /// Moves the ring (whose sum is `total`) from bucket `from` to bucket
     /// `to`, clearing the buckets that leave the window.
     fn advance(&mut self, total: &mut T, from: i64, to: i64) {
@@ -167,7 +167,7 @@ impl<T: Tally> Ring<T> {
 
 /// Moves a ring of buckets (whose sum is `total`) from bucket `from` to
 /// bucket `to`, clearing the buckets that leave the window.
-fn expire<T: Tally>(buckets: &mut [T; BUCKETS], total: &mut T, from: i64, to: i64) {
+fn expire<T: Sums>(buckets: &mut [T; BUCKETS], total: &mut T, from: i64, to: i64) {
     if to.saturating_sub(from) >= BUCKETS as i64 {
         // Everything left the window: start afresh (one memset, no sums).
         *buckets = [T::default(); BUCKETS];
@@ -211,7 +211,7 @@ impl Counter {
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     /// Index of the host's totals, rings (× windows) and baseline in its
-    /// [`Store`].
+    /// [`RoleState`].
     at: u32,
     /// Newest event time, µs; `i64::MIN` for a host not seen yet.
     last_t: i64,
@@ -225,7 +225,7 @@ struct Slot {
 /// Window state of one role, flat and reused through a free list, so a flow
 /// costs one index probe and then loads that can run in parallel.
 #[derive(Debug)]
-struct Store<T> {
+struct RoleState<T> {
     totals: Vec<Totals<T>>,
     /// `n` rings per host, host `at` at `at * n`.
     rings: Vec<Ring<T>>,
@@ -236,7 +236,7 @@ struct Store<T> {
     n: usize,
 }
 
-impl<T: Tally> Store<T> {
+impl<T: Sums> RoleState<T> {
     /// Loads the lines a flow at `t` will update, so that their cache misses
     /// overlap each other and the table probes instead of coming one by one
     /// (measured +5–15 % on the uniform benchmark, interleaved runs). Plain
@@ -314,18 +314,19 @@ impl<V> AddrMap<V> {
 #[derive(Debug)]
 struct Side<T> {
     index: AddrMap<Slot>,
-    store: Store<T>,
+    store: RoleState<T>,
 }
 
-impl<T: Tally> Side<T> {
+impl<T: Sums> Side<T> {
     fn new(n: usize, with_base: bool) -> Self {
-        let store = Store { totals: Vec::new(), rings: Vec::new(), base: Vec::new(), with_base, free: Vec::new(), n };
+        let store =
+            RoleState { totals: Vec::new(), rings: Vec::new(), base: Vec::new(), with_base, free: Vec::new(), n };
         Side { index: AddrMap::default(), store }
     }
 
     /// The host's slot (a fresh one when it is not active) and the storage
     /// its slot points into.
-    fn host(&mut self, a: IpAddr, epoch: u32) -> (&mut Slot, &mut Store<T>) {
+    fn host(&mut self, a: IpAddr, epoch: u32) -> (&mut Slot, &mut RoleState<T>) {
         let Side { index, store } = self;
         let slot = index.get_or_insert_with(a, || store.alloc(epoch));
         (slot, store)
@@ -336,7 +337,7 @@ impl<T: Tally> Side<T> {
     /// empty, nothing to clear).
     fn advance<'a>(
         slot: &mut Slot,
-        store: &'a mut Store<T>,
+        store: &'a mut RoleState<T>,
         t: i64,
         widths: &[i64],
     ) -> (&'a mut [T], &'a mut [Ring<T>], Option<i64>) {
@@ -453,8 +454,8 @@ pub struct Context {
     horizon_us: i64,
     /// The longest window, µs.
     longest_us: i64,
-    src: Side<SrcTally>,
-    dst: Side<DstTally>,
+    src: Side<SrcSums>,
+    dst: Side<DstSums>,
     /// (source, destination) → when last seen, for both sides' distinct counts.
     pairs: LastSeen<(IpAddr, IpAddr), Stamp<2>>,
     /// (source, destination port) → when last seen.
@@ -576,7 +577,7 @@ impl Context {
         let port_s = port.filter(|p| p.epoch >= ss.born).map(|p| p.t[0]);
         let longest = widths[n - 1];
         let new_dst = pair_s.is_none_or(|p| !live(p.div_euclid(longest), ts.div_euclid(longest)));
-        let add = SrcTally {
+        let add = SrcSums {
             bytes: k.bytes,
             flows: 1,
             rejected: u32::from(k.rejected),
@@ -584,7 +585,7 @@ impl Context {
             dsts_last: 1,
             ports_last: u32::from(k.dst_port.is_some()),
         };
-        let mut src_w = [SrcTally::default(); MAX_WINDOWS];
+        let mut src_w = [SrcSums::default(); MAX_WINDOWS];
         for (((r, total), w), out) in src_rings.iter_mut().zip(src_totals.iter_mut()).zip(widths).zip(&mut src_w) {
             let b = ts.div_euclid(*w);
             if let Some(p) = pair_s {
@@ -606,7 +607,7 @@ impl Context {
 
         // Destination side.
         let pair_d = pair.filter(|p| p.epoch >= ds.born).map(|p| p.t[1]);
-        let add = DstTally {
+        let add = DstSums {
             bytes: k.bytes,
             packets: k.packets,
             flows: 1,
@@ -666,7 +667,7 @@ trait Codec: Sized {
     fn get(d: &mut Dec<'_>) -> DecResult<Self>;
 }
 
-impl Codec for SrcTally {
+impl Codec for SrcSums {
     fn put(&self, e: &mut Enc) {
         e.u64(self.bytes);
         for v in [self.flows, self.rejected, self.new_dst, self.dsts_last, self.ports_last] {
@@ -674,7 +675,7 @@ impl Codec for SrcTally {
         }
     }
     fn get(d: &mut Dec<'_>) -> DecResult<Self> {
-        Ok(SrcTally {
+        Ok(SrcSums {
             bytes: d.u64()?,
             flows: d.u32()?,
             rejected: d.u32()?,
@@ -685,7 +686,7 @@ impl Codec for SrcTally {
     }
 }
 
-impl Codec for DstTally {
+impl Codec for DstSums {
     fn put(&self, e: &mut Enc) {
         e.u64(self.bytes);
         e.u64(self.packets);
@@ -694,7 +695,7 @@ impl Codec for DstTally {
         }
     }
     fn get(d: &mut Dec<'_>) -> DecResult<Self> {
-        Ok(DstTally {
+        Ok(DstSums {
             bytes: d.u64()?,
             packets: d.u64()?,
             flows: d.u32()?,
@@ -802,7 +803,7 @@ fn get_map<K: Codec + Hash + Eq, V: Codec>(d: &mut Dec<'_>, min_item: usize) -> 
     Ok(m)
 }
 
-impl<T: Tally + Codec> Side<T> {
+impl<T: Sums + Codec> Side<T> {
     fn save(&self, e: &mut Enc) {
         e.len(self.index.v4.len());
         for (k, v) in &self.index.v4 {
