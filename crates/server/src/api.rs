@@ -150,16 +150,16 @@ async fn health(State(s): St) -> Json<Value> {
 }
 
 async fn list_analyses(State(s): St) -> ApiResult {
-    Ok(Json(s.store.analyses()?))
+    Ok(Json(json!(s.store.analyses()?)))
 }
 
 async fn show_analysis(State(s): St, Path(id): Path<i64>) -> ApiResult {
     let mut v = s.store.analysis(id)?.ok_or_else(|| ApiError::not_found("analysis"))?;
     let live = s.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned();
     if let Some(p) = live {
-        v["progress"] = json!((p.fraction() * 1000.0).round() / 1000.0);
+        v.progress = (p.fraction() * 1000.0).round() / 1000.0;
     }
-    Ok(Json(v))
+    Ok(Json(json!(v)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -555,7 +555,7 @@ fn suggestion(s: &AppState, feedback: i64) -> Result<Value, ApiError> {
 }
 
 async fn list_feedback(State(s): St) -> ApiResult {
-    Ok(Json(Value::Array(s.store.feedback()?)))
+    Ok(Json(json!(s.store.feedback()?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -578,7 +578,7 @@ fn csv_cell(v: &Value) -> String {
 }
 
 async fn export_feedback(State(s): St, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
-    let rows = s.store.feedback()?;
+    let rows: Vec<Value> = s.store.feedback()?.iter().map(|r| json!(r)).collect();
     match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => {
             let mut out = String::new();

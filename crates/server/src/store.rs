@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::analysis::{Analysis, Anomaly, IncidentRow};
 
@@ -51,6 +51,63 @@ use flowhound_engine::feedback::{Judgement, TrainingExample};
 
 /// (id, entry, created, feedback id) of an allowlist entry.
 pub type AllowRow = (i64, String, String, Option<i64>);
+
+/// One model version, as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelRow {
+    pub version: i64,
+    pub created: String,
+    /// The version it was retrained from.
+    pub parent: Option<i64>,
+    /// Feedback entries it learned from.
+    pub feedback: i64,
+    pub note: String,
+}
+
+/// One analysis: its state, and (when done) its headline counts in the
+/// list, its summary and charts alone.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AnalysisRow {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    /// queued, running, done, failed, live, stopped.
+    pub status: String,
+    pub progress: f64,
+    pub error: Option<String>,
+    pub model_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomalies: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_severity: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charts: Option<Value>,
+}
+
+/// One analyst verdict, with the flagged flow or incident it names.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeedbackRow {
+    pub id: i64,
+    pub analysis_id: i64,
+    pub flow_id: Option<i64>,
+    pub incident_id: Option<i64>,
+    pub verdict: String,
+    pub note: String,
+    pub created: String,
+    pub threat_class: Option<String>,
+    /// Flows it covers (an incident's all).
+    pub flows: i64,
+    /// The flow as stored (`detect`'s JSON), when given on a flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Value>,
+    /// The incident as stored, when given on an incident.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Value>,
+}
 
 #[derive(Debug)]
 pub struct Store {
@@ -225,19 +282,20 @@ impl Store {
             .optional()?)
     }
 
-    pub fn models(&self) -> Result<Value, StoreError> {
+    /// Every model version, newest first.
+    pub fn models(&self) -> Result<Vec<ModelRow>, StoreError> {
         let db = self.db();
         let mut st = db.prepare("SELECT version, created, parent, feedback, note FROM models ORDER BY version DESC")?;
         let rows = st.query_map([], |r| {
-            Ok(json!({
-                "version": r.get::<_, i64>(0)?,
-                "created": r.get::<_, String>(1)?,
-                "parent": r.get::<_, Option<i64>>(2)?,
-                "feedback": r.get::<_, i64>(3)?,
-                "note": r.get::<_, String>(4)?,
-            }))
+            Ok(ModelRow {
+                version: r.get(0)?,
+                created: r.get(1)?,
+                parent: r.get(2)?,
+                feedback: r.get(3)?,
+                note: r.get(4)?,
+            })
         })?;
-        Ok(Value::Array(rows.collect::<Result<_, _>>()?))
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     // ---- analyses
@@ -394,19 +452,21 @@ impl Store {
         Ok(gone)
     }
 
-    fn analysis_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
-        Ok(json!({
-            "id": r.get::<_, i64>(0)?,
-            "name": r.get::<_, String>(1)?,
-            "created": r.get::<_, String>(2)?,
-            "status": r.get::<_, String>(3)?,
-            "progress": r.get::<_, f64>(4)?,
-            "error": r.get::<_, Option<String>>(5)?,
-            "model_version": r.get::<_, Option<i64>>(6)?,
-        }))
+    fn analysis_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AnalysisRow> {
+        Ok(AnalysisRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            created: r.get(2)?,
+            status: r.get(3)?,
+            progress: r.get(4)?,
+            error: r.get(5)?,
+            model_version: r.get(6)?,
+            ..Default::default()
+        })
     }
 
-    pub fn analyses(&self) -> Result<Value, StoreError> {
+    /// Every analysis, newest first, with its headline counts when done.
+    pub fn analyses(&self) -> Result<Vec<AnalysisRow>, StoreError> {
         let db = self.db();
         let mut st = db.prepare(
             "SELECT id, name, created, status, progress, error, model_version, summary FROM analyses ORDER BY id DESC",
@@ -415,17 +475,17 @@ impl Store {
             let mut v = Self::analysis_row(r)?;
             let summary: Option<String> = r.get(7)?;
             if let Some(s) = summary.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
-                v["flows"] = s["flows"].clone();
-                v["anomalies"] = s["anomalies"].clone();
-                v["by_severity"] = s["by_severity"].clone();
+                v.flows = Some(s["flows"].clone());
+                v.anomalies = Some(s["anomalies"].clone());
+                v.by_severity = Some(s["by_severity"].clone());
             }
             Ok(v)
         })?;
-        Ok(Value::Array(rows.collect::<Result<_, _>>()?))
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Status, and when done the summary and charts; `None` if unknown.
-    pub fn analysis(&self, id: i64) -> Result<Option<Value>, StoreError> {
+    pub fn analysis(&self, id: i64) -> Result<Option<AnalysisRow>, StoreError> {
         let db = self.db();
         let row = db
             .query_row(
@@ -436,10 +496,10 @@ impl Store {
             .optional()?;
         let Some((mut v, summary, charts)) = row else { return Ok(None) };
         if let Some(s) = summary {
-            v["summary"] = serde_json::from_str(&s)?;
+            v.summary = Some(serde_json::from_str(&s)?);
         }
         if let Some(c) = charts {
-            v["charts"] = serde_json::from_str(&c)?;
+            v.charts = Some(serde_json::from_str(&c)?);
         }
         Ok(Some(v))
     }
@@ -556,7 +616,7 @@ impl Store {
     }
 
     /// Every feedback entry, newest first, with the flow it names.
-    pub fn feedback(&self) -> Result<Vec<Value>, StoreError> {
+    pub fn feedback(&self) -> Result<Vec<FeedbackRow>, StoreError> {
         let db = self.db();
         let mut st = db.prepare(
             "SELECT f.id, f.analysis_id, f.flow, f.incident, f.verdict, f.note, f.created, f.class, f.flows,
@@ -566,17 +626,19 @@ impl Store {
         )?;
         let rows = st.query_map([], |r| {
             Ok((
-                json!({
-                    "id": r.get::<_, i64>(0)?,
-                    "analysis_id": r.get::<_, i64>(1)?,
-                    "flow_id": r.get::<_, Option<i64>>(2)?,
-                    "incident_id": r.get::<_, Option<i64>>(3)?,
-                    "verdict": r.get::<_, String>(4)?,
-                    "note": r.get::<_, String>(5)?,
-                    "created": r.get::<_, String>(6)?,
-                    "threat_class": r.get::<_, Option<String>>(7)?,
-                    "flows": r.get::<_, i64>(8)?,
-                }),
+                FeedbackRow {
+                    id: r.get(0)?,
+                    analysis_id: r.get(1)?,
+                    flow_id: r.get(2)?,
+                    incident_id: r.get(3)?,
+                    verdict: r.get(4)?,
+                    note: r.get(5)?,
+                    created: r.get(6)?,
+                    threat_class: r.get(7)?,
+                    flows: r.get(8)?,
+                    flow: None,
+                    incident: None,
+                },
                 r.get::<_, Option<String>>(9)?,
                 r.get::<_, Option<String>>(10)?,
             ))
@@ -585,10 +647,10 @@ impl Store {
         for row in rows {
             let (mut v, flow, incident) = row?;
             if let Some(f) = flow {
-                v["flow"] = serde_json::from_str(&f)?;
+                v.flow = Some(serde_json::from_str(&f)?);
             }
             if let Some(i) = incident {
-                v["incident"] = serde_json::from_str(&i)?;
+                v.incident = Some(serde_json::from_str(&i)?);
             }
             out.push(v);
         }
@@ -676,6 +738,7 @@ impl Store {
 mod tests {
     use super::*;
     use flowhound_detect::Severity;
+    use serde_json::json;
 
     fn row(flow: u64) -> Anomaly {
         Anomaly {
@@ -723,7 +786,7 @@ mod tests {
         assert_eq!(of(25), Some(json!(1)));
         assert_eq!(of(2), Some(json!(1)));
         assert_eq!(of(3), Some(Value::Null));
-        assert_eq!(s.analysis(id).expect("analysis").expect("exists")["summary"]["flows"], 30);
+        assert_eq!(s.analysis(id).expect("analysis").expect("exists").summary.expect("summary")["flows"], 30);
         assert_eq!(flows(&s, id)[..3], [29, 28, 27], "newest first");
 
         // Feedback on flow 5 and on the incident (flows 0, 1, 2, 25) keeps them.
