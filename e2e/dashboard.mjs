@@ -163,6 +163,11 @@ async function main() {
   await page.waitForSelector('#c-roc canvas');
   const auc = await page.textContent('#truth-metrics');
   check(/ROC-AUC/.test(auc), 'ground truth metrics are shown');
+  const scorers = await page.$$eval('#truth-detectors table:first-of-type tbody tr', (rows) => rows.map((r) => r.cells[0].textContent));
+  check(scorers.join(',') === 'iforest,lof,ocsvm,autoencoder,ensemble', 'every detector is measured on the page (' + scorers.join(',') + ')');
+  // Hostile category names are table text here too.
+  const cats = await page.$$eval('#truth-detectors table:nth-of-type(2) tbody tr td:first-child', (c) => c.map((x) => x.textContent));
+  check(cats.some((c) => c.includes('<img')), 'attack categories are shown as text (' + cats.length + ' rows)');
   await page.waitForTimeout(800);
   await page.screenshot({ path: join(shots, 'dashboard-truth.png'), fullPage: true });
 

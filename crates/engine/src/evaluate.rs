@@ -1,13 +1,14 @@
 //! How well a model separates labeled traffic, per detector and for the
 //! ensemble (`flowhound evaluate`): the metrics of
 //! `flowhound_detect::metrics` (defined as scikit-learn's) over labeled
-//! flows, as a terminal table, JSON, or a self-contained HTML page.
+//! flows, as a terminal table or JSON (`evaluate --report` writes the
+//! dashboard's page, whose ground-truth tab shows the same numbers).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use flowhound_detect::bundle::Bundle;
-use flowhound_detect::metrics::{self, Curve, Quality};
+use flowhound_detect::metrics::{self, Quality};
 use flowhound_detect::{Severity, Verdict};
 use flowhound_flow::FlowRecord;
 use serde_json::json;
@@ -48,7 +49,6 @@ pub struct Evaluation {
     unlabeled: u64,
     names: Vec<String>,
     quality: Vec<Quality>,
-    curves: Vec<(Curve, Curve)>,
     /// The forest's attack-category classification, when there is a forest.
     classification: Option<metrics::Classification>,
     /// Votes the ensemble flags at.
@@ -87,9 +87,8 @@ impl Rows {
 }
 
 impl Evaluation {
-    /// The metrics of every scorer of `bundle` over `rows`; `curves`: the
-    /// ROC and PR curves too (for the HTML page).
-    pub fn new(bundle: &Bundle, rows: &Rows, curves: bool) -> Evaluation {
+    /// The metrics of every scorer of `bundle` over `rows`.
+    pub fn new(bundle: &Bundle, rows: &Rows) -> Evaluation {
         let voters = bundle.ensemble.model_names();
         let cats: Vec<Option<&str>> =
             rows.categories.iter().map(|c| c.map(|c| rows.names[c as usize].as_str())).collect();
@@ -97,11 +96,6 @@ impl Evaluation {
         names.push("ensemble".into());
         let quality: Vec<Quality> =
             rows.scores.iter().zip(&rows.flags).map(|(s, f)| metrics::quality(&rows.labels, &cats, s, f)).collect();
-        let curves = if curves {
-            rows.scores.iter().map(|s| metrics::curves(&rows.labels, s, 400)).collect()
-        } else {
-            Vec::new()
-        };
         // The forest's classes against the truth: benign, or the attack's
         // category (`malicious` without one, as in training).
         let classification = bundle.ensemble.supervised().map(|sup| {
@@ -125,7 +119,6 @@ impl Evaluation {
             unlabeled: rows.unlabeled,
             names,
             quality,
-            curves,
             min_votes: bundle.ensemble.min_votes(),
         }
     }
@@ -139,11 +132,6 @@ impl Evaluation {
     /// The terminal tables.
     pub fn table(&self) -> String {
         table(self, self.min_votes)
-    }
-
-    /// The self-contained HTML page, naming the `model`.
-    pub fn html(&self, model: &str) -> String {
-        html(self, model, self.min_votes)
     }
 }
 
@@ -242,147 +230,4 @@ fn table(ev: &Evaluation, min_votes: usize) -> String {
         }
     }
     s
-}
-
-/// Text for HTML.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-const COLORS: [&str; 6] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728"];
-
-/// One SVG plot of curves in the unit square.
-fn plot(title: &str, x: &str, y: &str, names: &[String], curves: &[&[(f64, f64)]]) -> String {
-    let (w, h, m) = (360.0, 300.0, 40.0);
-    let px = |v: f64| m + v * (w - 2.0 * m);
-    let py = |v: f64| h - m - v * (h - 2.0 * m);
-    let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img"><title>{}</title>"#,
-        esc(title)
-    );
-    let _ = write!(
-        s,
-        r##"<rect x="{m}" y="{m}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
-        w - 2.0 * m,
-        h - 2.0 * m
-    );
-    for t in [0.0, 0.5, 1.0] {
-        let _ = write!(s, r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{t}</text>"#, px(t), h - m + 14.0);
-        let _ = write!(s, r#"<text x="{}" y="{}" font-size="10" text-anchor="end">{t}</text>"#, m - 4.0, py(t) + 3.0);
-    }
-    let _ = write!(s, r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>"#, w / 2.0, h - 6.0, esc(x));
-    let _ = write!(
-        s,
-        r#"<text x="12" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>"#,
-        h / 2.0,
-        h / 2.0,
-        esc(y)
-    );
-    let _ = write!(s, r#"<text x="{}" y="16" font-size="13" text-anchor="middle">{}</text>"#, w / 2.0, esc(title));
-    for (i, (n, c)) in names.iter().zip(curves).enumerate() {
-        let pts: Vec<String> = c.iter().map(|(a, b)| format!("{:.1},{:.1}", px(*a), py(*b))).collect();
-        let color = COLORS[i % COLORS.len()];
-        let width = if i + 1 == names.len() { 2.5 } else { 1.5 };
-        let _ = write!(
-            s,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="{width}" points="{}"><title>{}</title></polyline>"#,
-            pts.join(" "),
-            esc(n)
-        );
-    }
-    s + "</svg>"
-}
-
-fn html(ev: &Evaluation, model: &str, min_votes: usize) -> String {
-    let mut s = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>flowhound evaluation</title><style>\
-         body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}\
-         td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}\
-         .plots{display:flex;flex-wrap:wrap;gap:2em}.cm{display:inline-block;margin-right:1.5em}.key span{margin-right:1em}\
-         </style></head><body>",
-    );
-    let _ = write!(
-        s,
-        "<h1>flowhound evaluation</h1><p>Model <code>{}</code>; {} labeled flows: {} malicious, {} benign{}.</p>",
-        esc(model),
-        ev.n,
-        ev.positives,
-        ev.n - ev.positives,
-        if ev.unlabeled > 0 { format!(" ({} without ground truth skipped)", ev.unlabeled) } else { String::new() }
-    );
-    s += "<table><tr><th>model</th>";
-    for m in METRICS {
-        let _ = write!(s, "<th>{m}</th>");
-    }
-    s += "</tr>";
-    for (n, q) in ev.names.iter().zip(&ev.quality) {
-        let _ = write!(s, "<tr><td>{}</td>", esc(n));
-        for c in cells(q) {
-            let _ = write!(s, "<td>{c}</td>");
-        }
-        s += "</tr>";
-    }
-    let _ = write!(
-        s,
-        "</table><p>Flags at each detector's calibrated threshold; the ensemble flags at ≥ {min_votes} votes.</p>"
-    );
-    s += "<p class=\"key\">";
-    for (i, n) in ev.names.iter().enumerate() {
-        let _ = write!(s, "<span style=\"color:{}\">■ {}</span>", COLORS[i % COLORS.len()], esc(n));
-    }
-    s += "</p><div class=\"plots\">";
-    let roc: Vec<&[(f64, f64)]> = ev.curves.iter().map(|c| c.0.as_slice()).collect();
-    let pr: Vec<&[(f64, f64)]> = ev.curves.iter().map(|c| c.1.as_slice()).collect();
-    s += &plot("ROC", "false-positive rate", "true-positive rate", &ev.names, &roc);
-    s += &plot("Precision–recall", "recall", "precision", &ev.names, &pr);
-    s += "</div><h2>Confusion matrices</h2>";
-    for (n, q) in ev.names.iter().zip(&ev.quality) {
-        let c = &q.confusion;
-        let _ = write!(
-            s,
-            "<div class=\"cm\"><table><tr><th>{}</th><th>flagged</th><th>not flagged</th></tr>\
-             <tr><td>malicious</td><td>{}</td><td>{}</td></tr><tr><td>benign</td><td>{}</td><td>{}</td></tr></table></div>",
-            esc(n),
-            c.tp,
-            c.fn_,
-            c.fp,
-            c.tn
-        );
-    }
-    if let Some(ens) = ev.quality.last().filter(|e| !e.per_category.is_empty()) {
-        s += "<h2>Detected per attack category</h2><table><tr><th>category</th><th>flows</th>";
-        for n in &ev.names {
-            let _ = write!(s, "<th>{}</th>", esc(n));
-        }
-        s += "</tr>";
-        for (cat, d) in &ens.per_category {
-            let _ = write!(s, "<tr><td>{}</td><td>{}</td>", esc(cat), d.n);
-            for q in &ev.quality {
-                let _ = write!(s, "<td>{}</td>", detected(q, cat, d.n));
-            }
-            s += "</tr>";
-        }
-        s += "</table>";
-    }
-    if let Some(c) = &ev.classification {
-        let _ = write!(
-            s,
-            "<h2>Random Forest: attack categories</h2><p>accuracy {:.4}, macro-F1 {:.4}, weighted F1 {:.4}</p>\
-             <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>flows</th></tr>",
-            c.accuracy, c.macro_f1, c.weighted_f1
-        );
-        for (name, q) in &c.per_class {
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
-                esc(name),
-                q.precision,
-                q.recall,
-                q.f1,
-                q.support
-            );
-        }
-        s += "</table>";
-    }
-    s + "</body></html>\n"
 }

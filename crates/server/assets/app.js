@@ -655,13 +655,18 @@
       ['precision', fmt(q.precision)], ['recall', fmt(q.recall)], ['F1', fmt(q.f1)], ['false-positive rate', fmt(q.fpr)]]
       .forEach(([k, v]) => c.appendChild(card(k, v)));
     if ($('tab-truth').hidden) return;
-    const line = (id, data, xn, yn) => chart(id, base({
+    // Every detector's curve beside the ensemble's (older analyses: the ensemble's alone).
+    const scorers = g.detectors || [{ name: 'ensemble', roc: g.roc, pr: g.pr }];
+    const line = (id, key, xn, yn) => chart(id, base({
       tooltip: { trigger: 'axis', renderMode: 'richText' },
-      xAxis: axis({ type: 'value', min: 0, max: 1, name: xn, nameLocation: 'middle', nameGap: 26 }), yAxis: axis({ type: 'value', min: 0, max: 1, name: yn }),
-      series: [{ type: 'line', showSymbol: false, data, areaStyle: { opacity: 0.15 } }],
+      grid: { left: 56, right: 16, top: 36, bottom: 44 },
+      xAxis: axis({ type: 'value', min: 0, max: 1, name: xn, nameLocation: 'middle', nameGap: 26 }), yAxis: axis({ type: 'value', min: 0, max: 1, name: yn, nameLocation: 'middle', nameGap: 34 }),
+      series: scorers.map((d) => ({ name: d.name, type: 'line', showSymbol: false, data: d[key],
+        lineStyle: { width: d.name === 'ensemble' ? 3 : 1.5 }, areaStyle: d.name === 'ensemble' ? { opacity: 0.12 } : undefined })),
     }));
-    line('c-roc', g.roc, 'false-positive rate', 'true-positive rate');
-    line('c-pr', g.pr, 'recall', 'precision');
+    line('c-roc', 'roc', 'false-positive rate', 'true-positive rate');
+    line('c-pr', 'pr', 'recall', 'precision');
+    renderDetectors(g);
     const cf = q.confusion;
     chart('c-confusion', base({
       tooltip: { renderMode: 'richText', formatter: (p) => p.value[2] + ' flows' },
@@ -679,6 +684,37 @@
       visualMap: { min: 0, max: Math.max(1, ...g.class_confusion.map((r) => r.flows)), show: false, inRange: { color: ['#16212c', '#4ea1ff'] } },
       series: [{ type: 'heatmap', data: g.class_confusion.map((r) => [cls.indexOf(r.class), cats.indexOf(r.category), r.flows]), label: { show: true, color: TEXT } }],
     }));
+  }
+
+  // Per detector and the ensemble: the numbers `flowhound evaluate` prints,
+  // flows detected per attack category, and the forest's classification.
+  function renderDetectors(g) {
+    const box = clear($('truth-detectors'));
+    if (!g.detectors) return;
+    const grid = (head, rows) => el('table', { cls: 'grid' }, [
+      el('thead', null, [el('tr', null, head.map((h) => el('th', { text: h })))]),
+      el('tbody', null, rows.map((r) => el('tr', null, r.map((v) => el('td', { text: v }))))),
+    ]);
+    const n4 = (v) => (v === null || v === undefined ? '–' : Number(v).toFixed(4));
+    box.appendChild(el('h3', { text: 'Per detector (at each calibrated threshold; the ensemble at its vote)' }));
+    box.appendChild(grid(['model', 'precision', 'recall', 'F1', 'accuracy', 'FPR', 'ROC-AUC', 'PR-AUC', 'TP', 'FP', 'TN', 'FN'],
+      g.detectors.map((d) => { const q = d.quality, c = q.confusion;
+        return [d.name, n4(q.precision), n4(q.recall), n4(q.f1), n4(q.accuracy), n4(q.fpr), n4(q.roc_auc), n4(q.pr_auc), big(c.tp), big(c.fp), big(c.tn), big(c.fn)]; })));
+    const cats = Object.keys(g.quality.per_category || {});
+    if (cats.length) {
+      box.appendChild(el('h3', { text: 'Detected per attack category (flows flagged / flows)' }));
+      box.appendChild(grid(['category', 'flows'].concat(g.detectors.map((d) => d.name)), cats.map((cat) => {
+        const n = g.quality.per_category[cat].n;
+        return [cat, big(n)].concat(g.detectors.map((d) => { const hit = (d.quality.per_category[cat] || {}).detected || 0;
+          return big(hit) + ' (' + Math.round((100 * hit) / Math.max(n, 1)) + ' %)'; }));
+      })));
+    }
+    const c = g.classification;
+    if (c) {
+      box.appendChild(el('h3', { text: 'Random Forest: attack categories — accuracy ' + n4(c.accuracy) + ', macro-F1 ' + n4(c.macro_f1) + ', weighted F1 ' + n4(c.weighted_f1) }));
+      box.appendChild(grid(['class', 'precision', 'recall', 'F1', 'flows'],
+        Object.entries(c.per_class).map(([k, q]) => [k, n4(q.precision), n4(q.recall), n4(q.f1), big(q.support)])));
+    }
   }
 
   async function deleteAnalysis() {

@@ -27,11 +27,20 @@ pub struct AnalysisParams {
     pub allow: Allowlist,
     /// The model version the summary names.
     pub model_version: i64,
+    /// Ground truth only of the flows `train --holdout` kept out (`evaluate
+    /// --holdout --report`): the rest were trained on.
+    pub holdout: Option<flowhound_detect::Holdout>,
 }
 
 impl Default for AnalysisParams {
     fn default() -> Self {
-        AnalysisParams { top_features: 5, incident_gap_secs: 900, allow: Allowlist::default(), model_version: 1 }
+        AnalysisParams {
+            top_features: 5,
+            incident_gap_secs: 900,
+            allow: Allowlist::default(),
+            model_version: 1,
+            holdout: None,
+        }
     }
 }
 
@@ -190,6 +199,13 @@ struct Truth {
     categories: Vec<Option<String>>,
     scores: Vec<f32>,
     flags: Vec<bool>,
+    /// Per detector (verdict order): scores and flags.
+    models: Vec<(Vec<f32>, Vec<bool>)>,
+    /// The forest's predicted class, when there is one.
+    predicted: Vec<Option<u16>>,
+    /// The labeled flows counted (their class confusion).
+    tally: Tally,
+    holdout: Option<flowhound_detect::Holdout>,
 }
 
 /// The analysis' side of a run: charts, ground truth, the time span and the
@@ -211,11 +227,20 @@ impl Output for Collect<'_> {
             self.span = (self.span.0.min(t.secs()), self.span.1.max(t.secs()));
         }
         self.charts.add(x.id, r, v, x.raw, x.input);
-        if let Some(t) = &r.truth {
-            self.truth.labels.push(t.malicious);
-            self.truth.categories.push(t.category.as_ref().map(|c| c.to_string()));
-            self.truth.scores.push(v.score);
-            self.truth.flags.push(v.severity != Severity::None);
+        let counted = self.truth.holdout.is_none_or(|h| h.holds(x.id));
+        if let (Some(t), true) = (&r.truth, counted) {
+            let truth = &mut self.truth;
+            truth.labels.push(t.malicious);
+            truth.categories.push(t.category.as_ref().map(|c| c.to_string()));
+            truth.scores.push(v.score);
+            truth.flags.push(v.severity != Severity::None);
+            truth.models.resize_with(v.models.len(), Default::default);
+            for ((s, f), (ss, ff)) in v.models.iter().zip(&mut truth.models) {
+                ss.push(*s);
+                ff.push(*f);
+            }
+            truth.predicted.push(v.category);
+            truth.tally.add(r, v, x.finding, x.shown.entry.is_some());
         }
         if let Some(f) = x.finding {
             self.anomalies.push(Anomaly::new(x, f, self.names, self.classes, &self.nets));
@@ -246,7 +271,7 @@ pub fn analyze(
         classes,
         nets: Networks::new(&bundle.features.internal),
         charts: Charts::new(names.clone()),
-        truth: Truth::default(),
+        truth: Truth { holdout: p.holdout, ..Truth::default() },
         anomalies: Vec::new(),
         span: (i64::MAX, i64::MIN),
     };
@@ -260,7 +285,7 @@ pub fn analyze(
     let Collect { charts, truth, anomalies, span: (first, last), .. } = collect;
     let tally = std::mem::take(&mut pipeline.tally);
     let order_warning = tally.order_warning.clone();
-    let Tally { flows, by_severity, ref by_class, suppressed, ref confusion, .. } = tally;
+    let Tally { flows, by_severity, ref by_class, suppressed, .. } = tally;
     if flows == 0 {
         let problems: Vec<String> = report
             .files
@@ -300,7 +325,7 @@ pub fn analyze(
         "threshold": threshold,
     });
     if !truth.labels.is_empty() {
-        summary["ground_truth"] = ground_truth(&truth, confusion);
+        summary["ground_truth"] = ground_truth(&truth, &names, bundle);
     }
     Ok(Analysis { summary, charts, anomalies, incidents })
 }
@@ -336,21 +361,38 @@ fn ts(secs: i64) -> Option<String> {
     flowhound_flow::Timestamp::from_secs(secs).map(|t| t.to_rfc3339())
 }
 
-/// `evaluate`'s numbers for the ensemble, with curves and confusion tables.
-/// `confusion`: (category, threat class or "not flagged") → malicious flows.
-fn ground_truth(t: &Truth, confusion: &std::collections::BTreeMap<(String, String), u64>) -> Value {
+/// `evaluate`'s numbers: the ensemble's quality, curves and confusion tables
+/// (`quality`, `roc`, `pr`, `class_confusion`), every detector's
+/// (`detectors`), and the forest's attack-category classification.
+fn ground_truth(t: &Truth, names: &[&str], bundle: &Bundle) -> Value {
     let cats: Vec<Option<&str>> = t.categories.iter().map(|c| c.as_deref()).collect();
-    let q = metrics::quality(&t.labels, &cats, &t.scores, &t.flags);
-    let (roc, pr) = metrics::curves(&t.labels, &t.scores, 200);
     let pts = |c: &metrics::Curve| c.iter().map(|(x, y)| json!([round(*x), round(*y)])).collect::<Vec<_>>();
-    let malicious = t.labels.iter().filter(|l| **l).count();
+    let scorer = |name: &str, scores: &[f32], flags: &[bool]| {
+        let (roc, pr) = metrics::curves(&t.labels, scores, 200);
+        json!({"name": name, "quality": metrics::quality(&t.labels, &cats, scores, flags), "roc": pts(&roc), "pr": pts(&pr)})
+    };
+    let ensemble = scorer("ensemble", &t.scores, &t.flags);
+    let mut detectors: Vec<Value> = names.iter().zip(&t.models).map(|(n, (s, f))| scorer(n, s, f)).collect();
+    detectors.push(ensemble.clone());
+    let classification = bundle.ensemble.supervised().map(|sup| {
+        let truth: Vec<&str> =
+            t.labels.iter().zip(&cats).map(|(m, c)| if *m { c.unwrap_or("malicious") } else { "benign" }).collect();
+        let predicted: Vec<&str> = t
+            .predicted
+            .iter()
+            .map(|p| p.and_then(|p| sup.classes.get(usize::from(p))).map_or("benign", String::as_str))
+            .collect();
+        metrics::classification(&truth, &predicted)
+    });
     json!({
         "labeled": t.labels.len(),
-        "malicious": malicious,
-        "quality": q,
-        "roc": pts(&roc),
-        "pr": pts(&pr),
-        "class_confusion": confusion.iter().map(|((c, k), n)| json!({"category": c, "class": k, "flows": n})).collect::<Vec<_>>(),
+        "malicious": t.labels.iter().filter(|l| **l).count(),
+        "quality": ensemble["quality"],
+        "roc": ensemble["roc"],
+        "pr": ensemble["pr"],
+        "detectors": detectors,
+        "classification": classification,
+        "class_confusion": t.tally.confusion.iter().map(|((c, k), n)| json!({"category": c, "class": k, "flows": n})).collect::<Vec<_>>(),
     })
 }
 

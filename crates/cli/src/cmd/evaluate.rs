@@ -10,7 +10,6 @@ use flowhound_engine::evaluate::{Evaluation, Rows};
 use super::detect::{load_model, score_each};
 use super::InputArgs;
 use crate::exit::{CliError, CliResult};
-use flowhound_engine::outfile::OutFile as Output;
 
 /// Measure a model on labeled flows: accuracy, precision, recall, F1 and the
 /// false-positive rate at the calibrated thresholds, ROC-AUC and PR-AUC from
@@ -31,8 +30,9 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// Also write a self-contained HTML page with ROC and PR curves and
-    /// confusion matrices.
+    /// Also write the dashboard's report page for the input (as `flowhound
+    /// report` does), whose ground-truth tab shows these numbers with every
+    /// detector's ROC and PR curves.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
 
@@ -80,16 +80,15 @@ pub fn run(a: Args) -> CliResult {
             rows.unlabeled
         )));
     }
-    let ev = Evaluation::new(&bundle, &rows, a.report.is_some());
+    let ev = Evaluation::new(&bundle, &rows);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&ev.json()).unwrap_or_default());
     } else {
         print!("{}", ev.table());
     }
     if let Some(path) = &a.report {
-        let mut out = Output::create(Some(path.as_path())).map_err(CliError::usage)?;
-        out.write_all(ev.html(&a.model.display().to_string()).as_bytes())?;
-        out.finish()?;
+        let params = flowhound_server::AnalysisParams { holdout, ..Default::default() };
+        super::report::write(&bundle, &inputs, &opts, &params, path, 5000)?;
         if !a.input.quiet {
             eprintln!("report written to {}", path.display());
         }

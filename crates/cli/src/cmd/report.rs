@@ -65,16 +65,29 @@ pub fn report(a: &Args) -> CliResult<Written> {
     let (inputs, opts) = a.input.prepare()?;
     let allow = super::findings::load_allowlist(a.allowlist.as_deref())?;
     let params = AnalysisParams { allow, ..Default::default() };
+    write(&bundle, &inputs, &opts, &params, &a.output, a.max_anomalies)
+}
+
+/// Analyses the inputs as the dashboard does and writes its page, with
+/// everything inlined, to `output` (`evaluate --report` too).
+pub fn write(
+    bundle: &flowhound_detect::bundle::Bundle,
+    inputs: &[flowhound_source::Input],
+    opts: &flowhound_source::ScanOptions,
+    params: &AnalysisParams,
+    output: &std::path::Path,
+    max_anomalies: usize,
+) -> CliResult<Written> {
     let analysis =
-        flowhound_server::analyze(&bundle, &inputs, &opts, &params, &Progress::default()).map_err(|e| match e {
+        flowhound_server::analyze(bundle, inputs, opts, params, &Progress::default()).map_err(|e| match e {
             flowhound_server::analysis::AnalysisError::Input(_) => CliError::input(e),
             other => CliError::from(anyhow::Error::from(other)),
         })?;
-    let name: Vec<String> = inputs.iter().map(|i| flowhound_server::analysis::file_name(&i.name())).collect();
-    let data = flowhound_server::assets::report_data(&name.join(", "), &analysis, a.max_anomalies);
+    let name: Vec<String> = inputs.iter().map(|i| flowhound_engine::config::file_name(&i.name())).collect();
+    let data = flowhound_server::assets::report_data(&name.join(", "), &analysis, max_anomalies);
     let html = flowhound_server::assets::report_html(&data);
     drop(data);
-    std::fs::write(&a.output, &html).runtime(format!("writing {}", a.output.display()))?;
+    std::fs::write(output, &html).runtime(format!("writing {}", output.display()))?;
     Ok(Written {
         flows: analysis.summary["flows"].as_u64().unwrap_or(0),
         anomalies: analysis.anomalies.len() as u64,
