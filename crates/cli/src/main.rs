@@ -41,6 +41,7 @@ enum Command {
     Serve(cmd::serve::Args),
     Report(cmd::report::Args),
     Watch(cmd::watch::Args),
+    Publish(cmd::publish::Args),
     /// Check a sink configuration (`config check`).
     Config(cmd::sinks::ConfigArgs),
 }
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Watch(a) => cmd::watch::run(a),
+        Command::Publish(a) => cmd::publish::run(a),
         Command::Config(a) => cmd::sinks::run_config(a),
     };
     match result {

@@ -104,6 +104,18 @@ impl ScanReport {
     pub fn failed_files(&self) -> impl Iterator<Item = &FileReport> {
         self.files.iter().filter(|f| f.error.is_some())
     }
+
+    /// Adds a later scan's files and counts (scans of one input at a time).
+    pub fn merge(&mut self, o: ScanReport) {
+        self.files.extend(o.files);
+        self.records += o.records;
+        self.rejected += o.rejected;
+        for (k, v) in o.rejects_by_reason {
+            *self.rejects_by_reason.entry(k).or_default() += v;
+        }
+        self.no_data += o.no_data;
+        self.skip_data += o.skip_data;
+    }
 }
 
 /// Records per `map` call when the records were sorted first.

@@ -8,6 +8,7 @@ pub mod features;
 pub mod findings;
 pub mod generate;
 pub mod inspect;
+pub mod publish;
 pub mod report;
 pub mod review;
 pub mod serve;
