@@ -1149,6 +1149,16 @@ fn report_and_training_with_dashboard_feedback() {
     assert_eq!(data["anomalies"].as_array().map(Vec::len), Some(detected as usize));
     assert!(data["analysis"]["summary"]["ground_truth"]["quality"]["roc_auc"].as_f64().is_some_and(|a| a > 0.9));
     assert!(data["incidents"].as_array().is_some_and(|i| !i.is_empty()));
+    // Incidents as detect reports them: the digest counted, not listed.
+    let o = run(&["detect", "-m", &m1, &day, "--incidents"]);
+    let incidents = text(&o.stdout).lines().count();
+    assert_eq!(data["incidents"].as_array().map(Vec::len), Some(incidents), "the report's incidents are detect's");
+    assert_eq!(data["analysis"]["summary"]["incidents"]["total"], incidents);
+    let digest = text(&o.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("digest: ")?.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert_eq!(data["analysis"]["summary"]["incidents"]["digest"], digest);
     let o = run(&["report", "-m", &m1, "/nonexistent.log", "-o", &html_path.display().to_string()]);
     assert_eq!(o.status.code(), Some(3), "a missing input is an input error");
 

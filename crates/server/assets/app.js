@@ -153,6 +153,7 @@
     c.appendChild(card('anomalies', big(s.anomalies) + (s.flows ? ' (' + ((100 * s.anomalies) / s.flows).toFixed(2) + ' %)' : '')));
     ['high', 'medium', 'low'].forEach((k) => c.appendChild(card(k, big(s.by_severity[k]), k)));
     c.appendChild(card('incidents', big(s.incidents.total)));
+    if (s.incidents.digest) c.appendChild(card('single low flows (digest, in Flows)', big(s.incidents.digest)));
     if (s.suppressed) c.appendChild(card('suppressed (allowlist)', big(s.suppressed)));
     const classes = Object.entries(s.by_class || {}).sort((a, b) => b[1] - a[1]).slice(0, 4);
     classes.forEach(([k, v]) => c.appendChild(card(k, big(v))));

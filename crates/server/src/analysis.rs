@@ -263,9 +263,11 @@ pub fn analyze(
     let step = Step::new(Explainer::new(bundle, None, &ExplainParams { top: p.top_features })?);
     let incidents = Incidents::new(IncidentParams { gap_secs: p.incident_gap_secs, samples: 5, ..Default::default() });
     // Every anomaly is stored and grows its incident, suppressed ones too
-    // (marked): the page filters them.
+    // (marked): the page filters them. Incidents as `detect` reports them:
+    // single low-severity flows no rule names (the digest) are counted, not
+    // listed as incidents of their own — they are in the flow table.
     let show = Show { suppressed: true, ..Show::default() };
-    let mut pipeline = Pipeline::new(bundle, step, show, p.allow.clone(), incidents, Ending::AtEnd { digest: false });
+    let mut pipeline = Pipeline::new(bundle, step, show, p.allow.clone(), incidents, Ending::AtEnd { digest: true });
     let mut collect = Collect {
         names: &names,
         classes,
@@ -313,7 +315,7 @@ pub fn analyze(
         "by_model": names.iter().zip(&charts["models"]["flagged"].as_array().cloned().unwrap_or_default()).map(|(n, c)| (n.to_string(), c.clone())).collect::<Map<String, Value>>(),
         "by_class": by_class,
         "suppressed": suppressed,
-        "incidents": {"total": incidents.len(), "high": incidents_by_severity(Severity::High), "medium": incidents_by_severity(Severity::Medium), "low": incidents_by_severity(Severity::Low)},
+        "incidents": {"total": incidents.len(), "high": incidents_by_severity(Severity::High), "medium": incidents_by_severity(Severity::Medium), "low": incidents_by_severity(Severity::Low), "digest": tally.digest},
         "time_span": if first <= last { json!({"first": ts(first), "last": ts(last)}) } else { Value::Null },
         "rejected_lines": events.rejected,
         // Uploads are read as they come: say when their windows mixed periods.

@@ -94,6 +94,8 @@ pub struct LiveFeed {
     open: BTreeMap<u64, Severity>,
     /// Flows by severity; threat classes and suppression of the flagged ones.
     tally: Tally,
+    /// Ended incidents of the digest (counted, not listed).
+    digest: u64,
     span: Option<(i64, i64)>,
     stored: u64,
     allow_text: String,
@@ -123,6 +125,7 @@ impl LiveFeed {
             ended_by_severity: [0; 4],
             open: BTreeMap::new(),
             tally: Tally::default(),
+            digest: 0,
             span: None,
             stored: 0,
             allow_text: String::new(),
@@ -174,9 +177,12 @@ impl LiveFeed {
     pub fn publish(&mut self, touched: &[Incident], ended: &[Incident]) -> Result<(), ServerError> {
         // An incident can grow and end in one batch: its last state counts.
         let mut latest: BTreeMap<u64, &Incident> = BTreeMap::new();
-        for i in touched.iter().chain(ended) {
+        // The digest (single low-severity flows no rule names) is counted,
+        // not listed: its flows are in the table, as `detect` reports them.
+        for i in touched.iter().chain(ended).filter(|i| !i.digest) {
             latest.insert(i.id, i);
         }
+        self.digest += ended.iter().filter(|i| i.digest).count() as u64;
         let mut rows = Vec::with_capacity(latest.len());
         for i in latest.into_values() {
             let from = self.assigned.get(&i.id).copied().unwrap_or(0);
@@ -186,7 +192,7 @@ impl LiveFeed {
             self.assigned.insert(i.id, i.members.len());
             self.open.insert(i.id, i.peak_severity);
         }
-        for i in ended {
+        for i in ended.iter().filter(|i| !i.digest) {
             self.assigned.remove(&i.id);
             self.open.remove(&i.id);
             self.ended_by_severity[i.peak_severity as usize] += 1;
@@ -228,7 +234,7 @@ impl LiveFeed {
             "by_severity": {"high": t.by_severity[3], "medium": t.by_severity[2], "low": t.by_severity[1]},
             "by_class": t.by_class,
             "suppressed": t.suppressed,
-            "incidents": {"total": inc[1..].iter().sum::<u64>(), "open": self.open.len(), "high": inc[3], "medium": inc[2], "low": inc[1]},
+            "incidents": {"total": inc[1..].iter().sum::<u64>(), "open": self.open.len(), "high": inc[3], "medium": inc[2], "low": inc[1], "digest": self.digest},
             "time_span": self.span.map(|(a, b)| json!({"first": ts(a), "last": ts(b)})),
             "model_version": self.model_version,
             "live": true,
