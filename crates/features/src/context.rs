@@ -7,9 +7,12 @@
 //! Distinct counts use "last seen" tables — (source, destination) → when
 //! last seen, (source, destination port) → when last seen — and per bucket
 //! the number of values last seen there: the live buckets' sum is the
-//! window's distinct count. One pair table serves both sides (the source's
-//! distinct destinations and the destination's distinct sources), so a flow
-//! costs one probe of it and one of the port table.
+//! window's distinct count. Each side has its own pair table (the source's
+//! distinct destinations on its clock, the destination's distinct sources on
+//! its): a flow costs two probes of them and one of the port table, and
+//! every piece of state belongs to one side — what lets a worker keyed by
+//! source and one keyed by destination each hold their own
+//! (docs/scale-out.md; BENCHMARKS.md has the cost).
 //!
 //! The work is memory-bound (every flow touches two hosts' state, cold when
 //! hosts are many), so the layout is about cache lines: hosts live in flat
@@ -456,8 +459,12 @@ pub struct Context {
     longest_us: i64,
     src: Side<SrcSums>,
     dst: Side<DstSums>,
-    /// (source, destination) → when last seen, for both sides' distinct counts.
-    pairs: LastSeen<(IpAddr, IpAddr), Stamp<2>>,
+    /// (source, destination) → when last seen on the source's clock (its
+    /// distinct destinations), and on the destination's (its distinct
+    /// sources): one table per side, so each side's state is its own (a
+    /// worker keyed by source or by destination holds it; docs/scale-out.md).
+    src_pairs: LastSeen<(IpAddr, IpAddr), Stamp<1>>,
+    dst_pairs: LastSeen<(IpAddr, IpAddr), Stamp<1>>,
     /// (source, destination port) → when last seen.
     ports: LastSeen<(IpAddr, u16), Stamp<1>>,
     now: i64,
@@ -487,7 +494,8 @@ impl Context {
             longest_us,
             src: Side::new(n, true),
             dst: Side::new(n, false),
-            pairs: LastSeen::default(),
+            src_pairs: LastSeen::default(),
+            dst_pairs: LastSeen::default(),
             ports: LastSeen::default(),
             now: i64::MIN,
             epoch: 0,
@@ -545,7 +553,7 @@ impl Context {
 
     /// Entries in the "last seen" tables (pairs + ports).
     pub fn table_entries(&self) -> usize {
-        self.pairs.len() + self.ports.len()
+        self.src_pairs.len() + self.dst_pairs.len() + self.ports.len()
     }
 
     /// Adds a flow and appends its context features to `out`.
@@ -566,14 +574,16 @@ impl Context {
         sstore.touch(ss.at, ts, widths);
         dstore.touch(ds.at, td, widths);
         let epoch = self.epoch;
-        let pair = self.pairs.insert(pair_key(k.src, k.dst), Stamp { t: [ts, td], epoch });
+        let pk = pair_key(k.src, k.dst);
+        let pair_s = self.src_pairs.insert(pk, Stamp { t: [ts], epoch });
+        let pair_d = self.dst_pairs.insert(pk, Stamp { t: [td], epoch });
         let port = k.dst_port.and_then(|p| self.ports.insert(port_key(k.src, p), Stamp { t: [ts], epoch }));
         let (src_totals, src_rings, src_prev) = Side::advance(ss, sstore, ts, widths);
         let (dst_totals, dst_rings, _) = Side::advance(ds, dstore, td, widths);
 
         // Source side: a pair or port seen in an earlier life of the host was
         // never counted in its rings.
-        let pair_s = pair.filter(|p| p.epoch >= ss.born).map(|p| p.t[0]);
+        let pair_s = pair_s.filter(|p| p.epoch >= ss.born).map(|p| p.t[0]);
         let port_s = port.filter(|p| p.epoch >= ss.born).map(|p| p.t[0]);
         let longest = widths[n - 1];
         let new_dst = pair_s.is_none_or(|p| !live(p.div_euclid(longest), ts.div_euclid(longest)));
@@ -606,7 +616,7 @@ impl Context {
         let burst = (short / (f64::from(base.total) / f64::from(self.w.baseline_secs))) as f32;
 
         // Destination side.
-        let pair_d = pair.filter(|p| p.epoch >= ds.born).map(|p| p.t[1]);
+        let pair_d = pair_d.filter(|p| p.epoch >= ds.born).map(|p| p.t[0]);
         let add = DstSums {
             bytes: k.bytes,
             packets: k.packets,
@@ -641,7 +651,8 @@ impl Context {
         // record meet a pruned peer, the peer counts twice until its old
         // bucket expires: an overcount, never an underflow.)
         let cutoff = self.now.saturating_sub(self.horizon_us).saturating_sub(self.longest_us);
-        self.pairs.prune(|s| s.t.iter().any(|t| *t >= cutoff));
+        self.src_pairs.prune(|s| s.t[0] >= cutoff);
+        self.dst_pairs.prune(|s| s.t[0] >= cutoff);
         self.ports.prune(|s| s.t[0] >= cutoff);
     }
 
@@ -897,7 +908,7 @@ pub(crate) fn fnv1a(b: &[u8]) -> u64 {
 }
 
 /// Format of [`Context::checkpoint`].
-const CHECKPOINT_VERSION: u32 = 2;
+const CHECKPOINT_VERSION: u32 = 3;
 
 impl Context {
     /// The whole window state, to continue exactly where it stands with
@@ -917,9 +928,11 @@ impl Context {
         e.u64(self.late);
         self.src.save(&mut e);
         self.dst.save(&mut e);
-        e.u64(self.pairs.kept as u64);
-        put_map(&mut e, &self.pairs.v4);
-        put_map(&mut e, &self.pairs.other);
+        for pairs in [&self.src_pairs, &self.dst_pairs] {
+            e.u64(pairs.kept as u64);
+            put_map(&mut e, &pairs.v4);
+            put_map(&mut e, &pairs.other);
+        }
         e.u64(self.ports.kept as u64);
         put_map(&mut e, &self.ports.v4);
         put_map(&mut e, &self.ports.other);
@@ -961,9 +974,11 @@ impl Context {
         c.late = d.u64()?;
         c.src = Side::load(&mut d, n, true)?;
         c.dst = Side::load(&mut d, n, false)?;
-        c.pairs.kept = usize::try_from(d.u64()?).unwrap_or(usize::MAX);
-        c.pairs.v4 = get_map(&mut d, 28)?;
-        c.pairs.other = get_map(&mut d, 30)?;
+        for pairs in [&mut c.src_pairs, &mut c.dst_pairs] {
+            pairs.kept = usize::try_from(d.u64()?).unwrap_or(usize::MAX);
+            pairs.v4 = get_map(&mut d, 20)?;
+            pairs.other = get_map(&mut d, 22)?;
+        }
         c.ports.kept = usize::try_from(d.u64()?).unwrap_or(usize::MAX);
         c.ports.v4 = get_map(&mut d, 20)?;
         c.ports.other = get_map(&mut d, 19)?;

@@ -205,10 +205,11 @@ fn last_seen_tables_are_pruned() {
         let dst = IpAddr::from([198, 18, (i >> 8) as u8, i as u8]);
         c.push(&Key { src, dst, ..key(f64::from(i) * 0.1, "0.0.0.0", "0.0.0.0") });
     }
-    // What the windows need: the pairs of the last two hours (72,000), with
-    // room to double between prunes; the ports: 1000 sources × one port.
+    // What the windows need: the pairs of the last two hours (72,000) in each
+    // side's pair table, with room to double between prunes; the ports: 1000
+    // sources × one port.
     let n = c.c.table_entries();
-    assert!((36_000..=2 * 72_000 + 2 * 4096 + 1000).contains(&n), "{n} entries");
+    assert!((2 * 36_000..=2 * (2 * 72_000 + 2 * 4096) + 1000).contains(&n), "{n} entries");
 }
 
 /// Byte and packet counts near `u64::MAX` (a hostile or corrupt record) wrap
