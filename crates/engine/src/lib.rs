@@ -1,18 +1,21 @@
-//! The run loop every flowhound front end drives (`detect`, `watch`, the
-//! dashboard's analyses and live view, `review`, `tune`, `report`, the
-//! Lambda):
+//! The product, for every front end (`detect`, `watch`, the dashboard's
+//! analyses and live view, `report`, `evaluate`, `train`, `review`, `tune`,
+//! the Lambda): checked settings in ([`config`]), results out to outputs.
 //!
 //! ```text
-//! inputs ─▶ scan::score_inputs ─▶ scored batches ─▶ Step (rule alerts, explanations)
-//!        ─▶ Show::decide (allowlist, --min-severity, what is written) ─▶ Tally (counts)
-//!        ─▶ incidents (flowhound_explain::Incidents) ─▶ finish_incidents ─▶ sinks / files / store
+//! inputs ─ scan::run_files ─┐                      ┌─▶ write::FlowWriter (files, stdout)
+//!                            ├─▶ run::Pipeline ─────┼─▶ write::Alerts (sinks)
+//! sources ─ watch::Watch ───┘   Step → Show →      └─▶ any run::Output (the dashboard's)
+//!                               Tally → incidents
 //! ```
 //!
-//! Front ends own their flags, their output format and where results go;
-//! what a flow *is* (scored, raised, explained, shown, counted) is decided
-//! here once. Analyst feedback closes the loop: [`review`] picks the flows
-//! worth judging, [`feedback`] is what a verdict says, [`retrain`] turns
-//! verdicts into a new model version.
+//! Front ends own their flags and their printing; what a flow *is* (scored,
+//! raised, explained, shown, counted, grouped) and how a run goes (batches,
+//! event time, checkpoints) is decided here once. Beside the run:
+//! [`evaluate`], [`train`], [`inspect`], [`features`] (the export),
+//! [`records`] (`convert`, `generate`), and the feedback loop — [`review`]
+//! picks the flows worth judging, [`feedback`] is what a verdict says,
+//! [`retrain`] turns verdicts into a new model version.
 
 pub mod config;
 pub mod evaluate;
