@@ -71,3 +71,10 @@ impl From<flowhound_engine::config::ConfigError> for CliError {
         CliError::usage(e)
     }
 }
+
+/// A model whose features cannot be built is unusable as given (exit 2).
+impl From<flowhound_detect::BundleError> for CliError {
+    fn from(e: flowhound_detect::BundleError) -> Self {
+        CliError::usage(e)
+    }
+}

@@ -44,13 +44,15 @@ impl Rows {
 /// The evaluation of every scorer, in order: detectors, then the ensemble.
 #[derive(Debug)]
 pub struct Evaluation {
-    n: usize,
-    positives: usize,
+    /// Labeled flows, and of them malicious.
+    pub n: usize,
+    pub positives: usize,
     unlabeled: u64,
-    names: Vec<String>,
-    quality: Vec<Quality>,
+    /// Every scorer's name (detectors in verdict order, then `ensemble`) and quality.
+    pub names: Vec<String>,
+    pub quality: Vec<Quality>,
     /// The forest's attack-category classification, when there is a forest.
-    classification: Option<metrics::Classification>,
+    pub classification: Option<metrics::Classification>,
     /// Votes the ensemble flags at.
     min_votes: usize,
 }
@@ -64,6 +66,12 @@ impl Rows {
     /// Flows with ground truth.
     pub fn labeled(&self) -> usize {
         self.labels.len()
+    }
+
+    /// Every scorer's ROC and precision–recall curves (`points` each at most),
+    /// in [`Evaluation::names`] order.
+    pub fn curves(&self, points: usize) -> Vec<(metrics::Curve, metrics::Curve)> {
+        self.scores.iter().map(|s| metrics::curves(&self.labels, s, points)).collect()
     }
 
     /// One scored flow; flows without ground truth are counted and skipped.

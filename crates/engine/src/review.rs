@@ -140,8 +140,7 @@ pub mod passes {
     use std::io::Write as _;
 
     use flowhound_detect::bundle::Bundle;
-    use flowhound_detect::run::BATCH;
-    use flowhound_detect::{Batch, Batches};
+    use flowhound_detect::Batch;
     use flowhound_source::{Input, ScanEvents, ScanOptions, ScanReport};
 
     use super::{decision_level, pick, Candidate};
@@ -165,8 +164,7 @@ pub mod passes {
         events: &mut dyn ScanEvents,
         each: &mut impl FnMut(&Batch<'_>) -> Result<(), RunError>,
     ) -> Result<ScanReport, RunError> {
-        let mut batches = Batches::new(bundle, BATCH)?;
-        crate::score_inputs(&mut batches, inputs, opts, events, each)
+        Ok(crate::scan::score_files(bundle, inputs, opts, events, each)?.0)
     }
 
     /// First pass: every flow's score (rule alerts raised, nothing

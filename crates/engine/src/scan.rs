@@ -17,12 +17,28 @@ pub fn run_files(
     events: &mut dyn ScanEvents,
     outs: &mut Outputs<'_>,
 ) -> Result<ScanReport, RunError> {
-    let mut batches = Batches::new(p.bundle(), BATCH)?;
-    let report = score_inputs(&mut batches, inputs, opts, events, &mut |b: &Batch<'_>| p.batch(b, outs))?;
+    let bundle = p.bundle();
+    let (report, order_warning) = score_files(bundle, inputs, opts, events, &mut |b: &Batch<'_>| p.batch(b, outs))?;
     p.tally.rejected = report.rejected;
-    p.tally.order_warning = batches.order_warning(report.records);
+    p.tally.order_warning = order_warning;
     p.finish(outs)?;
     Ok(report)
+}
+
+/// Scores `inputs` in batches of `detect`'s size; `each` gets every scored
+/// batch in input order. The scan's report, and a warning when the input was
+/// far from time order.
+pub fn score_files<E: From<DetectError> + From<flowhound_detect::BundleError>>(
+    bundle: &flowhound_detect::bundle::Bundle,
+    inputs: &[Input],
+    opts: &ScanOptions,
+    events: &mut dyn ScanEvents,
+    each: &mut impl FnMut(&Batch<'_>) -> Result<(), E>,
+) -> Result<(ScanReport, Option<String>), E> {
+    let mut batches = Batches::new(bundle, BATCH)?;
+    let report = score_inputs(&mut batches, inputs, opts, events, each)?;
+    let warning = batches.order_warning(report.records);
+    Ok((report, warning))
 }
 
 /// Scans `inputs` in order and scores them in batches; `each` gets every

@@ -149,17 +149,10 @@ pub fn process(event: &S3Event, s: &Settings) -> Result<Value, String> {
 /// One object through the engine's `detect`: its summary, and what makes
 /// the invocation fail (an unreadable object, alerts left in the spool).
 fn detect_one(url: &str, model: &std::path::Path, s: &Settings) -> Result<(Value, Vec<String>), String> {
-    let err = |e: &dyn std::error::Error| {
-        let mut m = e.to_string();
-        let mut src = e.source();
-        while let Some(c) = src {
-            m += &format!(": {c}");
-            src = c.source();
-        }
-        m
-    };
+    // The whole chain of causes, as the command line prints errors.
+    let err = |e: anyhow::Error| format!("{e:#}");
     let bundle =
-        ModelParams { dir: model.to_path_buf(), thresholds: vec![], fpr: s.fpr }.load().map_err(|e| err(&e))?;
+        ModelParams { dir: model.to_path_buf(), thresholds: vec![], fpr: s.fpr }.load().map_err(|e| err(e.into()))?;
     let sinks = SinkParams {
         config: s.config.clone(),
         sinks: s.sinks.clone(),
@@ -168,13 +161,13 @@ fn detect_one(url: &str, model: &std::path::Path, s: &Settings) -> Result<(Value
         default_spool: None,
     };
     let output = s.work.join("last-incidents.jsonl");
-    let alerts = sinks.open("detect", Some(&output), model, || url.to_string()).map_err(|e| err(&e))?;
-    let findings = s.findings.build(&bundle, &mut |w| tracing::warn!("{w}")).map_err(|e| err(&e))?;
+    let alerts = sinks.open("detect", Some(&output), model, || url.to_string()).map_err(|e| err(e.into()))?;
+    let findings = s.findings.build(&bundle, &mut |w| tracing::warn!("{w}")).map_err(|e| err(e.into()))?;
     let show = Show { incidents: true, ..Show::at_least(s.min_severity) };
     let job = Detect { bundle: &bundle, findings, show, format: Format::Jsonl, alerts };
-    let inputs = flowhound_source::resolve_in(&[url.to_string()], &Default::default()).map_err(|e| err(&e))?;
-    let out = OutFile::create(Some(&output)).map_err(|e| err(&e))?;
-    let (tally, report) = job.run(out, &inputs, &Default::default(), &mut ()).map_err(|e| err(&e))?;
+    let inputs = flowhound_source::resolve_in(&[url.to_string()], &Default::default()).map_err(|e| err(e.into()))?;
+    let out = OutFile::create(Some(&output)).map_err(|e| err(e.into()))?;
+    let (tally, report) = job.run(out, &inputs, &Default::default(), &mut ()).map_err(|e| err(e.into()))?;
     let mut problems: Vec<String> =
         report.failed_files().map(|f| f.error.clone().unwrap_or_else(|| "unreadable".into())).collect();
     if let Some(d) = &tally.delivery {

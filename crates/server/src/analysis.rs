@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::{metrics, DetectError, Severity};
+use flowhound_engine::evaluate::{Evaluation, Rows};
 use flowhound_engine::{run_files, Ending, Flow, Output, OutputError, Pipeline, RunError, Show, Step, Tally};
 use flowhound_explain::json::{flow_json, incident_json};
 use flowhound_explain::{Allowlist, ExplainParams, Explainer, Finding, Incident, IncidentParams, Incidents};
@@ -193,16 +194,10 @@ fn details(r: &FlowRecord) -> Value {
 }
 
 /// Ground truth gathered per flow.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Truth {
-    labels: Vec<bool>,
-    categories: Vec<Option<String>>,
-    scores: Vec<f32>,
-    flags: Vec<bool>,
-    /// Per detector (verdict order): scores and flags.
-    models: Vec<(Vec<f32>, Vec<bool>)>,
-    /// The forest's predicted class, when there is one.
-    predicted: Vec<Option<u16>>,
+    /// Labels, scores and flags per scorer, as `evaluate` gathers them.
+    rows: Rows,
     /// The labeled flows counted (their class confusion).
     tally: Tally,
     holdout: Option<flowhound_detect::Holdout>,
@@ -227,20 +222,9 @@ impl Output for Collect<'_> {
             self.span = (self.span.0.min(t.secs()), self.span.1.max(t.secs()));
         }
         self.charts.add(x.id, r, v, x.raw, x.input);
-        let counted = self.truth.holdout.is_none_or(|h| h.holds(x.id));
-        if let (Some(t), true) = (&r.truth, counted) {
-            let truth = &mut self.truth;
-            truth.labels.push(t.malicious);
-            truth.categories.push(t.category.as_ref().map(|c| c.to_string()));
-            truth.scores.push(v.score);
-            truth.flags.push(v.severity != Severity::None);
-            truth.models.resize_with(v.models.len(), Default::default);
-            for ((s, f), (ss, ff)) in v.models.iter().zip(&mut truth.models) {
-                ss.push(*s);
-                ff.push(*f);
-            }
-            truth.predicted.push(v.category);
-            truth.tally.add(r, v, x.finding, x.shown.entry.is_some());
+        if r.truth.is_some() && self.truth.holdout.is_none_or(|h| h.holds(x.id)) {
+            self.truth.rows.add(r, v);
+            self.truth.tally.add(r, v, x.finding, x.shown.entry.is_some());
         }
         if let Some(f) = x.finding {
             self.anomalies.push(Anomaly::new(x, f, self.names, self.classes, &self.nets));
@@ -273,7 +257,7 @@ pub fn analyze(
         classes,
         nets: Networks::new(&bundle.features.internal),
         charts: Charts::new(names.clone()),
-        truth: Truth { holdout: p.holdout, ..Truth::default() },
+        truth: Truth { rows: Rows::new(names.len()), tally: Tally::default(), holdout: p.holdout },
         anomalies: Vec::new(),
         span: (i64::MAX, i64::MIN),
     };
@@ -326,8 +310,8 @@ pub fn analyze(
         "min_votes": bundle.ensemble.min_votes(),
         "threshold": threshold,
     });
-    if !truth.labels.is_empty() {
-        summary["ground_truth"] = ground_truth(&truth, &names, bundle);
+    if truth.rows.labeled() > 0 {
+        summary["ground_truth"] = ground_truth(&truth, bundle);
     }
     Ok(Analysis { summary, charts, anomalies, incidents })
 }
@@ -366,34 +350,25 @@ fn ts(secs: i64) -> Option<String> {
 /// `evaluate`'s numbers: the ensemble's quality, curves and confusion tables
 /// (`quality`, `roc`, `pr`, `class_confusion`), every detector's
 /// (`detectors`), and the forest's attack-category classification.
-fn ground_truth(t: &Truth, names: &[&str], bundle: &Bundle) -> Value {
-    let cats: Vec<Option<&str>> = t.categories.iter().map(|c| c.as_deref()).collect();
+fn ground_truth(t: &Truth, bundle: &Bundle) -> Value {
+    let ev = Evaluation::new(bundle, &t.rows);
     let pts = |c: &metrics::Curve| c.iter().map(|(x, y)| json!([round(*x), round(*y)])).collect::<Vec<_>>();
-    let scorer = |name: &str, scores: &[f32], flags: &[bool]| {
-        let (roc, pr) = metrics::curves(&t.labels, scores, 200);
-        json!({"name": name, "quality": metrics::quality(&t.labels, &cats, scores, flags), "roc": pts(&roc), "pr": pts(&pr)})
-    };
-    let ensemble = scorer("ensemble", &t.scores, &t.flags);
-    let mut detectors: Vec<Value> = names.iter().zip(&t.models).map(|(n, (s, f))| scorer(n, s, f)).collect();
-    detectors.push(ensemble.clone());
-    let classification = bundle.ensemble.supervised().map(|sup| {
-        let truth: Vec<&str> =
-            t.labels.iter().zip(&cats).map(|(m, c)| if *m { c.unwrap_or("malicious") } else { "benign" }).collect();
-        let predicted: Vec<&str> = t
-            .predicted
-            .iter()
-            .map(|p| p.and_then(|p| sup.classes.get(usize::from(p))).map_or("benign", String::as_str))
-            .collect();
-        metrics::classification(&truth, &predicted)
-    });
+    let detectors: Vec<Value> = ev
+        .names
+        .iter()
+        .zip(&ev.quality)
+        .zip(t.rows.curves(200))
+        .map(|((name, q), (roc, pr))| json!({"name": name, "quality": q, "roc": pts(&roc), "pr": pts(&pr)}))
+        .collect();
+    let ensemble = detectors.last().cloned().unwrap_or(Value::Null);
     json!({
-        "labeled": t.labels.len(),
-        "malicious": t.labels.iter().filter(|l| **l).count(),
+        "labeled": ev.n,
+        "malicious": ev.positives,
         "quality": ensemble["quality"],
         "roc": ensemble["roc"],
         "pr": ensemble["pr"],
         "detectors": detectors,
-        "classification": classification,
+        "classification": ev.classification,
         "class_confusion": t.tally.confusion.iter().map(|((c, k), n)| json!({"category": c, "class": k, "flows": n})).collect::<Vec<_>>(),
     })
 }

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use flowhound_detect::bundle::Bundle;
-use flowhound_detect::run::BATCH;
-use flowhound_detect::{Batch, Batches, Severity};
+use flowhound_detect::{Batch, Severity};
 use flowhound_engine::config::ModelParams;
 use flowhound_engine::outfile::OutFile;
 use flowhound_engine::write::Format;
@@ -180,8 +179,7 @@ pub fn score_each(
     input: &InputArgs,
     mut each: impl FnMut(&Batch<'_>) -> CliResult,
 ) -> CliResult<(CliResult, u64, Option<String>)> {
-    let mut batches = Batches::new(bundle, BATCH).usage()?;
     let mut events = input.events(inputs)?;
-    let report = flowhound_engine::score_inputs(&mut batches, inputs, opts, &mut events, &mut each)?;
-    Ok((events.finish(&report), report.rejected, batches.order_warning(report.records)))
+    let (report, warning) = flowhound_engine::scan::score_files(bundle, inputs, opts, &mut events, &mut each)?;
+    Ok((events.finish(&report), report.rejected, warning))
 }
