@@ -42,6 +42,7 @@ enum Command {
     Report(cmd::report::Args),
     Watch(cmd::watch::Args),
     Publish(cmd::publish::Args),
+    Worker(cmd::worker::Args),
     /// Check a sink configuration (`config check`).
     Config(cmd::sinks::ConfigArgs),
 }
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Watch(a) => cmd::watch::run(a),
         Command::Publish(a) => cmd::publish::run(a),
+        Command::Worker(a) => cmd::worker::run(a),
         Command::Config(a) => cmd::sinks::run_config(a),
     };
     match result {

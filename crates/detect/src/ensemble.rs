@@ -115,7 +115,7 @@ pub struct Member {
 }
 
 /// One row's verdict.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// The vote score with an operating point (the `min_votes`-th highest
     /// calibrated score), else the mean calibrated score; [`Stack`]ed with a

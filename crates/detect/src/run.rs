@@ -457,9 +457,7 @@ pub struct Scorer<'a> {
 
 impl<'a> Scorer<'a> {
     pub fn new(bundle: &'a Bundle) -> Result<Self, BundleError> {
-        let mut x = bundle.features.build(Some(bundle.known.clone()))?;
-        x.set_hour_days(&bundle.training.hour_days);
-        Ok(Scorer { bundle, x, raw: Vec::new(), input: Vec::new() })
+        Ok(Scorer { bundle, x: extractor(bundle)?, raw: Vec::new(), input: Vec::new() })
     }
 
     /// Verdicts for `recs`, in order (the window state carries over between calls).
@@ -513,6 +511,26 @@ impl<'a> Scorer<'a> {
     pub fn order_warning(&self, flows: u64) -> Option<String> {
         self.x.order_warning(flows)
     }
+}
+
+/// The feature extractor a bundle scores with (its known addresses and
+/// hours of day), with empty windows.
+pub fn extractor(bundle: &Bundle) -> Result<Extractor, BundleError> {
+    let mut x = bundle.features.build(Some(bundle.known.clone()))?;
+    x.set_hour_days(&bundle.training.hour_days);
+    Ok(x)
+}
+
+/// Verdicts on rows of raw features (`raw`, row-major, the extractor's
+/// schema), with their model input written to `input` (cleared first): what
+/// a [`Scorer`] does after extraction, for rows extracted elsewhere.
+pub fn score_rows(bundle: &Bundle, raw: &[f32], input: &mut Vec<f32>) -> Result<Vec<Verdict>, DetectError> {
+    input.clear();
+    let w = bundle.features.schema().len().max(1);
+    for row in raw.chunks_exact(w) {
+        bundle.pipeline.transform_row(row, input);
+    }
+    judge(bundle, raw.len() / w, input)
 }
 
 /// The models' verdicts on `n` rows of model input.

@@ -108,6 +108,9 @@ pub enum Ending {
     AtEnd { digest: bool },
     /// On event time as the traffic goes on (`watch`).
     Live(Clock),
+    /// Not here: another stage grows them (a worker group's scoring stage
+    /// hands its findings to the stage keyed by actor).
+    Elsewhere,
 }
 
 /// Scored batches → findings, decisions, counts and incidents → outputs.
@@ -153,7 +156,7 @@ impl<'m> Pipeline<'m> {
     pub fn clock(&self) -> Option<&Clock> {
         match &self.ending {
             Ending::Live(c) => Some(c),
-            Ending::AtEnd { .. } => None,
+            Ending::AtEnd { .. } | Ending::Elsewhere => None,
         }
     }
 
@@ -165,8 +168,19 @@ impl<'m> Pipeline<'m> {
         }
     }
 
-    /// One scored batch, through to the outputs.
+    /// One scored batch, through to the outputs; its flows are numbered on
+    /// from the last.
     pub fn batch(&mut self, b: &Batch<'_>, outs: &mut Outputs<'_>) -> Result<(), RunError> {
+        self.numbered(b, None, outs)
+    }
+
+    /// [`Pipeline::batch`] with the flows' numbers given (`ids`, one per
+    /// flow): a worker group numbers flows where they were published.
+    pub fn batch_numbered(&mut self, b: &Batch<'_>, ids: &[u64], outs: &mut Outputs<'_>) -> Result<(), RunError> {
+        self.numbered(b, Some(ids), outs)
+    }
+
+    fn numbered(&mut self, b: &Batch<'_>, ids: Option<&[u64]>, outs: &mut Outputs<'_>) -> Result<(), RunError> {
         for o in outs.iter_mut() {
             if let Some(a) = o.allowlist() {
                 self.allow = a;
@@ -176,14 +190,15 @@ impl<'m> Pipeline<'m> {
         let (b, found) = (&e.batch(b), &e.found);
         let (wr, wi) = (b.raw_width(), b.input.len() / b.recs.len().max(1));
         for (i, ((r, v), f)) in b.iter().zip(found).enumerate() {
-            let id = self.next;
+            let id = ids.and_then(|ids| ids.get(i).copied()).unwrap_or(self.next);
             self.next += 1;
             if let Ending::Live(c) = &mut self.ending {
                 self.tally.late += u64::from(c.observe(r.start.map(|t| t.micros())));
             }
             let shown = self.show.decide(&self.allow, r, v, f.is_some());
             self.tally.add(r, v, f.as_ref(), shown.entry.is_some());
-            if let (Some(f), true) = (f, shown.grows_incident()) {
+            let grows = shown.grows_incident() && !matches!(self.ending, Ending::Elsewhere);
+            if let (Some(f), true) = (f, grows) {
                 self.incidents.push(id, r, v, f, shown.entry.is_some());
             }
             let flow = Flow {
@@ -203,7 +218,7 @@ impl<'m> Pipeline<'m> {
                 self.count(&c);
                 each(outs, |o| o.batch_done(Some(IncidentNews::Live(&c))))
             }
-            Ending::AtEnd { .. } => each(outs, |o| o.batch_done(None)),
+            Ending::AtEnd { .. } | Ending::Elsewhere => each(outs, |o| o.batch_done(None)),
         }
     }
 
@@ -231,6 +246,7 @@ impl<'m> Pipeline<'m> {
                 self.tally.incidents = list;
                 r?;
             }
+            Ending::Elsewhere => {}
             Ending::Live(_) => {
                 let c = Changes { ended: live::drain(&mut self.incidents), ..Default::default() };
                 self.count(&c);

@@ -12,7 +12,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::{Actor, Contribution, Finding};
 
 /// Grouping settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IncidentParams {
     /// A flow joins its class and actor's open incident when it comes in
     /// the incident's period, or at most this long after its last flow;
@@ -37,7 +37,7 @@ impl Default for IncidentParams {
 }
 
 /// One flow kept as evidence.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// Position of the flow in the input (0-based).
     pub flow: u64,
@@ -51,7 +51,7 @@ pub struct Sample {
 }
 
 /// An incident.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     /// 1-based rank after sorting (severity, then score).
     pub id: u64,
@@ -137,7 +137,9 @@ fn is_weak(class: &str) -> bool {
 const WEAK_FIRST_CONTACT: &str = "unknown_ip";
 
 /// Builds incidents from flagged flows, in input order.
-#[derive(Debug, Default)]
+/// Serializable: a worker group checkpoints the open incidents of a
+/// partition with the stream position they cover.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Incidents {
     params: IncidentParams,
     open: FxHashMap<(Arc<str>, Option<IpAddr>), usize>,
@@ -285,6 +287,11 @@ impl Incidents {
     /// Keeps at most `n` member flow positions per incident from now on.
     pub fn limit_members(&mut self, n: usize) {
         self.params.max_members = n;
+    }
+
+    /// The grouping settings.
+    pub fn params(&self) -> &IncidentParams {
+        &self.params
     }
 
     /// Quiet time that ends an incident.

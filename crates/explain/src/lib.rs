@@ -81,7 +81,7 @@ fn forget_requests(recent: &mut FxHashMap<FiveTuple, Request>, now: i64) {
 }
 
 /// One feature's part in an explanation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Contribution {
     pub feature: Arc<str>,
     /// The flow's value, in the feature's own unit.
@@ -98,8 +98,9 @@ pub struct Contribution {
     pub contribution: f32,
 }
 
-/// An explained, classified flagged flow.
-#[derive(Debug, Clone, PartialEq)]
+/// An explained, classified flagged flow. Serializable: a worker group
+/// hands findings from the stage that explains to the one keyed by actor.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub class: Arc<str>,
     pub variant: Option<Arc<str>>,
@@ -119,6 +120,15 @@ type FiveTuple = (IpAddr, u16, IpAddr, u16, u8);
 /// A classified request remembered for its answer: time (µs), rule,
 /// actor, reason.
 type Request = (i64, usize, Option<IpAddr>, Arc<str>);
+
+/// What an explainer remembers between flows: the flagged requests whose
+/// answers take their class, and its newest time. A worker group saves it
+/// with the partition whose (source, destination) pairs it explains.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Memory {
+    recent: Vec<(FiveTuple, Request)>,
+    now: i64,
+}
 
 /// Per raw feature: how its deviation is measured.
 #[derive(Debug, Clone)]
@@ -157,7 +167,7 @@ impl Default for ExplainParams {
 }
 
 /// Explains and classifies the flagged flows of one model's verdicts.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Explainer {
     names: Vec<Arc<str>>,
     stats: Vec<Stat>,
@@ -204,6 +214,20 @@ fn forward(x: f32, log: bool) -> f32 {
 
 impl Explainer {
     /// An explainer for `bundle` with `rules` (None: the default table).
+    /// What it remembers now (see [`Memory`]).
+    pub fn memory(&self) -> Memory {
+        let mut recent: Vec<(FiveTuple, Request)> = self.recent.iter().map(|(k, v)| (*k, v.clone())).collect();
+        // Stable bytes for the same state.
+        recent.sort_unstable_by_key(|r| r.0);
+        Memory { recent, now: self.now }
+    }
+
+    /// Continues from a [`Explainer::memory`] of the same model.
+    pub fn set_memory(&mut self, m: Memory) {
+        self.recent = m.recent.into_iter().collect();
+        self.now = m.now;
+    }
+
     pub fn new(bundle: &Bundle, rules: Option<&str>, params: &ExplainParams) -> Result<Self, ExplainError> {
         let p = &bundle.pipeline;
         let names: Vec<&str> = p.input.names().collect();

@@ -184,6 +184,7 @@ impl ExtractorParams {
             hour_at: self.schema().index("hour_sin"),
             hours_seen: FxHashSet::default(),
             hours_known: None,
+            unseen_parts: [false; 2],
         })
     }
 }
@@ -324,6 +325,24 @@ pub struct Extractor {
     /// Detecting: the hours of day training covered on enough days; the
     /// time-of-day features of a flow in another hour are left empty.
     hours_known: Option<[bool; 24]>,
+    /// The last flow's `external_unseen` in its two parts (see
+    /// [`Extractor::last_unseen_parts`]).
+    unseen_parts: [bool; 2],
+}
+
+/// Whose state a column of the row is computed from: what a worker of a
+/// group keyed by address owns (docs/scale-out.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The flow alone (and the fitted model): any worker computes it.
+    Flow,
+    /// The source's windows.
+    Src,
+    /// The destination's windows.
+    Dst,
+    /// `external_unseen`: one part from each internal host's evidence
+    /// ([`Extractor::last_unseen_parts`]).
+    Unseen,
 }
 
 /// Days training must cover an hour of day on for the time of day to count
@@ -579,9 +598,38 @@ impl Extractor {
         debug_assert_eq!(out.len() - before, self.schema.len());
     }
 
+    /// Whose state each column of the row comes from, in schema order: the
+    /// context block's `src_*` columns are the source's, its `dst_*` ones the
+    /// destination's.
+    pub fn column_owners(&self) -> Vec<Owner> {
+        let n = self.schema.len();
+        let context = n - 1 - self.context_width..n - 1;
+        self.schema
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match i {
+                _ if i == n - 1 => Owner::Unseen,
+                _ if context.contains(&i) && f.name.starts_with("src_") => Owner::Src,
+                _ if context.contains(&i) => Owner::Dst,
+                _ => Owner::Flow,
+            })
+            .collect()
+    }
+
+    /// The last extracted flow's `external_unseen` in two parts, by whose
+    /// evidence decided it: `[0]` an external destination judged on the
+    /// source host's state, `[1]` an external source judged on the
+    /// destination host's. The row holds their "or"; a worker keyed by
+    /// address computes the part of the host it owns.
+    pub fn last_unseen_parts(&self) -> [bool; 2] {
+        self.unseen_parts
+    }
+
     /// 1 when an external endpoint was never seen in training (while training:
     /// never seen before in the training stream), 0 otherwise.
     fn unseen(&mut self, r: &FlowRecord) -> f32 {
+        self.unseen_parts = [false; 2];
         if r.src.is_none() && r.dst.is_none() {
             return f32::NAN;
         }
@@ -612,7 +660,11 @@ impl Extractor {
                 Some((h, inbound)) if learn || !self.learning => self.known.met(h, inbound, !known),
                 _ => false,
             };
-            unseen |= !known && !normal;
+            let part = !known && !normal;
+            // The source's external peer is judged on the destination host's
+            // evidence and the other way round.
+            self.unseen_parts[usize::from(remote_is_src)] |= part;
+            unseen |= part;
         }
         if unseen {
             1.0

@@ -1,9 +1,15 @@
-//! Flow records through NATS JetStream (issue 28; the design is
-//! docs/scale-out.md). Built so far: `publish` — records parsed once and
-//! stored in a stream, one message per record on the subject of its source's
-//! partition (`STREAM.rec.<p>`), each with a stable id (input + position)
-//! that JetStream de-duplicates, so publishing the same input again stores
-//! nothing twice. The workers that consume it are not built yet.
+//! A worker group on NATS JetStream (issue 28; the design is
+//! docs/scale-out.md).
+//!
+//! * [`publish`]: records parsed once and stored in a stream, each on the
+//!   subject of every partition that owns one of its addresses
+//!   (`STREAM.rec.<p>`: its source's, and its destination's when that is
+//!   another), with a stable id (input + position) that JetStream
+//!   de-duplicates, so publishing the same input again stores nothing twice.
+//! * [`worker`]: a member of a group that claims partitions with leases,
+//!   computes each address's windows where that address lives, joins the two
+//!   halves of a row where its (source, destination) pair lives, scores and
+//!   explains there, and grows incidents where their actor lives.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -16,6 +22,12 @@ use flowhound_flow::json::{JsonDialect, JsonReader};
 use flowhound_flow::{FlowReader, FlowRecord};
 use flowhound_source::{Input, ScanEvents, ScanOptions, ScanReport};
 
+pub mod wire;
+pub mod worker;
+
+/// The header carrying a record's flow number (unique in the stream).
+pub const FLOW_HEADER: &str = "Flowhound-Flow";
+
 /// Why publishing stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -26,6 +38,8 @@ pub enum StreamError {
     Nats(String),
     #[error("a stored record does not read back: {0}")]
     Decode(String),
+    #[error(transparent)]
+    Run(#[from] flowhound_engine::RunError),
 }
 
 fn nats(e: impl std::fmt::Display) -> StreamError {
@@ -56,24 +70,81 @@ impl Target {
         Ok(Target { server: server.to_string(), stream: stream.to_string() })
     }
 
-    /// The subject of partition `p`.
+    /// The subject of partition `p`'s records.
     pub fn subject(&self, p: u32) -> String {
-        format!("{}.rec.{p}", self.stream)
+        self.of(Subject::Records, p)
+    }
+
+    /// The subject of partition `p` of one kind of message.
+    pub fn of(&self, kind: Subject, p: u32) -> String {
+        format!("{}.{}.{p}", self.stream, kind.token())
     }
 }
 
-/// The partition of a flow: FNV-1a of its source address (every flow of one
-/// source in one partition, where its source-side windows live); flows
-/// without a source go to partition 0. A hash that must not change between
-/// releases: published streams are partitioned by it.
-pub fn partition(src: Option<IpAddr>, partitions: u32) -> u32 {
-    let Some(a) = src else { return 0 };
-    let bytes = match a {
+/// The kinds of message in a group's stream, one subject per partition each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// Records, on the partition of each of their addresses.
+    Records,
+    /// A row's half, on the partition of its (source, destination) pair.
+    Halves,
+    /// A flagged flow's finding, on the partition of its actor.
+    Findings,
+    /// Scored flows as `detect` writes them (flagged ones; every one with
+    /// `--all`), on the pair's partition: the group's output.
+    Scored,
+    /// Incidents as they open and end (`watch --incidents`' lines), on the
+    /// actor's partition.
+    Incidents,
+}
+
+impl Subject {
+    pub const ALL: [Subject; 5] =
+        [Subject::Records, Subject::Halves, Subject::Findings, Subject::Scored, Subject::Incidents];
+
+    pub fn token(self) -> &'static str {
+        match self {
+            Subject::Records => "rec",
+            Subject::Halves => "half",
+            Subject::Findings => "found",
+            Subject::Scored => "out",
+            Subject::Incidents => "inc",
+        }
+    }
+}
+
+/// The partition of an address: FNV-1a of its bytes (all of one address's
+/// windows in one partition); no address: partition 0. A hash that must not
+/// change between releases: published streams are partitioned by it.
+pub fn partition(a: Option<IpAddr>, partitions: u32) -> u32 {
+    let Some(a) = a else { return 0 };
+    (fnv(FNV_START, &octets(a)) % u64::from(partitions.max(1))) as u32
+}
+
+/// The partition of a (source, destination) pair, the same for both
+/// directions: where a flow's row is joined, scored and explained (an answer
+/// takes its class from the flagged request it answers, so both directions
+/// must be explained in one place, in input order).
+pub fn pair_partition(src: Option<IpAddr>, dst: Option<IpAddr>, partitions: u32) -> u32 {
+    let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
+    let h = [a, b].iter().fold(FNV_START, |h, x| match x {
+        Some(x) => fnv(h, &octets(*x)),
+        None => fnv(h, &[0xff]),
+    });
+    (h % u64::from(partitions.max(1))) as u32
+}
+
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn octets(a: IpAddr) -> Vec<u8> {
+    match a {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
-    };
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
-    (h % u64::from(partitions.max(1))) as u32
+    }
 }
 
 /// A record as stored: flowhound's JSON line (it round-trips every field).
@@ -119,20 +190,68 @@ pub struct Published {
     pub records: u64,
     /// Of them, already in the stream (same id): not stored again.
     pub duplicates: u64,
-    /// Records per partition.
+    /// Messages per partition (a record whose addresses live in two
+    /// partitions counts in both).
     pub per_partition: Vec<u64>,
     /// The scan's report, every input's.
     pub scan: ScanReport,
 }
 
-/// The stream's description, which records its partition count.
+/// The stream's description, which records its layout version and
+/// partition count.
 fn describe(partitions: u32) -> String {
-    format!("flowhound records, partitions={partitions}")
+    format!("{DESCRIPTION}{partitions}")
 }
+
+const DESCRIPTION: &str = "flowhound group stream 2, partitions=";
 
 /// The partition count a stream's description records.
 pub fn partitions_of(description: &str) -> Option<u32> {
-    description.strip_prefix("flowhound records, partitions=")?.parse().ok()
+    description.strip_prefix(DESCRIPTION)?.parse().ok()
+}
+
+/// The stream of a group: made when missing (file storage, every kind of
+/// message under `STREAM.>`), its partition count checked against
+/// `partitions` when given. Returns the stream's partition count.
+pub async fn open_stream(
+    js: &jetstream::Context,
+    target: &Target,
+    partitions: Option<u32>,
+    duplicate_window: Duration,
+) -> Result<u32, StreamError> {
+    let made = match js.get_stream(&target.stream).await {
+        Ok(mut s) => s.info().await.map_err(nats)?.config.description.clone(),
+        Err(_) => {
+            let Some(n) = partitions else {
+                return Err(StreamError::Settings(format!(
+                    "stream {} does not exist: publish to it first",
+                    target.stream
+                )));
+            };
+            let config = stream::Config {
+                name: target.stream.clone(),
+                subjects: vec![format!("{}.>", target.stream)],
+                duplicate_window,
+                storage: stream::StorageType::File,
+                description: Some(describe(n)),
+                ..Default::default()
+            };
+            let mut s = js.get_or_create_stream(config).await.map_err(nats)?;
+            s.info().await.map_err(nats)?.config.description.clone()
+        }
+    };
+    // Records of one address must never land in two partitions.
+    match (made.as_deref().and_then(partitions_of), partitions) {
+        (Some(n), Some(p)) if n != p => Err(StreamError::Settings(format!(
+            "stream {} was made with {n} partitions, not {p}: give --partitions {n}",
+            target.stream
+        ))),
+        (Some(n), _) => Ok(n),
+        (None, _) => Err(StreamError::Settings(format!(
+            "stream {} exists and is not a flowhound group stream (made by another program or an older flowhound)",
+            target.stream
+        ))),
+    }
 }
 
 /// The id of the record at `position` (0-based) of `input`.
@@ -152,40 +271,18 @@ pub fn publish(
         return Err(StreamError::Settings(format!("--partitions {}: 1 to 4096", p.partitions)));
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(nats)?;
-    let js = rt.block_on(async {
+    let (js, base) = rt.block_on(async {
         let client = async_nats::connect(&p.target.server).await.map_err(nats)?;
         let js = jetstream::new(client);
-        let config = stream::Config {
-            name: p.target.stream.clone(),
-            subjects: vec![format!("{}.rec.*", p.target.stream)],
-            duplicate_window: p.duplicate_window,
-            storage: stream::StorageType::File,
-            description: Some(describe(p.partitions)),
-            ..Default::default()
-        };
-        let mut s = js.get_or_create_stream(config).await.map_err(nats)?;
-        // Workers read the partition count the stream was made with: records
-        // of one source must not land in two partitions.
-        let made = s.info().await.map_err(nats)?.config.description.as_deref().and_then(partitions_of);
-        match made {
-            Some(n) if n != p.partitions => {
-                return Err(StreamError::Settings(format!(
-                    "stream {} was made with {n} partitions, not {}: give --partitions {n}",
-                    p.target.stream, p.partitions
-                )))
-            }
-            Some(_) => {}
-            None => {
-                return Err(StreamError::Settings(format!(
-                    "stream {} exists and is not a flowhound record stream",
-                    p.target.stream
-                )))
-            }
-        }
-        Ok::<_, StreamError>(js)
+        open_stream(&js, &p.target, Some(p.partitions), p.duplicate_window).await?;
+        // Flow numbers go on from the stream's last sequence: unique in the
+        // stream, and in a fresh stream the input positions `detect` gives.
+        let last = js.get_stream(&p.target.stream).await.map_err(nats)?.info().await.map_err(nats)?.state.last_sequence;
+        Ok::<_, StreamError>((js, last))
     })?;
+    let mut number = base;
     let mut out = Published { per_partition: vec![0; p.partitions as usize], ..Default::default() };
-    let mut pending: VecDeque<PublishAckFuture> = VecDeque::new();
+    let mut pending: VecDeque<(bool, PublishAckFuture)> = VecDeque::new();
     let mut error: Option<StreamError> = None;
     for input in inputs {
         let name = input.name();
@@ -196,18 +293,34 @@ pub fn publish(
             }
             let r = rt.block_on(async {
                 for r in &recs {
-                    let part = partition(r.src, p.partitions);
-                    let mut headers = async_nats::HeaderMap::new();
-                    headers.insert(NATS_MESSAGE_ID, record_id(&name, position).as_str());
+                    let (ps, pd) = (partition(r.src, p.partitions), partition(r.dst, p.partitions));
+                    let id = record_id(&name, position);
+                    let body = encode(r);
+                    // The source's partition, then the destination's when it
+                    // is another: each address's windows see its flows in
+                    // input order.
+                    for (k, part) in [ps, pd].into_iter().enumerate() {
+                        if k == 1 && part == ps {
+                            break;
+                        }
+                        let mut headers = async_nats::HeaderMap::new();
+                        let msg_id = if k == 0 { id.clone() } else { format!("{id}>dst") };
+                        headers.insert(NATS_MESSAGE_ID, msg_id.as_str());
+                        headers.insert(FLOW_HEADER, number.to_string().as_str());
+                        let ack = js
+                            .publish_with_headers(p.target.subject(part), headers, body.clone())
+                            .await
+                            .map_err(nats)?;
+                        pending.push_back((k == 0, ack));
+                        out.per_partition[part as usize] += 1;
+                    }
                     position += 1;
-                    let ack =
-                        js.publish_with_headers(p.target.subject(part), headers, encode(r)).await.map_err(nats)?;
-                    pending.push_back(ack);
+                    number += 1;
                     out.records += 1;
-                    out.per_partition[part as usize] += 1;
                     while pending.len() >= p.in_flight.max(1) {
-                        if let Some(a) = pending.pop_front() {
-                            out.duplicates += u64::from(a.await.map_err(nats)?.duplicate);
+                        if let Some((first, a)) = pending.pop_front() {
+                            let dup = a.await.map_err(nats)?.duplicate;
+                            out.duplicates += u64::from(first && dup);
                         }
                     }
                 }
@@ -223,8 +336,9 @@ pub fn publish(
         }
     }
     rt.block_on(async {
-        while let Some(a) = pending.pop_front() {
-            out.duplicates += u64::from(a.await.map_err(nats)?.duplicate);
+        while let Some((first, a)) = pending.pop_front() {
+            let dup = a.await.map_err(nats)?.duplicate;
+            out.duplicates += u64::from(first && dup);
         }
         Ok::<_, StreamError>(())
     })?;

@@ -1,6 +1,6 @@
 //! `publish` against a real JetStream server on a loopback port: every
-//! record stored once, on its source's partition, in input order per
-//! partition, reading back as the record parsed from the file; publishing
+//! record stored once on its source's partition and once on its
+//! destination's when that is another, in input order per partition, reading back as the record parsed from the file; publishing
 //! again stores nothing twice. Skips with a note when `nats-server` is not
 //! installed (CI installs it).
 
@@ -75,7 +75,10 @@ fn records_are_stored_once_on_their_sources_partition_in_order() {
     let params = PublishParams { partitions: 4, ..PublishParams::new(target.clone()) };
     let first = publish(&params, std::slice::from_ref(&input), &ScanOptions::default(), &mut ()).expect("publish");
     assert_eq!((first.records, first.duplicates), (parsed.len() as u64, 0));
-    assert_eq!(first.per_partition.iter().sum::<u64>(), first.records);
+    // A record goes to its source's partition, and to its destination's when that is another.
+    let expected: u64 = parsed.iter().map(|r| 1 + u64::from(partition(r.src, 4) != partition(r.dst, 4))).sum();
+    assert_eq!(first.per_partition.iter().sum::<u64>(), expected);
+    assert!(expected > first.records, "some records cross partitions");
     assert!(first.per_partition.iter().all(|n| *n > 0), "{:?}", first.per_partition);
 
     // Read the stream back, message by message.
@@ -92,17 +95,25 @@ fn records_are_stored_once_on_their_sources_partition_in_order() {
         }
         out
     });
-    assert_eq!(stored.len(), parsed.len(), "every record stored once");
+    assert_eq!(stored.len() as u64, expected, "every record stored once per partition owning an address");
     let name = input.name();
     let mut last_in_subject: BTreeMap<String, u64> = BTreeMap::new();
+    let mut copies = vec![0u32; parsed.len()];
     for (subject, id, r) in &stored {
-        let pos: u64 = id.strip_prefix(&format!("{name}#")).and_then(|p| p.parse().ok()).expect("input#position id");
-        assert_eq!(id, &record_id(&name, pos));
+        let (base, to_dst) = match id.strip_suffix(">dst") {
+            Some(b) => (b, true),
+            None => (id.as_str(), false),
+        };
+        let pos: u64 = base.strip_prefix(&format!("{name}#")).and_then(|p| p.parse().ok()).expect("input#position id");
+        assert_eq!(base, record_id(&name, pos));
         assert_eq!(r, &parsed[pos as usize], "record {pos} reads back as parsed");
-        assert_eq!(subject, &target.subject(partition(r.src, 4)), "record {pos} on its source's partition");
+        let owner = if to_dst { r.dst } else { r.src };
+        assert_eq!(subject, &target.subject(partition(owner, 4)), "record {pos} on its owner's partition");
+        copies[pos as usize] += 1;
         let last = last_in_subject.insert(subject.clone(), pos);
         assert!(last.is_none_or(|l| l < pos), "{subject}: input order kept ({last:?} then {pos})");
     }
+    assert!(copies.iter().all(|c| *c >= 1), "every record is stored");
 
     // The same input again: every id is known, nothing is stored twice.
     let again = publish(&params, std::slice::from_ref(&input), &ScanOptions::default(), &mut ()).expect("again");
@@ -111,7 +122,7 @@ fn records_are_stored_once_on_their_sources_partition_in_order() {
         let js = async_nats::jetstream::new(async_nats::connect(&target.server).await.expect("connect"));
         js.get_stream("DAY").await.expect("stream").info().await.expect("info").state.messages
     });
-    assert_eq!(n, parsed.len() as u64);
+    assert_eq!(n, expected);
 
     // The stream keeps its partition count: another one is refused.
     let other = PublishParams { partitions: 8, ..params.clone() };

@@ -15,6 +15,7 @@ pub mod serve;
 pub mod sinks;
 pub mod train;
 pub mod watch;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -1,0 +1,977 @@
+//! `flowhound worker`: one member of a group that scores a stream
+//! `publish` filled, with the findings one process would have
+//! (docs/scale-out.md has the argument).
+//!
+//! A group splits the work by address. Partition `p` owns every address
+//! whose [`partition`] is `p`, and a worker holding `p`'s lease runs its
+//! three stages:
+//!
+//! ```text
+//! STREAM.rec.p ──▶ windows of p's addresses (the extractor, in input order)
+//!                     │ each flow's columns that p owns ─▶ STREAM.half.<pair partition>
+//! STREAM.half.p ─▶ rows joined (pairs whose partition is p), scored, explained
+//!                     ├─ scored flows ─▶ STREAM.out.p      (the group's output)
+//!                     └─ findings ─────▶ STREAM.found.<actor's partition>
+//! STREAM.found.p ─▶ incidents of p's actors on event time ─▶ STREAM.inc.p, sinks
+//! ```
+//!
+//! Leases live in the key-value bucket `<STREAM>_leases` (compare-and-set,
+//! expiring after `--lease`), checkpoints in the object store
+//! `<STREAM>_state` with the stream sequences they cover; every message a
+//! stage publishes carries an id JetStream de-duplicates, so a partition
+//! replayed after a takeover publishes nothing twice.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::header::NATS_MESSAGE_ID;
+use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy, context::PublishAckFuture, kv};
+use bytes::Bytes;
+use flowhound_detect::bundle::Bundle;
+use flowhound_detect::run::{extractor, score_rows};
+use flowhound_detect::{Batch, Severity};
+use flowhound_engine::live::{self, Changes, Clock};
+use flowhound_engine::{Ending, Flow, IncidentNews, Output, OutputError, Pipeline, Show, Step};
+use flowhound_explain::{Allowlist, Explainer, IncidentParams, Incidents};
+use flowhound_features::{Extractor, Owner};
+use futures_util::StreamExt;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::wire::{self, Checkpoint, Found, Half, BOTH, CHECKPOINT_VERSION, DST, SRC};
+use crate::{nats, pair_partition, partition, StreamError, Subject, Target, FLOW_HEADER};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerParams {
+    pub target: Target,
+    /// This worker's name in the group (unique; `host-pid` by default).
+    pub name: String,
+    /// A lease not renewed for this long expires: the partition goes to
+    /// another worker.
+    pub lease: Duration,
+    /// How often each partition's state is saved.
+    pub checkpoint: Duration,
+    /// Rows scored at once.
+    pub batch: usize,
+    /// Longest a joined row waits for its batch to fill.
+    pub flush: Duration,
+    /// Exit when no message has come for this long and nothing waits
+    /// (replays, tests); open incidents end first.
+    pub idle_exit: Option<Duration>,
+    /// As `watch --lateness`: how late a finding may come on event time.
+    pub lateness: Duration,
+    /// Copies of the leases and checkpoints a cluster keeps (JetStream
+    /// replicas; 1 on a single server).
+    pub replicas: usize,
+}
+
+/// How flows are judged: `watch`'s settings.
+#[derive(Debug)]
+pub struct Judging<'m> {
+    pub bundle: &'m Bundle,
+    pub explainer: Explainer,
+    pub show: Show,
+    pub allow: Allowlist,
+    pub incidents: IncidentParams,
+}
+
+/// What a worker tells the person running it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Info(String),
+    Warning(String),
+    /// The periodic status line.
+    Status(String),
+}
+
+/// What a worker did.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Records whose windows it computed (a record counts in each
+    /// partition owning one of its addresses).
+    pub records: u64,
+    /// Rows it joined, scored and explained.
+    pub scored: u64,
+    /// Of them, flagged (at `--min-severity`).
+    pub flagged: u64,
+    /// Findings it grew incidents from, and incidents it ended.
+    pub findings: u64,
+    pub incidents_ended: u64,
+    /// Alerts sent to the sinks, and those held back because the group had
+    /// sent them already (a replay after a takeover).
+    pub alerts: u64,
+    pub alerts_repeated: u64,
+    /// Partitions claimed (restored from a checkpoint, or fresh), lost.
+    pub claimed: u64,
+    pub restored: u64,
+    pub lost: u64,
+    /// Messages that did not read back (counted, skipped).
+    pub bad: u64,
+}
+
+/// Which stage a message is for (index into a partition's sequences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Records = 0,
+    Halves = 1,
+    Findings = 2,
+}
+
+impl Stage {
+    fn subject(self) -> Subject {
+        match self {
+            Stage::Records => Subject::Records,
+            Stage::Halves => Subject::Halves,
+            Stage::Findings => Subject::Findings,
+        }
+    }
+}
+
+/// A message for one of a partition's stages.
+#[derive(Debug)]
+struct Msg {
+    part: u32,
+    /// The claim it was read for: messages of an earlier claim of the same
+    /// partition are dropped.
+    claim: u64,
+    stage: Stage,
+    seq: u64,
+    /// The flow number (records carry it in a header).
+    n: Option<u64>,
+    payload: Bytes,
+}
+
+/// A message to publish: subject, id, body.
+type Out = (String, String, Bytes);
+
+/// One partition held by this worker: the three stages' state.
+struct Part<'m> {
+    claim: u64,
+    x: Extractor,
+    /// Scores, explains (the explainer of this partition's pairs) and
+    /// decides what is shown; incidents grow elsewhere.
+    pipeline: Pipeline<'m>,
+    pending: FxHashMap<u64, Half>,
+    ready: Vec<Half>,
+    oldest_ready: Option<Instant>,
+    incidents: Incidents,
+    clock: Clock,
+    found_since_settle: bool,
+    /// Last sequence applied per stage.
+    seq: [u64; 3],
+    saved_seq: [u64; 3],
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Part<'_> {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The fields of [`Checkpoint`] by reference, for saving without a copy.
+#[derive(Serialize)]
+struct SaveRef<'a> {
+    version: u32,
+    seq: [u64; 3],
+    windows: Vec<u8>,
+    pending: Vec<&'a Half>,
+    memory: flowhound_explain::Memory,
+    incidents: &'a Incidents,
+    watermark: i64,
+}
+
+/// Runs a worker until `stop` (state saved, leases given back, open
+/// incidents left to whoever holds the partition next) or the idle exit
+/// (open incidents end first).
+pub fn run(
+    p: &WorkerParams,
+    judging: Judging<'_>,
+    alerts: Option<&mut dyn Output>,
+    stop: &AtomicBool,
+    note: &mut dyn FnMut(Note),
+) -> Result<Report, StreamError> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(nats)?;
+    let mut w = rt.block_on(Worker::connect(p, judging, alerts))?;
+    let result = w.run(&rt, stop, note);
+    // Consumers stop with their partitions.
+    w.parts.clear();
+    result.map(|()| w.report)
+}
+
+struct Worker<'m, 'a> {
+    p: WorkerParams,
+    judging: Judging<'m>,
+    alerts: Option<&'a mut dyn Output>,
+    js: jetstream::Context,
+    /// The consumers' own connection: a consumer waiting for the loop to
+    /// take its messages must not hold up the acknowledgements of what the
+    /// loop publishes (one connection reads both, in order).
+    reading: jetstream::Context,
+    leases: kv::Store,
+    alerted: kv::Store,
+    state: jetstream::object_store::ObjectStore,
+    partitions: u32,
+    owners: Vec<Owner>,
+    /// Partition → lease revision.
+    held: BTreeMap<u32, u64>,
+    parts: BTreeMap<u32, Part<'m>>,
+    claims: u64,
+    tx: mpsc::Sender<Msg>,
+    rx: mpsc::Receiver<Msg>,
+    outbox: Vec<Out>,
+    /// Incident news whose alerts go out with the next publish.
+    pending_alerts: Vec<Changes>,
+    acks: VecDeque<PublishAckFuture>,
+    report: Report,
+}
+
+fn bucket(stream: &str, what: &str) -> String {
+    format!("{stream}_{what}")
+}
+
+impl<'m, 'a> Worker<'m, 'a> {
+    async fn connect(
+        p: &WorkerParams,
+        judging: Judging<'m>,
+        alerts: Option<&'a mut dyn Output>,
+    ) -> Result<Worker<'m, 'a>, StreamError> {
+        let client = async_nats::connect(&p.target.server).await.map_err(nats)?;
+        let js = jetstream::new(client);
+        let reading = jetstream::new(async_nats::connect(&p.target.server).await.map_err(nats)?);
+        let partitions = crate::open_stream(&js, &p.target, None, Duration::ZERO).await?;
+        let replicas = p.replicas;
+        let leases = key_value(&js, &bucket(&p.target.stream, "leases"), p.lease, replicas).await?;
+        // Alerts the group has sent, for as long as the group runs.
+        let alerted = key_value(&js, &bucket(&p.target.stream, "alerted"), Duration::ZERO, replicas).await?;
+        let name = bucket(&p.target.stream, "state");
+        let state = match js.get_object_store(&name).await {
+            Ok(s) => s,
+            Err(_) => js
+                .create_object_store(jetstream::object_store::Config {
+                    bucket: name,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: p.replicas.max(1),
+                    ..Default::default()
+                })
+                .await
+                .map_err(nats)?,
+        };
+        let owners = extractor(judging.bundle).map_err(|e| StreamError::Settings(e.to_string()))?.column_owners();
+        let (tx, rx) = mpsc::channel(16_384);
+        Ok(Worker {
+            p: p.clone(),
+            judging,
+            alerts,
+            js,
+            reading,
+            leases,
+            alerted,
+            state,
+            partitions,
+            owners,
+            held: BTreeMap::new(),
+            parts: BTreeMap::new(),
+            claims: 0,
+            tx,
+            rx,
+            outbox: Vec::new(),
+            pending_alerts: Vec::new(),
+            acks: VecDeque::new(),
+            report: Report::default(),
+        })
+    }
+
+    fn run(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        stop: &AtomicBool,
+        note: &mut dyn FnMut(Note),
+    ) -> Result<(), StreamError> {
+        let tick_every = (self.p.lease / 3).max(Duration::from_millis(100));
+        let mut next_tick = Instant::now();
+        let mut last_msg = Instant::now();
+        let mut last_save = Instant::now();
+        let mut last_status = Instant::now();
+        loop {
+            if last_status.elapsed() >= Duration::from_secs(5) {
+                last_status = Instant::now();
+                let r = &self.report;
+                let pending: usize = self.parts.values().map(|p| p.pending.len()).sum();
+                let ready: usize = self.parts.values().map(|p| p.ready.len()).sum();
+                note(Note::Status(format!(
+                    "{} partitions, {} records windowed, {} rows scored ({} flagged), {} halves waiting, {} rows ready, {} findings, {} incidents ended",
+                    self.held.len(), r.records, r.scored, r.flagged, pending, ready, r.findings, r.incidents_ended
+                )));
+            }
+            if Instant::now() >= next_tick {
+                self.tick(rt, note)?;
+                next_tick = Instant::now() + tick_every;
+            }
+            let mut batch = Vec::new();
+            rt.block_on(async {
+                if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(20), self.rx.recv()).await {
+                    batch.push(m);
+                }
+            });
+            while batch.len() < 4096 {
+                match self.rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                last_msg = Instant::now();
+            }
+            for m in batch {
+                self.apply(m)?;
+            }
+            self.score(false)?;
+            self.settle()?;
+            self.publish(rt, false)?;
+            if last_save.elapsed() >= self.p.checkpoint {
+                self.save_all(rt, note)?;
+                last_save = Instant::now();
+            }
+            if stop.load(Ordering::Relaxed) {
+                self.save_all(rt, note)?;
+                self.give_back_all(rt);
+                return Ok(());
+            }
+            let waiting = self.parts.values().any(|p| !p.pending.is_empty() || !p.ready.is_empty());
+            if self.p.idle_exit.is_some_and(|d| last_msg.elapsed() >= d) && !waiting && !self.held.is_empty() {
+                // The replay is over: every open incident ends now.
+                for part in self.parts.values_mut() {
+                    let mut c = Changes { ended: live::drain(&mut part.incidents), ..Default::default() };
+                    if !c.ended.is_empty() {
+                        name_incidents(&mut c);
+                        Self::emit_incidents(&self.p.target, self.partitions, &mut self.outbox, &c);
+                        self.report.incidents_ended += c.ended.len() as u64;
+                        self.pending_alerts.push(c);
+                        // The partition's state changed: it is saved below.
+                        part.saved_seq = [u64::MAX; 3];
+                    }
+                }
+                self.publish(rt, true)?;
+                self.save_all(rt, note)?;
+                self.give_back_all(rt);
+                if let Some(a) = self.alerts.as_deref_mut() {
+                    a.batch_done(None).map_err(output)?;
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Renews the leases held, claims a fair share of the rest, gives one
+    /// back when more workers than before share the group.
+    fn tick(&mut self, rt: &tokio::runtime::Runtime, note: &mut dyn FnMut(Note)) -> Result<(), StreamError> {
+        let name = Bytes::from(self.p.name.clone());
+        let (lost, alive) = rt.block_on(async {
+            let _ = self.leases.put(format!("w.{}", self.p.name), name.clone()).await;
+            let mut lost = Vec::new();
+            for (p, rev) in self.held.iter_mut() {
+                match self.leases.update(format!("p.{p}"), name.clone(), *rev).await {
+                    Ok(r) => *rev = r,
+                    Err(_) => lost.push(*p),
+                }
+            }
+            let mut alive = 0u32;
+            if let Ok(mut keys) = self.leases.keys().await {
+                while let Some(k) = keys.next().await {
+                    alive += u32::from(k.is_ok_and(|k| k.starts_with("w.")));
+                }
+            }
+            (lost, alive.max(1))
+        });
+        for p in lost {
+            self.held.remove(&p);
+            self.parts.remove(&p);
+            self.report.lost += 1;
+            note(Note::Warning(format!("partition {p}: lease lost (another worker holds it now)")));
+        }
+        let share = self.partitions.div_ceil(alive) as usize;
+        if self.held.len() < share {
+            // Start where this worker's name points, so workers starting
+            // together try different partitions first.
+            let start = crate::fnv(crate::FNV_START, self.p.name.as_bytes()) % u64::from(self.partitions);
+            for k in 0..self.partitions {
+                if self.held.len() >= share {
+                    break;
+                }
+                let p = ((start + u64::from(k)) % u64::from(self.partitions)) as u32;
+                if self.held.contains_key(&p) {
+                    continue;
+                }
+                if let Ok(rev) = rt.block_on(self.leases.create(format!("p.{p}"), name.clone())) {
+                    self.held.insert(p, rev);
+                    self.claim(rt, p, note)?;
+                }
+            }
+        } else if self.held.len() > share {
+            if let Some(&p) = self.held.keys().next_back() {
+                self.save(rt, p, note)?;
+                self.give_back(rt, p);
+                note(Note::Info(format!("partition {p}: handed over ({alive} workers share the group)")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes partition `p` on: its checkpoint, then consumers from the
+    /// sequences it covers.
+    fn claim(&mut self, rt: &tokio::runtime::Runtime, p: u32, note: &mut dyn FnMut(Note)) -> Result<(), StreamError> {
+        self.claims += 1;
+        self.report.claimed += 1;
+        let bundle = self.judging.bundle;
+        let x = extractor(bundle).map_err(|e| StreamError::Settings(e.to_string()))?;
+        let pipeline = Pipeline::new(
+            bundle,
+            Step::new(self.judging.explainer.clone()),
+            self.judging.show,
+            self.judging.allow.clone(),
+            Incidents::new(IncidentParams::default()),
+            Ending::Elsewhere,
+        );
+        let mut part = Part {
+            claim: self.claims,
+            x,
+            pipeline,
+            pending: FxHashMap::default(),
+            ready: Vec::new(),
+            oldest_ready: None,
+            incidents: Incidents::new(self.judging.incidents.clone()),
+            clock: Clock::new(self.p.lateness),
+            found_since_settle: false,
+            seq: [0; 3],
+            saved_seq: [0; 3],
+            tasks: Vec::new(),
+        };
+        let saved = rt.block_on(async {
+            let mut obj = self.state.get(format!("p{p}")).await.ok()?;
+            let mut b = Vec::new();
+            obj.read_to_end(&mut b).await.ok()?;
+            Some(b)
+        });
+        if let Some(b) = saved {
+            match restore(&mut part, &b) {
+                Ok(()) => {
+                    self.report.restored += 1;
+                    note(Note::Info(format!(
+                        "partition {p}: claimed, resuming after records {} / halves {} / findings {}",
+                        part.seq[0], part.seq[1], part.seq[2]
+                    )));
+                }
+                Err(e) => {
+                    note(Note::Warning(format!(
+                        "partition {p}: checkpoint unusable ({e}); starting from the stream's start"
+                    )));
+                    part.x = extractor(bundle).map_err(|e| StreamError::Settings(e.to_string()))?;
+                    part.seq = [0; 3];
+                    part.pending.clear();
+                    part.incidents = Incidents::new(self.judging.incidents.clone());
+                }
+            }
+        } else {
+            note(Note::Info(format!("partition {p}: claimed, no checkpoint yet")));
+        }
+        part.saved_seq = part.seq;
+        let stream = rt.block_on(self.reading.get_stream(&self.p.target.stream)).map_err(nats)?;
+        for stage in [Stage::Records, Stage::Halves, Stage::Findings] {
+            let subject = self.p.target.of(stage.subject(), p);
+            let task =
+                consume(stream.clone(), subject, part.seq[stage as usize], p, part.claim, stage, self.tx.clone());
+            part.tasks.push(rt.spawn(task));
+        }
+        self.parts.insert(p, part);
+        Ok(())
+    }
+
+    fn give_back(&mut self, rt: &tokio::runtime::Runtime, p: u32) {
+        self.parts.remove(&p);
+        if self.held.remove(&p).is_some() {
+            let _ = rt.block_on(self.leases.delete(format!("p.{p}")));
+        }
+    }
+
+    fn give_back_all(&mut self, rt: &tokio::runtime::Runtime) {
+        let held: Vec<u32> = self.held.keys().copied().collect();
+        for p in held {
+            self.give_back(rt, p);
+        }
+        let _ = rt.block_on(self.leases.delete(format!("w.{}", self.p.name)));
+    }
+
+    /// One message through its stage.
+    fn apply(&mut self, m: Msg) -> Result<(), StreamError> {
+        let Some(part) = self.parts.get_mut(&m.part) else { return Ok(()) };
+        let s = m.stage as usize;
+        if part.claim != m.claim || m.seq <= part.seq[s] {
+            return Ok(());
+        }
+        part.seq[s] = m.seq;
+        let n_parts = self.partitions;
+        match m.stage {
+            Stage::Records => {
+                let (Some(n), Ok(r)) = (m.n, crate::decode(&m.payload)) else {
+                    self.report.bad += 1;
+                    return Ok(());
+                };
+                let mut row = Vec::with_capacity(self.owners.len());
+                part.x.extract(&r, &mut row);
+                let mut parts = 0;
+                if partition(r.src, n_parts) == m.part {
+                    parts |= SRC;
+                }
+                if partition(r.dst, n_parts) == m.part {
+                    parts |= DST;
+                }
+                if parts == 0 {
+                    self.report.bad += 1;
+                    return Ok(());
+                }
+                self.report.records += 1;
+                let record = String::from_utf8_lossy(&m.payload).into_owned();
+                let half = Half { n, parts, row, unseen: part.x.last_unseen_parts(), record };
+                let j = pair_partition(r.src, r.dst, n_parts);
+                self.outbox.push((
+                    self.p.target.of(Subject::Halves, j),
+                    format!("h{n}.{parts}"),
+                    Bytes::from(wire::encode(&half)),
+                ));
+            }
+            Stage::Halves => {
+                let Ok(h) = wire::decode::<Half>(&m.payload) else {
+                    self.report.bad += 1;
+                    return Ok(());
+                };
+                if h.row.len() != self.owners.len() || h.parts == 0 || h.parts > BOTH {
+                    self.report.bad += 1;
+                    return Ok(());
+                }
+                let joined = match part.pending.remove(&h.n) {
+                    None if h.parts == BOTH => Some(h),
+                    None => {
+                        part.pending.insert(h.n, h);
+                        None
+                    }
+                    Some(prev) if prev.parts & h.parts != 0 => {
+                        // The same half twice: keep the first.
+                        part.pending.insert(prev.n, prev);
+                        None
+                    }
+                    Some(prev) => Some(join(prev, h, &self.owners)),
+                };
+                if let Some(h) = joined {
+                    part.oldest_ready.get_or_insert_with(Instant::now);
+                    part.ready.push(h);
+                }
+            }
+            Stage::Findings => {
+                let Ok(f) = wire::decode::<Found>(&m.payload) else {
+                    self.report.bad += 1;
+                    return Ok(());
+                };
+                let Ok(r) = crate::decode(f.record.as_bytes()) else {
+                    self.report.bad += 1;
+                    return Ok(());
+                };
+                self.report.findings += 1;
+                part.clock.observe(r.start.map(|t| t.micros()));
+                part.incidents.push(f.n, &r, &f.verdict, &f.finding, f.suppressed);
+                part.found_since_settle = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores the joined rows of every partition whose batch is full (or
+    /// waited `flush`; every one with `all`).
+    fn score(&mut self, all: bool) -> Result<(), StreamError> {
+        let bundle = self.judging.bundle;
+        for part in self.parts.values_mut() {
+            let due = part.ready.len() >= self.p.batch.max(1)
+                || part.oldest_ready.is_some_and(|t| t.elapsed() >= self.p.flush)
+                || (all && !part.ready.is_empty());
+            if !due {
+                continue;
+            }
+            let ready = std::mem::take(&mut part.ready);
+            part.oldest_ready = None;
+            let mut recs = Vec::with_capacity(ready.len());
+            let mut ids = Vec::with_capacity(ready.len());
+            let mut raw = Vec::with_capacity(ready.len() * self.owners.len());
+            for h in &ready {
+                match crate::decode(h.record.as_bytes()) {
+                    Ok(r) => {
+                        recs.push(r);
+                        ids.push(h.n);
+                        raw.extend_from_slice(&h.row);
+                    }
+                    Err(_) => self.report.bad += 1,
+                }
+            }
+            if recs.is_empty() {
+                continue;
+            }
+            let mut input = Vec::new();
+            let verdicts = score_rows(bundle, &raw, &mut input).map_err(flowhound_engine::RunError::from)?;
+            let b = Batch { recs: &recs, verdicts: &verdicts, raw: &raw, input: &input };
+            let mut emit = Emit {
+                target: &self.p.target,
+                partitions: self.partitions,
+                names: bundle.ensemble.model_names(),
+                classes: bundle.ensemble.supervised().map(|s| s.classes.clone()),
+                outbox: &mut self.outbox,
+                flagged: 0,
+            };
+            part.pipeline.batch_numbered(&b, &ids, &mut [&mut emit])?;
+            self.report.flagged += emit.flagged;
+            self.report.scored += recs.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Incidents after new findings: opened or grown worse (alerted), ended.
+    fn settle(&mut self) -> Result<(), StreamError> {
+        let mut news = Vec::new();
+        for part in self.parts.values_mut() {
+            // Event time moves with findings only: settle when some came.
+            if std::mem::take(&mut part.found_since_settle) {
+                news.push(live::settle(&mut part.incidents, &part.clock));
+            }
+        }
+        for c in news {
+            let mut c = c;
+            name_incidents(&mut c);
+            Self::emit_incidents(&self.p.target, self.partitions, &mut self.outbox, &c);
+            self.report.incidents_ended += c.ended.len() as u64;
+            self.pending_alerts.push(c);
+        }
+        Ok(())
+    }
+
+    fn emit_incidents(target: &Target, partitions: u32, outbox: &mut Vec<Out>, c: &Changes) {
+        for (list, status) in [(&c.alerts, "open"), (&c.ended, "closed")] {
+            for i in list {
+                let mut v = flowhound_explain::json::incident_json(i);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("status".into(), status.into());
+                }
+                let p = partition(i.actor, partitions);
+                let id = format!("i{}.{status}.{}", i.id, i.peak_severity.name());
+                outbox.push((target.of(Subject::Incidents, p), id, Bytes::from(v.to_string())));
+            }
+        }
+    }
+
+    /// Publishes what the stages made; with `wait`, until the server has
+    /// stored all of it.
+    fn publish(&mut self, rt: &tokio::runtime::Runtime, wait: bool) -> Result<(), StreamError> {
+        let outbox = std::mem::take(&mut self.outbox);
+        let pending = std::mem::take(&mut self.pending_alerts);
+        for c in &pending {
+            let sent = send_alerts(rt, &self.alerted, self.alerts.as_deref_mut(), c)?;
+            self.report.alerts += sent.0;
+            self.report.alerts_repeated += sent.1;
+        }
+        let (js, acks) = (&self.js, &mut self.acks);
+        rt.block_on(async {
+            for (subject, id, body) in outbox {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(NATS_MESSAGE_ID, id.as_str());
+                acks.push_back(js.publish_with_headers(subject, headers, body).await.map_err(nats)?);
+                // Under the client's own limit of acknowledgements awaited (5,000).
+                while acks.len() >= 4096 {
+                    if let Some(a) = acks.pop_front() {
+                        a.await.map_err(nats)?;
+                    }
+                }
+            }
+            if wait {
+                while let Some(a) = acks.pop_front() {
+                    a.await.map_err(nats)?;
+                }
+            }
+            Ok::<_, StreamError>(())
+        })
+    }
+
+    /// Saves every partition that moved since its last save.
+    fn save_all(&mut self, rt: &tokio::runtime::Runtime, note: &mut dyn FnMut(Note)) -> Result<(), StreamError> {
+        let held: Vec<u32> = self.parts.keys().copied().collect();
+        for p in held {
+            self.save(rt, p, note)?;
+        }
+        Ok(())
+    }
+
+    /// Saves partition `p`: what it has read is scored and published (and
+    /// stored by the server) first, so the checkpoint's sequences cover
+    /// exactly what its state holds.
+    fn save(&mut self, rt: &tokio::runtime::Runtime, p: u32, note: &mut dyn FnMut(Note)) -> Result<(), StreamError> {
+        if self.parts.get(&p).is_none_or(|part| part.seq == part.saved_seq) {
+            return Ok(());
+        }
+        self.score(true)?;
+        self.settle()?;
+        self.publish(rt, true)?;
+        let Some(part) = self.parts.get_mut(&p) else { return Ok(()) };
+        let mut pending: Vec<&Half> = part.pending.values().collect();
+        pending.sort_unstable_by_key(|h| h.n);
+        let save = SaveRef {
+            version: CHECKPOINT_VERSION,
+            seq: part.seq,
+            windows: part.x.checkpoint(),
+            pending,
+            memory: part.pipeline.step.explainer.memory(),
+            incidents: &part.incidents,
+            watermark: part.clock.watermark(),
+        };
+        let bytes = wire::encode(&save);
+        // Only the lease holder writes the partition's state.
+        let Some(&rev) = self.held.get(&p) else { return Ok(()) };
+        let name = Bytes::from(self.p.name.clone());
+        let r = rt.block_on(async {
+            let rev = self.leases.update(format!("p.{p}"), name, rev).await.map_err(nats)?;
+            self.state.put(format!("p{p}").as_str(), &mut bytes.as_slice()).await.map_err(nats)?;
+            Ok::<_, StreamError>(rev)
+        });
+        match r {
+            Ok(rev) => {
+                self.held.insert(p, rev);
+                part.saved_seq = part.seq;
+            }
+            Err(e) => note(Note::Warning(format!("partition {p}: state not saved: {e}"))),
+        }
+        Ok(())
+    }
+}
+
+/// Reads a message stream's subject from after `after`, handing messages
+/// to the worker's loop; a consumer that fails is made again from the last
+/// sequence handed over.
+async fn consume(
+    stream: jetstream::stream::Stream,
+    subject: String,
+    after: u64,
+    part: u32,
+    claim: u64,
+    stage: Stage,
+    tx: mpsc::Sender<Msg>,
+) {
+    let mut last = after;
+    loop {
+        let deliver_policy =
+            if last == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: last + 1 } };
+        let config = pull::OrderedConfig { filter_subject: subject.clone(), deliver_policy, ..Default::default() };
+        if let Ok(consumer) = stream.create_consumer(config).await {
+            if let Ok(mut messages) = consumer.messages().await {
+                while let Some(Ok(m)) = messages.next().await {
+                    let Ok(seq) = m.info().map(|i| i.stream_sequence) else { continue };
+                    let n = m.headers.as_ref().and_then(|h| h.get(FLOW_HEADER)).and_then(|v| v.as_str().parse().ok());
+                    last = seq;
+                    let msg = Msg { part, claim, stage, seq, n, payload: m.payload.clone() };
+                    if tx.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The row of a flow from its source's half and its destination's.
+fn join(a: Half, b: Half, owners: &[Owner]) -> Half {
+    let (mut s, d) = if a.parts & SRC != 0 { (a, b) } else { (b, a) };
+    for (i, o) in owners.iter().enumerate() {
+        match o {
+            Owner::Dst => s.row[i] = d.row[i],
+            Owner::Unseen => {
+                // No address at all is a row of one partition: never joined.
+                s.row[i] = if s.unseen[0] || d.unseen[1] { 1.0 } else { 0.0 };
+            }
+            Owner::Flow | Owner::Src => {}
+        }
+    }
+    s.unseen = [s.unseen[0], d.unseen[1]];
+    s.parts = BOTH;
+    s
+}
+
+/// Incidents of a group are named by their first flow: unique in the
+/// group, and the same when a partition is replayed.
+fn name_incidents(c: &mut Changes) {
+    for i in c.touched.iter_mut().chain(c.alerts.iter_mut()).chain(c.ended.iter_mut()) {
+        if let Some(first) = i.members.iter().min() {
+            i.id = *first;
+        }
+    }
+}
+
+fn restore(part: &mut Part<'_>, b: &[u8]) -> Result<(), StreamError> {
+    let c: Checkpoint = wire::decode(b)?;
+    if c.version != CHECKPOINT_VERSION {
+        return Err(StreamError::Decode(format!(
+            "checkpoint version {} (this flowhound writes {CHECKPOINT_VERSION})",
+            c.version
+        )));
+    }
+    part.x.restore(&c.windows).map_err(|e| StreamError::Decode(e.to_string()))?;
+    part.seq = c.seq;
+    part.pending = c.pending.into_iter().map(|h| (h.n, h)).collect();
+    part.pipeline.step.explainer.set_memory(c.memory);
+    part.incidents = c.incidents;
+    part.clock.restore(c.watermark);
+    Ok(())
+}
+
+/// Sends the alerts of `c` the group has not sent yet (a replay after a
+/// takeover re-forms incidents already alerted: the bucket of alerts sent
+/// holds them back). Returns (sent, held back).
+fn send_alerts<'o>(
+    rt: &tokio::runtime::Runtime,
+    alerted: &kv::Store,
+    out: Option<&mut (dyn Output + 'o)>,
+    c: &Changes,
+) -> Result<(u64, u64), StreamError> {
+    let Some(out) = out else { return Ok((0, 0)) };
+    let owed = live::owed(&c.ended);
+    if c.alerts.is_empty() && owed.is_empty() {
+        return Ok((0, 0));
+    }
+    let (mut send, mut held) = (Changes::default(), 0u64);
+    rt.block_on(async {
+        for (i, is_owed) in c.alerts.iter().map(|i| (i, false)).chain(owed.iter().map(|i| (i, true))) {
+            let key = format!("a.{}", i.id);
+            let before = alerted.get(key.as_str()).await.ok().flatten();
+            let level = before.as_deref().and_then(|b| std::str::from_utf8(b).ok()).and_then(Severity::parse);
+            if level.is_some_and(|l| l >= i.peak_severity) {
+                held += 1;
+                continue;
+            }
+            let _ = alerted.put(key.as_str(), Bytes::from(i.peak_severity.name())).await;
+            if is_owed {
+                send.ended.push(i.clone());
+            } else {
+                send.alerts.push(i.clone());
+            }
+        }
+    });
+    let sent = (send.alerts.len() + send.ended.len()) as u64;
+    out.batch_done(Some(IncidentNews::Live(&send))).map_err(output)?;
+    Ok((sent, held))
+}
+
+fn output(e: OutputError) -> StreamError {
+    StreamError::Run(flowhound_engine::RunError::Output(e))
+}
+
+/// A key-value bucket, made when missing. Its stream is made here with the
+/// settings the client would give it: the client's own `create_key_value`
+/// first asks for the account's limits, and the answer of a 2.9 server (the
+/// one Debian ships) does not parse.
+async fn key_value(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<kv::Store, StreamError> {
+    if let Ok(s) = js.get_key_value(bucket).await {
+        return Ok(s);
+    }
+    let config = jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        // The server refuses a de-duplication window longer than the age.
+        duplicate_window: if max_age.is_zero() {
+            Duration::from_secs(120)
+        } else {
+            max_age.min(Duration::from_secs(120))
+        },
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas.max(1),
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    js.get_or_create_stream(config).await.map_err(nats)?;
+    js.get_key_value(bucket).await.map_err(nats)
+}
+
+/// The scoring stage's output: scored flows to the group's output subject,
+/// findings to the stage keyed by actor.
+struct Emit<'t> {
+    target: &'t Target,
+    partitions: u32,
+    names: Vec<&'static str>,
+    classes: Option<Vec<String>>,
+    outbox: &'t mut Vec<Out>,
+    flagged: u64,
+}
+
+impl Output for Emit<'_> {
+    fn flow(&mut self, f: &Flow<'_>) -> Result<(), OutputError> {
+        let r = f.record;
+        let j = pair_partition(r.src, r.dst, self.partitions);
+        if f.shown.written {
+            let m = flowhound_explain::json::flow_json(
+                f.id,
+                r,
+                f.verdict,
+                f.finding,
+                f.shown.entry,
+                &self.names,
+                self.classes.as_deref(),
+            );
+            let line = serde_json::Value::Object(m).to_string();
+            self.outbox.push((self.target.of(Subject::Scored, j), format!("o{}", f.id), Bytes::from(line)));
+        }
+        self.flagged += u64::from(f.shown.flagged);
+        if let (Some(finding), true) = (f.finding, f.shown.grows_incident()) {
+            let found = Found {
+                n: f.id,
+                record: String::from_utf8_lossy(&crate::encode(r)).into_owned(),
+                verdict: f.verdict.clone(),
+                finding: finding.clone(),
+                suppressed: f.shown.entry.is_some(),
+            };
+            let a = partition(finding.actor, self.partitions);
+            self.outbox.push((
+                self.target.of(Subject::Findings, a),
+                format!("f{}", f.id),
+                Bytes::from(wire::encode(&found)),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_joins_the_destination_columns_and_ors_the_unseen_parts() {
+        let owners = [Owner::Flow, Owner::Src, Owner::Dst, Owner::Unseen];
+        let src = Half { n: 4, parts: SRC, row: vec![1.0, 2.0, -1.0, 0.0], unseen: [false, true], record: "s".into() };
+        let dst = Half { n: 4, parts: DST, row: vec![1.0, -2.0, 3.0, 0.0], unseen: [true, true], record: "d".into() };
+        let j = join(dst.clone(), src.clone(), &owners);
+        assert_eq!(j.row, vec![1.0, 2.0, 3.0, 1.0], "the source's columns from its half, the destination's from its");
+        assert_eq!((j.parts, j.unseen, j.record.as_str()), (BOTH, [false, true], "s"));
+        // Neither host's evidence says unseen: 0.
+        let quiet = join(Half { unseen: [false, true], ..src }, Half { unseen: [true, false], ..dst }, &owners);
+        assert_eq!(quiet.row[3], 0.0);
+    }
+}
