@@ -175,11 +175,19 @@ pub struct PublishParams {
     pub duplicate_window: Duration,
     /// Publish acknowledgements awaited at once.
     pub in_flight: usize,
+    /// Copies a cluster keeps of a new stream (JetStream replicas).
+    pub replicas: usize,
 }
 
 impl PublishParams {
     pub fn new(target: Target) -> Self {
-        PublishParams { target, partitions: 16, duplicate_window: Duration::from_secs(24 * 3600), in_flight: 4096 }
+        PublishParams {
+            target,
+            partitions: 16,
+            duplicate_window: Duration::from_secs(24 * 3600),
+            in_flight: 4096,
+            replicas: 1,
+        }
     }
 }
 
@@ -218,6 +226,7 @@ pub async fn open_stream(
     target: &Target,
     partitions: Option<u32>,
     duplicate_window: Duration,
+    replicas: usize,
 ) -> Result<u32, StreamError> {
     let made = match js.get_stream(&target.stream).await {
         Ok(mut s) => s.info().await.map_err(nats)?.config.description.clone(),
@@ -234,6 +243,7 @@ pub async fn open_stream(
                 duplicate_window,
                 storage: stream::StorageType::File,
                 description: Some(describe(n)),
+                num_replicas: replicas.max(1),
                 ..Default::default()
             };
             let mut s = js.get_or_create_stream(config).await.map_err(nats)?;
@@ -274,7 +284,7 @@ pub fn publish(
     let (js, base) = rt.block_on(async {
         let client = async_nats::connect(&p.target.server).await.map_err(nats)?;
         let js = jetstream::new(client);
-        open_stream(&js, &p.target, Some(p.partitions), p.duplicate_window).await?;
+        open_stream(&js, &p.target, Some(p.partitions), p.duplicate_window, p.replicas).await?;
         // Flow numbers go on from the stream's last sequence: unique in the
         // stream, and in a fresh stream the input positions `detect` gives.
         let last = js.get_stream(&p.target.stream).await.map_err(nats)?.info().await.map_err(nats)?.state.last_sequence;

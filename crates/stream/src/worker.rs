@@ -38,7 +38,6 @@ use flowhound_features::{Extractor, Owner};
 use futures_util::StreamExt;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::wire::{self, Checkpoint, Found, Half, BOTH, CHECKPOINT_VERSION, DST, SRC};
@@ -64,6 +63,8 @@ pub struct WorkerParams {
     pub idle_exit: Option<Duration>,
     /// As `watch --lateness`: how late a finding may come on event time.
     pub lateness: Duration,
+    /// How often the status line is made (`ZERO`: never).
+    pub status: Duration,
     /// Copies of the leases and checkpoints a cluster keeps (JetStream
     /// replicas; 1 on a single server).
     pub replicas: usize,
@@ -216,11 +217,16 @@ struct Worker<'m, 'a> {
     reading: jetstream::Context,
     leases: kv::Store,
     alerted: kv::Store,
-    state: jetstream::object_store::ObjectStore,
+    /// Checkpoints, in chunks (a key-value bucket: read by direct gets, no
+    /// consumer to lose with a node).
+    state: kv::Store,
     partitions: u32,
     owners: Vec<Owner>,
-    /// Partition → lease revision.
-    held: BTreeMap<u32, u64>,
+    /// Of them, the destination's.
+    dst_columns: usize,
+    /// The leases held, renewed by their own task ([`keep_leases`]).
+    held: Shared,
+    keeper: Option<tokio::task::JoinHandle<()>>,
     parts: BTreeMap<u32, Part<'m>>,
     claims: u64,
     tx: mpsc::Sender<Msg>,
@@ -228,8 +234,33 @@ struct Worker<'m, 'a> {
     outbox: Vec<Out>,
     /// Incident news whose alerts go out with the next publish.
     pending_alerts: Vec<Changes>,
-    acks: VecDeque<PublishAckFuture>,
+    /// Published, acknowledgement not yet seen (the message kept to send again).
+    acks: VecDeque<(Out, PublishAckFuture)>,
     report: Report,
+}
+
+/// The connections and buckets of a worker.
+struct Opened {
+    js: jetstream::Context,
+    reading: jetstream::Context,
+    partitions: u32,
+    leases: kv::Store,
+    alerted: kv::Store,
+    state: kv::Store,
+}
+
+impl Opened {
+    async fn open(p: &WorkerParams) -> Result<Opened, StreamError> {
+        let js = jetstream::new(async_nats::connect(&p.target.server).await.map_err(nats)?);
+        let reading = jetstream::new(async_nats::connect(&p.target.server).await.map_err(nats)?);
+        let partitions = crate::open_stream(&js, &p.target, None, Duration::ZERO, 1).await?;
+        let (s, r) = (&p.target.stream, p.replicas);
+        let leases = key_value(&js, &bucket(s, "leases"), p.lease, r).await?;
+        // Alerts the group has sent, for as long as the group runs.
+        let alerted = key_value(&js, &bucket(s, "alerted"), Duration::ZERO, r).await?;
+        let state = key_value(&js, &bucket(s, "state"), Duration::ZERO, r).await?;
+        Ok(Opened { js, reading, partitions, leases, alerted, state })
+    }
 }
 
 fn bucket(stream: &str, what: &str) -> String {
@@ -242,27 +273,19 @@ impl<'m, 'a> Worker<'m, 'a> {
         judging: Judging<'m>,
         alerts: Option<&'a mut dyn Output>,
     ) -> Result<Worker<'m, 'a>, StreamError> {
-        let client = async_nats::connect(&p.target.server).await.map_err(nats)?;
-        let js = jetstream::new(client);
-        let reading = jetstream::new(async_nats::connect(&p.target.server).await.map_err(nats)?);
-        let partitions = crate::open_stream(&js, &p.target, None, Duration::ZERO).await?;
-        let replicas = p.replicas;
-        let leases = key_value(&js, &bucket(&p.target.stream, "leases"), p.lease, replicas).await?;
-        // Alerts the group has sent, for as long as the group runs.
-        let alerted = key_value(&js, &bucket(&p.target.stream, "alerted"), Duration::ZERO, replicas).await?;
-        let name = bucket(&p.target.stream, "state");
-        let state = match js.get_object_store(&name).await {
-            Ok(s) => s,
-            Err(_) => js
-                .create_object_store(jetstream::object_store::Config {
-                    bucket: name,
-                    storage: jetstream::stream::StorageType::File,
-                    num_replicas: p.replicas.max(1),
-                    ..Default::default()
-                })
-                .await
-                .map_err(nats)?,
+        // A server that times out (a cluster electing its leaders) is asked
+        // again for 30 s.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let opened = loop {
+            match Opened::open(p).await {
+                Ok(o) => break o,
+                Err(StreamError::Nats(e)) if Instant::now() < deadline && e.contains("timed out") => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
         };
+        let Opened { js, reading, partitions, leases, alerted, state } = opened;
         let owners = extractor(judging.bundle).map_err(|e| StreamError::Settings(e.to_string()))?.column_owners();
         let (tx, rx) = mpsc::channel(16_384);
         Ok(Worker {
@@ -275,8 +298,10 @@ impl<'m, 'a> Worker<'m, 'a> {
             alerted,
             state,
             partitions,
+            dst_columns: owners.iter().filter(|o| **o == Owner::Dst).count(),
             owners,
-            held: BTreeMap::new(),
+            held: Shared::default(),
+            keeper: None,
             parts: BTreeMap::new(),
             claims: 0,
             tx,
@@ -300,14 +325,14 @@ impl<'m, 'a> Worker<'m, 'a> {
         let mut last_save = Instant::now();
         let mut last_status = Instant::now();
         loop {
-            if last_status.elapsed() >= Duration::from_secs(5) {
+            if !self.p.status.is_zero() && last_status.elapsed() >= self.p.status {
                 last_status = Instant::now();
                 let r = &self.report;
                 let pending: usize = self.parts.values().map(|p| p.pending.len()).sum();
                 let ready: usize = self.parts.values().map(|p| p.ready.len()).sum();
                 note(Note::Status(format!(
                     "{} partitions, {} records windowed, {} rows scored ({} flagged), {} halves waiting, {} rows ready, {} findings, {} incidents ended",
-                    self.held.len(), r.records, r.scored, r.flagged, pending, ready, r.findings, r.incidents_ended
+                    self.parts.len(), r.records, r.scored, r.flagged, pending, ready, r.findings, r.incidents_ended
                 )));
             }
             if Instant::now() >= next_tick {
@@ -345,7 +370,7 @@ impl<'m, 'a> Worker<'m, 'a> {
                 return Ok(());
             }
             let waiting = self.parts.values().any(|p| !p.pending.is_empty() || !p.ready.is_empty());
-            if self.p.idle_exit.is_some_and(|d| last_msg.elapsed() >= d) && !waiting && !self.held.is_empty() {
+            if self.p.idle_exit.is_some_and(|d| last_msg.elapsed() >= d) && !waiting && !self.parts.is_empty() {
                 // The replay is over: every open incident ends now.
                 for part in self.parts.values_mut() {
                     let mut c = Changes { ended: live::drain(&mut part.incidents), ..Default::default() };
@@ -369,53 +394,55 @@ impl<'m, 'a> Worker<'m, 'a> {
         }
     }
 
-    /// Renews the leases held, claims a fair share of the rest, gives one
-    /// back when more workers than before share the group.
+    /// Drops the partitions whose lease was lost, claims a fair share of the
+    /// rest, gives one back when more workers than before share the group.
     fn tick(&mut self, rt: &tokio::runtime::Runtime, note: &mut dyn FnMut(Note)) -> Result<(), StreamError> {
-        let name = Bytes::from(self.p.name.clone());
-        let (lost, alive) = rt.block_on(async {
-            let _ = self.leases.put(format!("w.{}", self.p.name), name.clone()).await;
-            let mut lost = Vec::new();
-            for (p, rev) in self.held.iter_mut() {
-                match self.leases.update(format!("p.{p}"), name.clone(), *rev).await {
-                    Ok(r) => *rev = r,
-                    Err(_) => lost.push(*p),
-                }
-            }
-            let mut alive = 0u32;
-            if let Ok(mut keys) = self.leases.keys().await {
-                while let Some(k) = keys.next().await {
-                    alive += u32::from(k.is_ok_and(|k| k.starts_with("w.")));
-                }
-            }
-            (lost, alive.max(1))
+        if self.keeper.is_none() {
+            let every = (self.p.lease / 3).max(Duration::from_millis(100));
+            let task = keep_leases(self.leases.clone(), self.p.name.clone(), self.held.clone(), every, self.p.lease);
+            self.keeper = Some(rt.spawn(task));
+        }
+        let (lost, alive, held) = rt.block_on(async {
+            let mut h = self.held.lock().await;
+            (std::mem::take(&mut h.lost), h.alive.max(1), h.revs.len())
         });
         for p in lost {
-            self.held.remove(&p);
             self.parts.remove(&p);
             self.report.lost += 1;
             note(Note::Warning(format!("partition {p}: lease lost (another worker holds it now)")));
         }
+        let mut held = held;
         let share = self.partitions.div_ceil(alive) as usize;
-        if self.held.len() < share {
+        let name = Bytes::from(self.p.name.clone());
+        if held < share {
             // Start where this worker's name points, so workers starting
             // together try different partitions first.
             let start = crate::fnv(crate::FNV_START, self.p.name.as_bytes()) % u64::from(self.partitions);
             for k in 0..self.partitions {
-                if self.held.len() >= share {
+                if held >= share {
                     break;
                 }
                 let p = ((start + u64::from(k)) % u64::from(self.partitions)) as u32;
-                if self.held.contains_key(&p) {
+                if self.parts.contains_key(&p) {
                     continue;
                 }
-                if let Ok(rev) = rt.block_on(self.leases.create(format!("p.{p}"), name.clone())) {
-                    self.held.insert(p, rev);
-                    self.claim(rt, p, note)?;
+                let claimed = rt.block_on(async {
+                    let rev = self.leases.create(format!("p.{p}"), name.clone()).await.ok()?;
+                    self.held.lock().await.revs.insert(p, (rev, Instant::now()));
+                    Some(())
+                });
+                if claimed.is_some() {
+                    held += 1;
+                    if let Err(e) = self.claim(rt, p, note) {
+                        // The server may be electing a leader: try again later.
+                        note(Note::Warning(format!("partition {p}: not taken on: {e}")));
+                        self.give_back(rt, p);
+                        held -= 1;
+                    }
                 }
             }
-        } else if self.held.len() > share {
-            if let Some(&p) = self.held.keys().next_back() {
+        } else if held > share {
+            if let Some(&p) = self.parts.keys().next_back() {
                 self.save(rt, p, note)?;
                 self.give_back(rt, p);
                 note(Note::Info(format!("partition {p}: handed over ({alive} workers share the group)")));
@@ -453,12 +480,11 @@ impl<'m, 'a> Worker<'m, 'a> {
             saved_seq: [0; 3],
             tasks: Vec::new(),
         };
-        let saved = rt.block_on(async {
-            let mut obj = self.state.get(format!("p{p}")).await.ok()?;
-            let mut b = Vec::new();
-            obj.read_to_end(&mut b).await.ok()?;
-            Some(b)
-        });
+        // No checkpoint yet is a fresh start; a checkpoint that cannot be
+        // read now (a cluster electing a leader) is no reason to start over.
+        let saved =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), load_state(&self.state, p)).await });
+        let saved = saved.map_err(|_| StreamError::Nats("reading the checkpoint timed out".into()))??;
         if let Some(b) = saved {
             match restore(&mut part, &b) {
                 Ok(()) => {
@@ -495,13 +521,18 @@ impl<'m, 'a> Worker<'m, 'a> {
 
     fn give_back(&mut self, rt: &tokio::runtime::Runtime, p: u32) {
         self.parts.remove(&p);
-        if self.held.remove(&p).is_some() {
-            let _ = rt.block_on(self.leases.delete(format!("p.{p}")));
-        }
+        rt.block_on(async {
+            if self.held.lock().await.revs.remove(&p).is_some() {
+                let _ = self.leases.delete(format!("p.{p}")).await;
+            }
+        });
     }
 
     fn give_back_all(&mut self, rt: &tokio::runtime::Runtime) {
-        let held: Vec<u32> = self.held.keys().copied().collect();
+        if let Some(k) = self.keeper.take() {
+            k.abort();
+        }
+        let held: Vec<u32> = self.parts.keys().copied().collect();
         for p in held {
             self.give_back(rt, p);
         }
@@ -537,7 +568,14 @@ impl<'m, 'a> Worker<'m, 'a> {
                     return Ok(());
                 }
                 self.report.records += 1;
-                let record = String::from_utf8_lossy(&m.payload).into_owned();
+                // A destination's half alone carries its own columns only:
+                // the source's half brings the record and the rest.
+                let (row, record) = if parts == DST {
+                    let own = row.iter().zip(&self.owners).filter(|(_, o)| **o == Owner::Dst).map(|(v, _)| *v);
+                    (own.collect(), String::new())
+                } else {
+                    (row, String::from_utf8_lossy(&m.payload).into_owned())
+                };
                 let half = Half { n, parts, row, unseen: part.x.last_unseen_parts(), record };
                 let j = pair_partition(r.src, r.dst, n_parts);
                 self.outbox.push((
@@ -551,7 +589,8 @@ impl<'m, 'a> Worker<'m, 'a> {
                     self.report.bad += 1;
                     return Ok(());
                 };
-                if h.row.len() != self.owners.len() || h.parts == 0 || h.parts > BOTH {
+                let width = if h.parts == DST { self.dst_columns } else { self.owners.len() };
+                if h.row.len() != width || h.parts == 0 || h.parts > BOTH {
                     self.report.bad += 1;
                     return Ok(());
                 }
@@ -683,20 +722,19 @@ impl<'m, 'a> Worker<'m, 'a> {
         }
         let (js, acks) = (&self.js, &mut self.acks);
         rt.block_on(async {
-            for (subject, id, body) in outbox {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(NATS_MESSAGE_ID, id.as_str());
-                acks.push_back(js.publish_with_headers(subject, headers, body).await.map_err(nats)?);
+            for out in outbox {
+                let ack = send(js, &out).await?;
+                acks.push_back((out, ack));
                 // Under the client's own limit of acknowledgements awaited (5,000).
                 while acks.len() >= 4096 {
-                    if let Some(a) = acks.pop_front() {
-                        a.await.map_err(nats)?;
+                    if let Some((out, a)) = acks.pop_front() {
+                        confirm(js, out, a).await?;
                     }
                 }
             }
             if wait {
-                while let Some(a) = acks.pop_front() {
-                    a.await.map_err(nats)?;
+                while let Some((out, a)) = acks.pop_front() {
+                    confirm(js, out, a).await?;
                 }
             }
             Ok::<_, StreamError>(())
@@ -735,23 +773,157 @@ impl<'m, 'a> Worker<'m, 'a> {
             watermark: part.clock.watermark(),
         };
         let bytes = wire::encode(&save);
-        // Only the lease holder writes the partition's state.
-        let Some(&rev) = self.held.get(&p) else { return Ok(()) };
+        // Only the lease holder writes the partition's state: the lease is
+        // renewed (compare-and-set) with the renewals held off, then the state
+        // written.
         let name = Bytes::from(self.p.name.clone());
         let r = rt.block_on(async {
-            let rev = self.leases.update(format!("p.{p}"), name, rev).await.map_err(nats)?;
-            self.state.put(format!("p{p}").as_str(), &mut bytes.as_slice()).await.map_err(nats)?;
-            Ok::<_, StreamError>(rev)
+            {
+                let mut h = self.held.lock().await;
+                let Some(&(rev, _)) = h.revs.get(&p) else {
+                    return Err(StreamError::Nats("the lease is no longer held".into()));
+                };
+                let rev = self.leases.update(format!("p.{p}"), name, rev).await.map_err(nats)?;
+                h.revs.insert(p, (rev, Instant::now()));
+            }
+            // Written without holding up the renewals. Should the lease go
+            // meanwhile, the next holder may read this state or the one
+            // before: each covers exactly its sequences, so either resumes
+            // right.
+            save_state(&self.state, p, &bytes).await?;
+            Ok::<_, StreamError>(())
         });
         match r {
-            Ok(rev) => {
-                self.held.insert(p, rev);
-                part.saved_seq = part.seq;
-            }
+            Ok(()) => part.saved_seq = part.seq,
             Err(e) => note(Note::Warning(format!("partition {p}: state not saved: {e}"))),
         }
         Ok(())
     }
+}
+
+/// Checkpoint bytes per chunk: under a server's 1 MB message limit.
+const CHUNK: usize = 512 * 1024;
+
+/// Saves partition `p`'s checkpoint: its chunks under a new generation,
+/// then the manifest naming it, then the old generation's chunks go — a
+/// crash at any point leaves a manifest and the chunks it names.
+async fn save_state(kv: &kv::Store, p: u32, bytes: &[u8]) -> Result<(), StreamError> {
+    let old = manifest(kv, p).await?;
+    let generation = old.map_or(1, |(g, _)| g + 1);
+    let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        kv.put(format!("c.{p}.{generation}.{i}"), Bytes::copy_from_slice(c)).await.map_err(nats)?;
+    }
+    kv.put(format!("m.{p}"), Bytes::from(format!("{generation} {}", chunks.len()))).await.map_err(nats)?;
+    if let Some((g, n)) = old {
+        for i in 0..n {
+            let _ = kv.purge(format!("c.{p}.{g}.{i}")).await;
+        }
+    }
+    Ok(())
+}
+
+/// The generation and chunk count of partition `p`'s checkpoint.
+async fn manifest(kv: &kv::Store, p: u32) -> Result<Option<(u64, usize)>, StreamError> {
+    let Some(m) = kv.get(format!("m.{p}")).await.map_err(nats)? else { return Ok(None) };
+    let text = String::from_utf8_lossy(&m);
+    let mut it = text.split(' ').map(str::parse::<u64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(g)), Some(Ok(n))) => Ok(Some((g, n as usize))),
+        _ => Err(StreamError::Decode(format!("checkpoint manifest {text:?}"))),
+    }
+}
+
+async fn load_state(kv: &kv::Store, p: u32) -> Result<Option<Vec<u8>>, StreamError> {
+    let Some((g, n)) = manifest(kv, p).await? else { return Ok(None) };
+    let mut b = Vec::new();
+    for i in 0..n {
+        let c = kv.get(format!("c.{p}.{g}.{i}")).await.map_err(nats)?;
+        let c = c.ok_or_else(|| StreamError::Decode(format!("checkpoint chunk {i} of {n} is missing")))?;
+        b.extend_from_slice(&c);
+    }
+    Ok(Some(b))
+}
+
+/// The leases a worker holds: partition → (revision, last renewed); those
+/// lost since the loop last looked; the workers alive.
+#[derive(Debug, Default)]
+struct Held {
+    revs: BTreeMap<u32, (u64, Instant)>,
+    lost: Vec<u32>,
+    alive: u32,
+}
+
+type Shared = std::sync::Arc<tokio::sync::Mutex<Held>>;
+
+/// Renews the worker's presence and its leases every `every`, on the
+/// runtime's thread: a loop busy with a long batch or a checkpoint keeps
+/// its partitions; only a dead or cut-off process loses them. A lease
+/// another worker took (the revision moved on) is lost at once; one that
+/// cannot be renewed (a cluster electing a leader) is kept until `lease`
+/// has passed since its last renewal, when the others may have taken it.
+async fn keep_leases(kv: kv::Store, name: String, held: Shared, every: Duration, lease: Duration) {
+    let value = Bytes::from(name.clone());
+    loop {
+        let _ = kv.put(format!("w.{name}"), value.clone()).await;
+        {
+            let mut h = held.lock().await;
+            let revs: Vec<(u32, (u64, Instant))> = h.revs.iter().map(|(p, r)| (*p, *r)).collect();
+            for (p, (rev, at)) in revs {
+                match kv.update(format!("p.{p}"), value.clone(), rev).await {
+                    Ok(r) => {
+                        h.revs.insert(p, (r, Instant::now()));
+                    }
+                    Err(e) => {
+                        let taken = e.to_string().contains("wrong last sequence");
+                        if taken || at.elapsed() >= lease {
+                            h.revs.remove(&p);
+                            h.lost.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        // A key written while the list is read can come twice.
+        let mut alive = std::collections::BTreeSet::new();
+        if let Ok(mut keys) = kv.keys().await {
+            while let Some(k) = keys.next().await {
+                if let Some(w) = k.ok().filter(|k| k.starts_with("w.")) {
+                    alive.insert(w);
+                }
+            }
+        }
+        held.lock().await.alive = alive.len() as u32;
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn send(js: &jetstream::Context, (subject, id, body): &Out) -> Result<PublishAckFuture, StreamError> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(NATS_MESSAGE_ID, id.as_str());
+    js.publish_with_headers(subject.clone(), headers, body.clone()).await.map_err(nats)
+}
+
+/// Waits for a message's acknowledgement; when none comes (a cluster
+/// electing a new stream leader after a node died, a reconnect), sends it
+/// again — the same id, so it is stored once — for up to a minute.
+async fn confirm(js: &jetstream::Context, out: Out, ack: PublishAckFuture) -> Result<(), StreamError> {
+    let mut last = match ack.await {
+        Ok(_) => return Ok(()),
+        Err(e) => e.to_string(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        match send(js, &out).await {
+            Ok(a) => match a.await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(StreamError::Nats(format!("{} not stored after a minute of retries: {last}", out.0)))
 }
 
 /// Reads a message stream's subject from after `after`, handing messages
@@ -788,12 +960,15 @@ async fn consume(
     }
 }
 
-/// The row of a flow from its source's half and its destination's.
+/// The row of a flow from its source's half (a whole row, right in the
+/// source's columns) and its destination's (the destination's columns, in
+/// order).
 fn join(a: Half, b: Half, owners: &[Owner]) -> Half {
     let (mut s, d) = if a.parts & SRC != 0 { (a, b) } else { (b, a) };
+    let mut theirs = d.row.iter();
     for (i, o) in owners.iter().enumerate() {
         match o {
-            Owner::Dst => s.row[i] = d.row[i],
+            Owner::Dst => s.row[i] = theirs.next().copied().unwrap_or(f32::NAN),
             Owner::Unseen => {
                 // No address at all is a row of one partition: never joined.
                 s.row[i] = if s.unseen[0] || d.unseen[1] { 1.0 } else { 0.0 };
@@ -850,14 +1025,24 @@ fn send_alerts<'o>(
     let (mut send, mut held) = (Changes::default(), 0u64);
     rt.block_on(async {
         for (i, is_owed) in c.alerts.iter().map(|i| (i, false)).chain(owed.iter().map(|i| (i, true))) {
+            // Compare-and-set: of two workers replaying the same partition
+            // (a takeover not yet noticed by the old owner), one sends.
             let key = format!("a.{}", i.id);
-            let before = alerted.get(key.as_str()).await.ok().flatten();
-            let level = before.as_deref().and_then(|b| std::str::from_utf8(b).ok()).and_then(Severity::parse);
-            if level.is_some_and(|l| l >= i.peak_severity) {
+            let value = Bytes::from(i.peak_severity.name());
+            let won = match alerted.entry(key.as_str()).await {
+                Ok(None) => alerted.create(key.as_str(), value).await.is_ok(),
+                Ok(Some(e)) => {
+                    let level = std::str::from_utf8(&e.value).ok().and_then(Severity::parse);
+                    level.is_none_or(|l| l < i.peak_severity)
+                        && alerted.update(key.as_str(), value, e.revision).await.is_ok()
+                }
+                // The bucket cannot be read: better an alert twice than none.
+                Err(_) => true,
+            };
+            if !won {
                 held += 1;
                 continue;
             }
-            let _ = alerted.put(key.as_str(), Bytes::from(i.peak_severity.name())).await;
             if is_owed {
                 send.ended.push(i.clone());
             } else {
@@ -966,7 +1151,7 @@ mod tests {
     fn a_row_joins_the_destination_columns_and_ors_the_unseen_parts() {
         let owners = [Owner::Flow, Owner::Src, Owner::Dst, Owner::Unseen];
         let src = Half { n: 4, parts: SRC, row: vec![1.0, 2.0, -1.0, 0.0], unseen: [false, true], record: "s".into() };
-        let dst = Half { n: 4, parts: DST, row: vec![1.0, -2.0, 3.0, 0.0], unseen: [true, true], record: "d".into() };
+        let dst = Half { n: 4, parts: DST, row: vec![3.0], unseen: [true, true], record: String::new() };
         let j = join(dst.clone(), src.clone(), &owners);
         assert_eq!(j.row, vec![1.0, 2.0, 3.0, 1.0], "the source's columns from its half, the destination's from its");
         assert_eq!((j.parts, j.unseen, j.record.as_str()), (BOTH, [false, true], "s"));

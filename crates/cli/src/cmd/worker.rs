@@ -71,6 +71,10 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub idle_exit: Option<String>,
 
+    /// A one-line status on stderr this often (`0s`: never).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub status: String,
+
     /// No progress notes on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -78,7 +82,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> CliResult {
     let target = Target::parse(&a.nats).map_err(CliError::usage)?;
-    let [lease, checkpoint, flush, lateness] = durations([
+    let [status, lease, checkpoint, flush, lateness] = durations([
+        ("--status", &a.status),
         ("--lease", &a.lease),
         ("--checkpoint", &a.checkpoint),
         ("--flush", &a.flush),
@@ -118,6 +123,7 @@ pub fn run(a: Args) -> CliResult {
         idle_exit,
         lateness,
         replicas: a.replicas,
+        status: if a.quiet { std::time::Duration::ZERO } else { status },
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
