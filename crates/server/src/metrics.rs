@@ -1,26 +1,29 @@
-//! `GET /metrics` for a live run (`flowhound watch --metrics ADDR`), on axum
-//! like the dashboard: Prometheus text from the engine's
-//! [`Monitor`](flowhound_engine::watch::monitor::Monitor).
+//! `GET /metrics` for a live run (`flowhound watch --metrics ADDR`,
+//! `flowhound worker --metrics ADDR`), on axum like the dashboard:
+//! Prometheus text made fresh for each request (the engine's
+//! [`Monitor`](flowhound_engine::watch::monitor::Monitor), a worker's
+//! metrics).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::ServerError;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use flowhound_engine::watch::monitor::Monitor;
 
-use crate::ServerError;
+/// What renders the metrics text.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The endpoint's routes: `/metrics`, and a 404 that says so elsewhere.
-pub fn router(monitor: Arc<Monitor>) -> Router {
+pub fn router(render: Render) -> Router {
     Router::new()
         .route(
             "/metrics",
             get(move || {
-                let m = Arc::clone(&monitor);
-                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.prometheus()) }
+                let r = Arc::clone(&render);
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], r()) }
             }),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "only /metrics is here\n").into_response() })
@@ -28,7 +31,7 @@ pub fn router(monitor: Arc<Monitor>) -> Router {
 
 /// Listens on `addr` (a bind error is returned at once) and serves the
 /// metrics on a thread of its own for the rest of the process.
-pub fn spawn(addr: SocketAddr, monitor: Arc<Monitor>) -> Result<(), ServerError> {
+pub fn spawn(addr: SocketAddr, render: Render) -> Result<(), ServerError> {
     let io = |what: String| move |source| ServerError::Io { what, source };
     let listener = std::net::TcpListener::bind(addr).map_err(io(format!("--metrics {addr}: cannot listen")))?;
     listener.set_nonblocking(true).map_err(io("the metrics listener".into()))?;
@@ -40,7 +43,7 @@ pub fn spawn(addr: SocketAddr, monitor: Arc<Monitor>) -> Result<(), ServerError>
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => {
-                        if let Err(e) = axum::serve(l, router(monitor)).await {
+                        if let Err(e) = axum::serve(l, router(render)).await {
                             tracing::error!("metrics endpoint: {e}");
                         }
                     }

@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::header::NATS_MESSAGE_ID;
@@ -195,11 +196,12 @@ pub fn run(
     p: &WorkerParams,
     judging: Judging<'_>,
     alerts: Option<&mut dyn Output>,
+    metrics: Arc<Metrics>,
     stop: &AtomicBool,
     note: &mut dyn FnMut(Note),
 ) -> Result<Report, StreamError> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(nats)?;
-    let mut w = rt.block_on(Worker::connect(p, judging, alerts))?;
+    let mut w = rt.block_on(Worker::connect(p, judging, alerts, metrics))?;
     let result = w.run(&rt, stop, note);
     // Consumers stop with their partitions.
     w.parts.clear();
@@ -237,6 +239,7 @@ struct Worker<'m, 'a> {
     /// Published, acknowledgement not yet seen (the message kept to send again).
     acks: VecDeque<(Out, PublishAckFuture)>,
     report: Report,
+    metrics: Arc<Metrics>,
 }
 
 /// The connections and buckets of a worker.
@@ -272,6 +275,7 @@ impl<'m, 'a> Worker<'m, 'a> {
         p: &WorkerParams,
         judging: Judging<'m>,
         alerts: Option<&'a mut dyn Output>,
+        metrics: Arc<Metrics>,
     ) -> Result<Worker<'m, 'a>, StreamError> {
         // A server that times out (a cluster electing its leaders) is asked
         // again for 30 s.
@@ -310,6 +314,7 @@ impl<'m, 'a> Worker<'m, 'a> {
             pending_alerts: Vec::new(),
             acks: VecDeque::new(),
             report: Report::default(),
+            metrics,
         })
     }
 
@@ -409,6 +414,10 @@ impl<'m, 'a> Worker<'m, 'a> {
         for p in lost {
             self.parts.remove(&p);
             self.report.lost += 1;
+            self.metrics.with(|m| {
+                m.lost += 1;
+                m.parts.remove(&p);
+            });
             note(Note::Warning(format!("partition {p}: lease lost (another worker holds it now)")));
         }
         let mut held = held;
@@ -456,6 +465,10 @@ impl<'m, 'a> Worker<'m, 'a> {
     fn claim(&mut self, rt: &tokio::runtime::Runtime, p: u32, note: &mut dyn FnMut(Note)) -> Result<(), StreamError> {
         self.claims += 1;
         self.report.claimed += 1;
+        self.metrics.with(|m| {
+            m.claimed += 1;
+            m.parts.insert(p, PartMetrics::default());
+        });
         let bundle = self.judging.bundle;
         let x = extractor(bundle).map_err(|e| StreamError::Settings(e.to_string()))?;
         let pipeline = Pipeline::new(
@@ -489,6 +502,7 @@ impl<'m, 'a> Worker<'m, 'a> {
             match restore(&mut part, &b) {
                 Ok(()) => {
                     self.report.restored += 1;
+                    self.metrics.with(|m| m.restored += 1);
                     note(Note::Info(format!(
                         "partition {p}: claimed, resuming after records {} / halves {} / findings {}",
                         part.seq[0], part.seq[1], part.seq[2]
@@ -511,8 +525,14 @@ impl<'m, 'a> Worker<'m, 'a> {
         let stream = rt.block_on(self.reading.get_stream(&self.p.target.stream)).map_err(nats)?;
         for stage in [Stage::Records, Stage::Halves, Stage::Findings] {
             let subject = self.p.target.of(stage.subject(), p);
-            let task =
-                consume(stream.clone(), subject, part.seq[stage as usize], p, part.claim, stage, self.tx.clone());
+            let task = consume(
+                stream.clone(),
+                subject,
+                part.seq[stage as usize],
+                (p, part.claim, stage),
+                self.tx.clone(),
+                Arc::clone(&self.metrics),
+            );
             part.tasks.push(rt.spawn(task));
         }
         self.parts.insert(p, part);
@@ -521,6 +541,9 @@ impl<'m, 'a> Worker<'m, 'a> {
 
     fn give_back(&mut self, rt: &tokio::runtime::Runtime, p: u32) {
         self.parts.remove(&p);
+        self.metrics.with(|m| {
+            m.parts.remove(&p);
+        });
         rt.block_on(async {
             if self.held.lock().await.revs.remove(&p).is_some() {
                 let _ = self.leases.delete(format!("p.{p}")).await;
@@ -568,6 +591,7 @@ impl<'m, 'a> Worker<'m, 'a> {
                     return Ok(());
                 }
                 self.report.records += 1;
+                self.metrics.part(m.part, |x| x.records += 1);
                 // A destination's half alone carries its own columns only:
                 // the source's half brings the record and the rest.
                 let (row, record) = if parts == DST {
@@ -622,6 +646,7 @@ impl<'m, 'a> Worker<'m, 'a> {
                     return Ok(());
                 };
                 self.report.findings += 1;
+                self.metrics.part(m.part, |x| x.findings += 1);
                 part.clock.observe(r.start.map(|t| t.micros()));
                 part.incidents.push(f.n, &r, &f.verdict, &f.finding, f.suppressed);
                 part.found_since_settle = true;
@@ -634,7 +659,7 @@ impl<'m, 'a> Worker<'m, 'a> {
     /// waited `flush`; every one with `all`).
     fn score(&mut self, all: bool) -> Result<(), StreamError> {
         let bundle = self.judging.bundle;
-        for part in self.parts.values_mut() {
+        for (&p, part) in self.parts.iter_mut() {
             let due = part.ready.len() >= self.p.batch.max(1)
                 || part.oldest_ready.is_some_and(|t| t.elapsed() >= self.p.flush)
                 || (all && !part.ready.is_empty());
@@ -673,6 +698,11 @@ impl<'m, 'a> Worker<'m, 'a> {
             part.pipeline.batch_numbered(&b, &ids, &mut [&mut emit])?;
             self.report.flagged += emit.flagged;
             self.report.scored += recs.len() as u64;
+            let (flagged, scored) = (emit.flagged, recs.len() as u64);
+            self.metrics.part(p, |x| {
+                x.flagged += flagged;
+                x.scored += scored;
+            });
         }
         Ok(())
     }
@@ -854,7 +884,7 @@ struct Held {
     alive: u32,
 }
 
-type Shared = std::sync::Arc<tokio::sync::Mutex<Held>>;
+type Shared = Arc<tokio::sync::Mutex<Held>>;
 
 /// Renews the worker's presence and its leases every `every`, on the
 /// runtime's thread: a loop busy with a long batch or a checkpoint keeps
@@ -926,6 +956,96 @@ async fn confirm(js: &jetstream::Context, out: Out, ack: PublishAckFuture) -> Re
     Err(StreamError::Nats(format!("{} not stored after a minute of retries: {last}", out.0)))
 }
 
+/// A worker's numbers for its Prometheus endpoint (`--metrics`): per
+/// partition held, what each stage did and how many messages of its subject
+/// it has yet to read (its lag); claims, restores from a checkpoint and
+/// losses (takeovers).
+#[derive(Debug)]
+pub struct Metrics {
+    name: String,
+    inner: std::sync::Mutex<MetricsInner>,
+}
+
+#[derive(Debug, Default)]
+struct MetricsInner {
+    parts: BTreeMap<u32, PartMetrics>,
+    claimed: u64,
+    restored: u64,
+    lost: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct PartMetrics {
+    records: u64,
+    scored: u64,
+    flagged: u64,
+    findings: u64,
+    /// Messages left to read per stage (records, halves, findings), as the
+    /// server reported with the last one read.
+    lag: [u64; 3],
+}
+
+impl Metrics {
+    pub fn new(worker: &str) -> Arc<Metrics> {
+        // Label values are quoted: a name with quotes or backslashes is escaped.
+        let name = worker.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
+        Arc::new(Metrics { name, inner: std::sync::Mutex::new(MetricsInner::default()) })
+    }
+
+    fn with(&self, f: impl FnOnce(&mut MetricsInner)) {
+        let mut g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g);
+    }
+
+    fn part(&self, p: u32, f: impl FnOnce(&mut PartMetrics)) {
+        self.with(|m| {
+            if let Some(x) = m.parts.get_mut(&p) {
+                f(x);
+            }
+        });
+    }
+
+    /// Prometheus text.
+    pub fn prometheus(&self) -> String {
+        let g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let w = &self.name;
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
+            s += &format!("# HELP flowhound_worker_{name} {help}\n# TYPE flowhound_worker_{name} {kind}\n");
+            for (labels, v) in rows {
+                s += &format!("flowhound_worker_{name}{{worker=\"{w}\"{labels}}} {v}\n");
+            }
+        };
+        metric("partitions", "gauge", "Partitions this worker holds.", vec![(String::new(), g.parts.len() as u64)]);
+        for (name, help, v) in [
+            ("claims_total", "Partitions claimed.", g.claimed),
+            ("restores_total", "Partitions claimed that resumed from a checkpoint (takeovers).", g.restored),
+            ("losses_total", "Leases lost to another worker.", g.lost),
+        ] {
+            metric(name, "counter", help, vec![(String::new(), v)]);
+        }
+        let per = |f: fn(&PartMetrics) -> u64| -> Vec<(String, u64)> {
+            g.parts.iter().map(|(p, x)| (format!(",partition=\"{p}\""), f(x))).collect()
+        };
+        metric("records_total", "counter", "Records windowed, per partition held (since claimed).", per(|x| x.records));
+        metric("scored_total", "counter", "Rows joined, scored and explained.", per(|x| x.scored));
+        metric("flagged_total", "counter", "Of them, flagged.", per(|x| x.flagged));
+        metric("findings_total", "counter", "Findings grown into incidents.", per(|x| x.findings));
+        let lag: Vec<(String, u64)> = g
+            .parts
+            .iter()
+            .flat_map(|(p, x)| {
+                ["records", "halves", "findings"]
+                    .iter()
+                    .zip(x.lag)
+                    .map(move |(st, v)| (format!(",partition=\"{p}\",stage=\"{st}\""), v))
+            })
+            .collect();
+        metric("lag_messages", "gauge", "Messages of the partition's subject not yet read.", lag);
+        s
+    }
+}
+
 /// Reads a message stream's subject from after `after`, handing messages
 /// to the worker's loop; a consumer that fails is made again from the last
 /// sequence handed over.
@@ -933,10 +1053,9 @@ async fn consume(
     stream: jetstream::stream::Stream,
     subject: String,
     after: u64,
-    part: u32,
-    claim: u64,
-    stage: Stage,
+    (part, claim, stage): (u32, u64, Stage),
     tx: mpsc::Sender<Msg>,
+    metrics: Arc<Metrics>,
 ) {
     let mut last = after;
     loop {
@@ -946,7 +1065,8 @@ async fn consume(
         if let Ok(consumer) = stream.create_consumer(config).await {
             if let Ok(mut messages) = consumer.messages().await {
                 while let Some(Ok(m)) = messages.next().await {
-                    let Ok(seq) = m.info().map(|i| i.stream_sequence) else { continue };
+                    let Ok((seq, pending)) = m.info().map(|i| (i.stream_sequence, i.pending)) else { continue };
+                    metrics.part(part, |x| x.lag[stage as usize] = pending);
                     let n = m.headers.as_ref().and_then(|h| h.get(FLOW_HEADER)).and_then(|v| v.as_str().parse().ok());
                     last = seq;
                     let msg = Msg { part, claim, stage, seq, n, payload: m.payload.clone() };
@@ -1146,6 +1266,30 @@ impl Output for Emit<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_name_the_worker_and_each_partitions_numbers() {
+        let m = Metrics::new("w\"1");
+        m.with(|x| {
+            x.claimed = 3;
+            x.restored = 1;
+            x.parts.insert(4, PartMetrics { records: 10, scored: 7, flagged: 2, findings: 1, lag: [5, 0, 9] });
+        });
+        m.part(4, |x| x.records += 1);
+        m.part(9, |x| x.records += 1);
+        let text = m.prometheus();
+        for line in [
+            "flowhound_worker_partitions{worker=\"w\\\"1\"} 1",
+            "flowhound_worker_claims_total{worker=\"w\\\"1\"} 3",
+            "flowhound_worker_restores_total{worker=\"w\\\"1\"} 1",
+            "flowhound_worker_records_total{worker=\"w\\\"1\",partition=\"4\"} 11",
+            "flowhound_worker_scored_total{worker=\"w\\\"1\",partition=\"4\"} 7",
+            "flowhound_worker_lag_messages{worker=\"w\\\"1\",partition=\"4\",stage=\"findings\"} 9",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("partition=\"9\""), "a partition not held has no numbers");
+    }
 
     #[test]
     fn a_row_joins_the_destination_columns_and_ors_the_unseen_parts() {

@@ -217,7 +217,8 @@ pub fn run_with(
     };
     let watch = Watch::start(params, pipeline, &mut note).map_err(CliError::usage)?;
     if let Some(addr) = a.metrics {
-        flowhound_server::metrics::spawn(addr, watch.monitor()).usage()?;
+        let monitor = watch.monitor();
+        flowhound_server::metrics::spawn(addr, Arc::new(move || monitor.prometheus())).usage()?;
     }
     if !quiet {
         eprintln!("watch: {} source(s): {}", names.len(), names.join(", "));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use flowhound_engine::config::durations;
 use flowhound_engine::write::Alerts;
 use flowhound_engine::Output;
-use flowhound_stream::worker::{run as run_worker, Judging, Note, WorkerParams};
+use flowhound_stream::worker::{run as run_worker, Judging, Metrics, Note, WorkerParams};
 use flowhound_stream::{StreamError, Target};
 
 use super::detect::ScoreArgs;
@@ -70,6 +70,11 @@ pub struct Args {
     /// Exit when nothing has come for this long (replays, tests); open incidents end first.
     #[arg(long, value_name = "DURATION")]
     pub idle_exit: Option<String>,
+
+    /// Serve Prometheus metrics (per partition held: records, rows scored, lag; claims,
+    /// restores, losses) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 
     /// A one-line status on stderr this often (`0s`: never).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
@@ -135,9 +140,14 @@ pub fn run(a: Args) -> CliResult {
         Note::Info(s) | Note::Status(s) if !quiet => eprintln!("worker {name}: {s}"),
         Note::Info(_) | Note::Status(_) => {}
     };
+    let metrics = Metrics::new(&name);
+    if let Some(addr) = a.metrics {
+        let m = Arc::clone(&metrics);
+        flowhound_server::metrics::spawn(addr, Arc::new(move || m.prometheus())).map_err(CliError::usage)?;
+    }
     let mut alerts = dispatcher.map(Alerts::new);
     let out = alerts.as_mut().map(|d| d as &mut dyn Output);
-    let report = run_worker(&params, judging, out, &stop, &mut note).map_err(|e| match e {
+    let report = run_worker(&params, judging, out, metrics, &stop, &mut note).map_err(|e| match e {
         StreamError::Settings(_) => CliError::usage(e),
         e => CliError::from(anyhow::Error::from(e)),
     })?;
