@@ -409,8 +409,14 @@ impl<'m, 'a> Worker<'m, 'a> {
         }
         let (lost, alive, held) = rt.block_on(async {
             let mut h = self.held.lock().await;
-            (std::mem::take(&mut h.lost), h.alive.max(1), h.revs.len())
+            (std::mem::take(&mut h.lost), h.alive, h.revs.len())
         });
+        // Nothing is claimed before the keeper has announced this worker
+        // and counted the others once: workers started together then share
+        // the partitions from the start instead of handing them over.
+        if alive == 0 {
+            return Ok(());
+        }
         for p in lost {
             self.parts.remove(&p);
             self.report.lost += 1;
@@ -914,7 +920,10 @@ async fn keep_leases(kv: kv::Store, name: String, held: Shared, every: Duration,
                 }
             }
         }
-        // A key written while the list is read can come twice.
+        // Counted a round after announcing itself, so that workers started
+        // together see each other (a key written while the list is read
+        // can come twice).
+        tokio::time::sleep(every).await;
         let mut alive = std::collections::BTreeSet::new();
         if let Ok(mut keys) = kv.keys().await {
             while let Some(k) = keys.next().await {
@@ -923,8 +932,7 @@ async fn keep_leases(kv: kv::Store, name: String, held: Shared, every: Duration,
                 }
             }
         }
-        held.lock().await.alive = alive.len() as u32;
-        tokio::time::sleep(every).await;
+        held.lock().await.alive = (alive.len() as u32).max(1);
     }
 }
 
