@@ -21,7 +21,7 @@
 //! stage publishes carries an id JetStream de-duplicates, so a partition
 //! replayed after a takeover publishes nothing twice.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -236,8 +236,9 @@ struct Worker<'m, 'a> {
     outbox: Vec<Out>,
     /// Incident news whose alerts go out with the next publish.
     pending_alerts: Vec<Changes>,
-    /// Published, acknowledgement not yet seen (the message kept to send again).
-    acks: VecDeque<(Out, PublishAckFuture)>,
+    /// Published, acknowledgement not yet seen (the message kept to send
+    /// again; no future: the send itself failed).
+    acks: Vec<(Out, Option<PublishAckFuture>)>,
     report: Report,
     metrics: Arc<Metrics>,
 }
@@ -312,7 +313,7 @@ impl<'m, 'a> Worker<'m, 'a> {
             rx,
             outbox: Vec::new(),
             pending_alerts: Vec::new(),
-            acks: VecDeque::new(),
+            acks: Vec::new(),
             report: Report::default(),
             metrics,
         })
@@ -759,19 +760,15 @@ impl<'m, 'a> Worker<'m, 'a> {
         let (js, acks) = (&self.js, &mut self.acks);
         rt.block_on(async {
             for out in outbox {
-                let ack = send(js, &out).await?;
-                acks.push_back((out, ack));
+                let ack = send(js, &out).await.ok();
+                acks.push((out, ack));
                 // Under the client's own limit of acknowledgements awaited (5,000).
-                while acks.len() >= 4096 {
-                    if let Some((out, a)) = acks.pop_front() {
-                        confirm(js, out, a).await?;
-                    }
+                if acks.len() >= 4096 {
+                    confirm(js, std::mem::take(acks)).await?;
                 }
             }
             if wait {
-                while let Some((out, a)) = acks.pop_front() {
-                    confirm(js, out, a).await?;
-                }
+                confirm(js, std::mem::take(acks)).await?;
             }
             Ok::<_, StreamError>(())
         })
@@ -942,26 +939,37 @@ async fn send(js: &jetstream::Context, (subject, id, body): &Out) -> Result<Publ
     js.publish_with_headers(subject.clone(), headers, body.clone()).await.map_err(nats)
 }
 
-/// Waits for a message's acknowledgement; when none comes (a cluster
-/// electing a new stream leader after a node died, a reconnect), sends it
-/// again — the same id, so it is stored once — for up to a minute.
-async fn confirm(js: &jetstream::Context, out: Out, ack: PublishAckFuture) -> Result<(), StreamError> {
-    let mut last = match ack.await {
-        Ok(_) => return Ok(()),
-        Err(e) => e.to_string(),
-    };
+/// Waits for the acknowledgements of published messages, all at once; those
+/// that do not come (a cluster electing a new stream leader after a node
+/// died, a reconnect) are sent again together — the same ids, so each is
+/// stored once — for up to a minute.
+async fn confirm(js: &jetstream::Context, mut batch: Vec<(Out, Option<PublishAckFuture>)>) -> Result<(), StreamError> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
+    loop {
+        let results = futures_util::future::join_all(batch.into_iter().map(|(out, ack)| async move {
+            let ok = match ack {
+                Some(a) => a.await.map(|_| ()).map_err(|e| e.to_string()),
+                None => Err("not sent".to_string()),
+            };
+            (out, ok)
+        }))
+        .await;
+        let failed: Vec<(Out, String)> = results.into_iter().filter_map(|(out, r)| r.err().map(|e| (out, e))).collect();
+        let Some((first, why)) = failed.first() else { return Ok(()) };
+        if Instant::now() >= deadline {
+            return Err(StreamError::Nats(format!(
+                "{} messages (first {}) not stored after a minute of retries: {why}",
+                failed.len(),
+                first.0
+            )));
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        match send(js, &out).await {
-            Ok(a) => match a.await {
-                Ok(_) => return Ok(()),
-                Err(e) => last = e.to_string(),
-            },
-            Err(e) => last = e.to_string(),
+        batch = Vec::with_capacity(failed.len());
+        for (out, _) in failed {
+            let ack = send(js, &out).await.ok();
+            batch.push((out, ack));
         }
     }
-    Err(StreamError::Nats(format!("{} not stored after a minute of retries: {last}", out.0)))
 }
 
 /// A worker's numbers for its Prometheus endpoint (`--metrics`): per
