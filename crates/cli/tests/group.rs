@@ -10,54 +10,18 @@
 #[path = "aws/run.rs"]
 mod run;
 
+#[path = "../../stream/tests/support/nats.rs"]
+mod nats;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use nats::{free_port, start as nats_server};
 use run::{day, flowhound, model, ok, s};
 use serde_json::Value;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// `nats-server -js` with `args`, once it listens on `port`; `None` (a
-/// note) when it is not installed.
-fn nats_server(port: u16, args: &[String]) -> Option<Server> {
-    let child = match Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(std::env::var_os("FLOWHOUND_REQUIRE_TOOLS").is_none(), "nats-server: {e}");
-            eprintln!("note: nats-server not available ({e}): the worker group test is skipped");
-            return None;
-        }
-    };
-    let srv = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(srv)
-}
 
 fn worker(model: &str, url: &str, name: &str, dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
     let err = dir.join(format!("{name}.err"));

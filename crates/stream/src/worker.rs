@@ -224,6 +224,8 @@ struct Worker<'m, 'a> {
     state: kv::Store,
     partitions: u32,
     owners: Vec<Owner>,
+    /// The model's voters, as output lines name them.
+    names: Vec<&'static str>,
     /// Of them, the destination's.
     dst_columns: usize,
     /// The leases held, renewed by their own task ([`keep_leases`]).
@@ -295,6 +297,7 @@ impl<'m, 'a> Worker<'m, 'a> {
         let (tx, rx) = mpsc::channel(16_384);
         Ok(Worker {
             p: p.clone(),
+            names: judging.bundle.ensemble.model_names(),
             judging,
             alerts,
             js,
@@ -364,7 +367,7 @@ impl<'m, 'a> Worker<'m, 'a> {
                 self.apply(m)?;
             }
             self.score(false)?;
-            self.settle()?;
+            self.settle();
             self.publish(rt, false)?;
             if last_save.elapsed() >= self.p.checkpoint {
                 self.save_all(rt, note)?;
@@ -378,17 +381,16 @@ impl<'m, 'a> Worker<'m, 'a> {
             let waiting = self.parts.values().any(|p| !p.pending.is_empty() || !p.ready.is_empty());
             if self.p.idle_exit.is_some_and(|d| last_msg.elapsed() >= d) && !waiting && !self.parts.is_empty() {
                 // The replay is over: every open incident ends now.
+                let mut news = Vec::new();
                 for part in self.parts.values_mut() {
-                    let mut c = Changes { ended: live::drain(&mut part.incidents), ..Default::default() };
+                    let c = Changes { ended: live::drain(&mut part.incidents), ..Default::default() };
                     if !c.ended.is_empty() {
-                        name_incidents(&mut c);
-                        Self::emit_incidents(&self.p.target, self.partitions, &mut self.outbox, &c);
-                        self.report.incidents_ended += c.ended.len() as u64;
-                        self.pending_alerts.push(c);
+                        news.push(c);
                         // The partition's state changed: it is saved below.
                         part.saved_seq = [u64::MAX; 3];
                     }
                 }
+                news.into_iter().for_each(|c| self.announce(c));
                 self.publish(rt, true)?;
                 self.save_all(rt, note)?;
                 self.give_back_all(rt);
@@ -697,8 +699,8 @@ impl<'m, 'a> Worker<'m, 'a> {
             let mut emit = Emit {
                 target: &self.p.target,
                 partitions: self.partitions,
-                names: bundle.ensemble.model_names(),
-                classes: bundle.ensemble.supervised().map(|s| s.classes.clone()),
+                names: &self.names,
+                classes: bundle.ensemble.supervised().map(|s| s.classes.as_slice()),
                 outbox: &mut self.outbox,
                 flagged: 0,
             };
@@ -715,7 +717,7 @@ impl<'m, 'a> Worker<'m, 'a> {
     }
 
     /// Incidents after new findings: opened or grown worse (alerted), ended.
-    fn settle(&mut self) -> Result<(), StreamError> {
+    fn settle(&mut self) {
         let mut news = Vec::new();
         for part in self.parts.values_mut() {
             // Event time moves with findings only: settle when some came.
@@ -723,28 +725,27 @@ impl<'m, 'a> Worker<'m, 'a> {
                 news.push(live::settle(&mut part.incidents, &part.clock));
             }
         }
-        for c in news {
-            let mut c = c;
-            name_incidents(&mut c);
-            Self::emit_incidents(&self.p.target, self.partitions, &mut self.outbox, &c);
-            self.report.incidents_ended += c.ended.len() as u64;
-            self.pending_alerts.push(c);
-        }
-        Ok(())
+        news.into_iter().for_each(|c| self.announce(c));
     }
 
-    fn emit_incidents(target: &Target, partitions: u32, outbox: &mut Vec<Out>, c: &Changes) {
+    /// What happened to a partition's incidents, on its way out: their
+    /// lines to the output (now), their alerts to the sinks (with the next
+    /// publish).
+    fn announce(&mut self, mut c: Changes) {
+        name_incidents(&mut c);
         for (list, status) in [(&c.alerts, "open"), (&c.ended, "closed")] {
             for i in list {
                 let mut v = flowhound_explain::json::incident_json(i);
                 if let Some(o) = v.as_object_mut() {
                     o.insert("status".into(), status.into());
                 }
-                let p = partition(i.actor, partitions);
+                let p = partition(i.actor, self.partitions);
                 let id = format!("i{}.{status}.{}", i.id, i.peak_severity.name());
-                outbox.push((target.of(Subject::Incidents, p), id, Bytes::from(v.to_string())));
+                self.outbox.push((self.p.target.of(Subject::Incidents, p), id, Bytes::from(v.to_string())));
             }
         }
+        self.report.incidents_ended += c.ended.len() as u64;
+        self.pending_alerts.push(c);
     }
 
     /// Publishes what the stages made; with `wait`, until the server has
@@ -791,7 +792,7 @@ impl<'m, 'a> Worker<'m, 'a> {
             return Ok(());
         }
         self.score(true)?;
-        self.settle()?;
+        self.settle();
         self.publish(rt, true)?;
         let Some(part) = self.parts.get_mut(&p) else { return Ok(()) };
         let mut pending: Vec<&Half> = part.pending.values().collect();
@@ -1236,8 +1237,8 @@ async fn key_value(
 struct Emit<'t> {
     target: &'t Target,
     partitions: u32,
-    names: Vec<&'static str>,
-    classes: Option<Vec<String>>,
+    names: &'t [&'static str],
+    classes: Option<&'t [String]>,
     outbox: &'t mut Vec<Out>,
     flagged: u64,
 }
@@ -1253,8 +1254,8 @@ impl Output for Emit<'_> {
                 f.verdict,
                 f.finding,
                 f.shown.entry,
-                &self.names,
-                self.classes.as_deref(),
+                self.names,
+                self.classes,
             );
             let line = serde_json::Value::Object(m).to_string();
             self.outbox.push((self.target.of(Subject::Scored, j), format!("o{}", f.id), Bytes::from(line)));

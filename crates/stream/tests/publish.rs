@@ -4,48 +4,18 @@
 //! again stores nothing twice. Skips with a note when `nats-server` is not
 //! installed (CI installs it).
 
+#[path = "support/nats.rs"]
+mod nats;
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use flowhound_source::{Input, ScanOptions};
 use flowhound_stream::{decode, partition, publish, record_id, PublishParams, Target};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A JetStream server on a free loopback port, storing in `dir`.
-fn server(dir: &std::path::Path) -> Option<(Server, u16)> {
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    let child = match Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            // CI installs it and says so: there a missing server is a failure.
-            assert!(std::env::var_os("FLOWHOUND_REQUIRE_TOOLS").is_none(), "nats-server: {e}");
-            eprintln!("note: nats-server not available ({e}): the JetStream test is skipped");
-            return None;
-        }
-    };
-    let s = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some((s, port))
+fn server(dir: &std::path::Path) -> Option<(nats::Server, u16)> {
+    let port = nats::free_port();
+    nats::start(port, &["-sd".into(), dir.display().to_string()]).map(|s| (s, port))
 }
 
 #[test]
