@@ -47,18 +47,33 @@ pub enum Appending {
 }
 
 impl Appending {
-    /// `None` or `-`: stdout.
+    /// `None` or `-`: stdout. A file that does not end in a newline (a run
+    /// killed in the middle of a write leaves part of a line) gets one
+    /// first, so the torn line stays alone and every line this run appends
+    /// parses.
     pub fn open(path: Option<&std::path::Path>) -> std::io::Result<Appending> {
-        match path.filter(|p| p.as_os_str() != "-") {
-            None => Ok(Appending::Stdout(std::io::stdout())),
-            Some(p) => std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map(Appending::File)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display()))),
+        let Some(p) = path.filter(|p| p.as_os_str() != "-") else {
+            return Ok(Appending::Stdout(std::io::stdout()));
+        };
+        let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display()));
+        let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(p).map_err(named)?;
+        if torn(&mut f).map_err(named)? {
+            f.write_all(b"\n").map_err(named)?;
         }
+        Ok(Appending::File(f))
     }
+}
+
+/// Whether `f` holds something and its last byte is not a newline.
+fn torn(f: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if f.metadata()?.len() == 0 || !f.metadata()?.is_file() {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 impl Write for Appending {
@@ -358,4 +373,31 @@ pub fn incident_table_row(i: &Incident) -> String {
         span(i),
         i.reason
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line torn by a killed run is ended before new lines are appended;
+    /// a whole file and a new file are left as they are.
+    #[test]
+    fn appending_ends_a_torn_last_line_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (before, after) in [
+            ("{\"a\":1}\n{\"b\":", "{\"a\":1}\n{\"b\":\n{\"c\":3}\n"),
+            ("{\"a\":1}\n", "{\"a\":1}\n{\"c\":3}\n"),
+            ("", "{\"c\":3}\n"),
+        ] {
+            let p = dir.path().join("out.jsonl");
+            std::fs::write(&p, before).expect("write");
+            let mut a = Appending::open(Some(&p)).expect("open");
+            a.write_all(b"{\"c\":3}\n").expect("append");
+            drop(a);
+            assert_eq!(std::fs::read_to_string(&p).expect("read"), after, "after {before:?}");
+        }
+        let fresh = dir.path().join("new.jsonl");
+        Appending::open(Some(&fresh)).expect("open").write_all(b"x\n").expect("append");
+        assert_eq!(std::fs::read_to_string(&fresh).expect("read"), "x\n");
+    }
 }
