@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use nats::{free_port, start as nats_server};
-use run::{day, flowhound, model, ok, s};
+use run::{day, flowhound, http, model, ok, s, tcp_port};
 use serde_json::Value;
 
 fn worker(model: &str, url: &str, name: &str, dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
@@ -295,11 +295,125 @@ fn three_workers_give_detects_findings_flow_by_flow_and_its_incidents() {
     let names = ["w1", "w2", "w3"];
     let workers: Vec<_> = names.iter().map(|n| worker(&m, &url, n, dir.path(), &[])).collect();
     finish(workers);
+    // A dashboard opened afterwards reads the group's results from the
+    // stream's start: its incidents come (by their own subject) well ahead
+    // of many of their flows.
+    let (addr, dash) = serve_group(dir.path(), &m, &url);
     let group = by_flow(read(port, "G", "out"));
     assert_same_flows(&group, &detect);
+    // `watch` reads the group's lines: the same.
+    let lines = dir.path().join("watched.jsonl");
+    ok(&flowhound(&[], &["watch", "-m", &m, "--source", &url, "-o", &s(&lines), "--idle-exit", "3s", "-q"]));
+    let watched = std::fs::read_to_string(&lines).expect("watch wrote lines");
+    let watched = by_flow(watched.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect());
+    assert_same_flows(&watched, &detect);
+    assert_dashboard_shows(&addr, &dash, &detect, &truth);
     let ended = ended_incidents(port, "G");
     let missing: Vec<_> = truth.difference(&ended).collect();
     let extra: Vec<_> = ended.difference(&truth).collect();
     assert!(missing.is_empty() && extra.is_empty(), "incidents differ: missing {missing:?}, extra {extra:?}");
     assert!(assert_alerted_once(dir.path(), &names) > 0, "the sinks heard of the incidents");
+}
+
+/// `serve --watch nats://…`: the dashboard reading a group; its address and
+/// the server (stopped when dropped).
+fn serve_group(dir: &Path, model: &str, url: &str) -> (String, Server) {
+    let addr = format!("127.0.0.1:{}", tcp_port());
+    let err = dir.join("serve.err");
+    let db = s(&dir.join("db").join("flowhound.db"));
+    let child = Command::new(env!("CARGO_BIN_EXE_flowhound"))
+        .args(["serve", "-m", model, "--db", &db, "--addr", &addr, "--watch", url])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("flowhound serve runs");
+    let server = Server(child, err);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start: {}", server.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (addr, server)
+}
+
+struct Server(Child, PathBuf);
+
+impl Server {
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The dashboard's live analysis of the group holds what `detect` finds:
+/// the flows counted, by severity; each flagged flow with detect's score;
+/// the ended incidents; and each incident's flows assigned to it, though
+/// incidents and flows reach the dashboard by separate subjects.
+fn assert_dashboard_shows(addr: &str, dash: &Server, detect: &BTreeMap<u64, Value>, truth: &BTreeSet<String>) {
+    let (st, live) = http(addr, "GET", "/api/live", None);
+    assert_eq!(st, 200, "{live} {}", dash.stderr());
+    let id = live["analysis_id"].as_i64().expect("a live analysis");
+    let flagged: BTreeMap<u64, &Value> =
+        detect.iter().filter(|(_, v)| v["severity"] != "none").map(|(n, v)| (*n, v)).collect();
+    let sev = |s: &str| detect.values().filter(|v| v["severity"] == s).count() as u64;
+    // The dashboard reads behind the group: wait for it to catch up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (summary, incidents) = loop {
+        let (_, a) = http(addr, "GET", &format!("/api/analyses/{id}"), None);
+        let (_, inc) = http(addr, "GET", &format!("/api/analyses/{id}/incidents"), None);
+        let summary = a["summary"].clone();
+        let n = inc.as_array().map_or(0, Vec::len);
+        if (summary["flows"] == 30000 && summary["anomalies"] == flagged.len() && n == truth.len())
+            || Instant::now() > deadline
+        {
+            break (summary, inc);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(summary["flows"], 30000, "{summary} {}", dash.stderr());
+    assert_eq!(summary["anomalies"], flagged.len(), "{summary}");
+    let by = &summary["by_severity"];
+    assert_eq!(
+        (&by["high"], &by["medium"], &by["low"]),
+        (&sev("high").into(), &sev("medium").into(), &sev("low").into())
+    );
+    let incidents = incidents.as_array().expect("incidents");
+    let shown: BTreeSet<String> = incidents.iter().map(incident_key).collect();
+    assert_eq!(&shown, truth, "the dashboard's incidents are detect's");
+
+    // Page by page, as the page reads them.
+    let mut items = Vec::new();
+    loop {
+        let path = format!("/api/analyses/{id}/anomalies?limit=5000&offset={}", items.len());
+        let (st, page) = http(addr, "GET", &path, None);
+        assert_eq!(st, 200, "{page}");
+        let got = page["items"].as_array().expect("items");
+        if got.is_empty() {
+            break;
+        }
+        items.extend(got.iter().cloned());
+    }
+    assert_eq!(items.len(), flagged.len());
+    let mut per_incident: BTreeMap<u64, u64> = BTreeMap::new();
+    for v in &items {
+        let n = v["flow"].as_u64().expect("flow");
+        let d = flagged.get(&n).unwrap_or_else(|| panic!("flow {n} is not one detect flags"));
+        assert_eq!(
+            (&v["score"], &v["severity"], &v["threat_class"]),
+            (&d["score"], &d["severity"], &d["threat_class"])
+        );
+        if let Some(i) = v["incident"].as_u64() {
+            *per_incident.entry(i).or_default() += 1;
+        }
+    }
+    for i in incidents {
+        let id = i["incident"].as_u64().expect("incident id");
+        assert_eq!(per_incident.get(&id).copied().unwrap_or(0), i["flows"].as_u64().expect("flows"), "incident {i}");
+    }
 }

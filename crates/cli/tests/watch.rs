@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use run::{day, flowhound, model, ok, s};
+use run::{day, flowhound, http, model, ok, s, tcp_port};
 use serde_json::Value;
 
 fn spawn(args: &[&str], stderr: &Path) -> Child {
@@ -250,10 +250,6 @@ fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-fn tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
 fn have(tool: &str) -> bool {
     let found =
         Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
@@ -416,21 +412,6 @@ fn serve_watch(dir: &Path, model: &str, addr: &str, source: &str) -> Vec<String>
 }
 
 /// One HTTP/1.0 exchange (the server closes after it): status and body.
-fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut c = std::net::TcpStream::connect(addr).expect("the dashboard answers");
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    c.write_all(req.as_bytes()).expect("request sent");
-    let mut text = String::new();
-    c.read_to_string(&mut text).expect("response read");
-    let (head, rest) = text.split_once("\r\n\r\n").expect("a response");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
-    (status, serde_json::from_str(rest).unwrap_or(Value::Null))
-}
-
 /// Server-sent events read into a shared text as they arrive.
 fn sse(addr: &str, path: &str) -> std::sync::Arc<std::sync::Mutex<String>> {
     let mut c = std::net::TcpStream::connect(addr).expect("the dashboard answers");

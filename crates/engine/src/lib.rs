@@ -38,4 +38,4 @@ pub mod write;
 pub use run::{Ending, Flow, IncidentNews, Output, OutputError, Outputs, Pipeline, RunError};
 pub use scan::{run_files, score_inputs, Detect};
 pub use step::{finish_incidents, Explained, Show, Shown, Step};
-pub use tally::{Tally, NOT_FLAGGED, SORT_HINT};
+pub use tally::{Counts, Tally, NOT_FLAGGED, SORT_HINT};

@@ -9,6 +9,58 @@ use flowhound_sink::RunStats;
 /// What to do about input far from time order (after the extractor's warning).
 pub const SORT_HINT: &str = "read it with --sort-time";
 
+/// What a live view counts of the flows scored: the dashboard's summary.
+/// A worker group's partitions keep one each (cumulative, saved with their
+/// state) and the dashboard adds them up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub flows: u64,
+    pub by_severity: [u64; 4],
+    /// Flagged flows (at `--min-severity`) per threat class, and those an
+    /// allowlist entry covers.
+    pub by_class: std::collections::BTreeMap<String, u64>,
+    pub suppressed: u64,
+    /// First and last event time (seconds).
+    pub span: Option<(i64, i64)>,
+}
+
+impl Counts {
+    /// Counts one scored flow as the page lists it: classes and suppression
+    /// for the flagged ones.
+    pub fn add(&mut self, x: &crate::Flow<'_>) {
+        self.flows += 1;
+        self.by_severity[x.verdict.severity as usize] += 1;
+        if let (Some(f), true) = (x.finding, x.shown.flagged) {
+            *self.by_class.entry(f.class.to_string()).or_default() += 1;
+            self.suppressed += u64::from(x.shown.entry.is_some());
+        }
+        if let Some(t) = x.record.start.map(|t| t.secs()) {
+            let (a, b) = self.span.unwrap_or((t, t));
+            self.span = Some((a.min(t), b.max(t)));
+        }
+    }
+
+    /// Adds another's counts (another partition's).
+    pub fn merge(&mut self, o: &Counts) {
+        self.flows += o.flows;
+        for (a, b) in self.by_severity.iter_mut().zip(o.by_severity) {
+            *a += b;
+        }
+        for (c, n) in &o.by_class {
+            *self.by_class.entry(c.clone()).or_default() += n;
+        }
+        self.suppressed += o.suppressed;
+        self.span = match (self.span, o.span) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (s, None) | (None, s) => s,
+        };
+    }
+
+    pub fn anomalies(&self) -> u64 {
+        self.by_severity[1..].iter().sum()
+    }
+}
+
 /// Counts for the summary.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use flowhound_flow::vpc::VpcField;
 use flowhound_flow::FlowRecord;
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ExplainError;
 
@@ -60,8 +60,9 @@ pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// One checked entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One checked entry (serialized: a worker group tells the dashboard which
+/// entry suppressed a flow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub cidr: Option<IpNet>,
     pub src: Option<IpNet>,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowhound_detect::Severity;
-use flowhound_engine::{Flow, IncidentNews, Output, OutputError, Tally};
+use flowhound_engine::{Counts, Flow, IncidentNews, Output, OutputError, Tally};
 use flowhound_explain::allow::now_secs;
 use flowhound_explain::{Allowlist, Finding, Incident};
 use flowhound_flow::net::Networks;
@@ -32,6 +32,9 @@ use crate::{AppState, ServerError};
 /// Flagged flows pushed to pages per batch at most; the rest are in the
 /// store (the page's next reload shows them).
 pub const PUSH_PER_BATCH: usize = 200;
+
+/// Flows named by an incident before they came, remembered at most.
+const EARLY_KEPT: usize = 200_000;
 
 /// Events a page can be told, buffered per page.
 const CHANNEL: usize = 1024;
@@ -93,10 +96,13 @@ pub struct LiveFeed {
     ended_by_severity: [u64; 4],
     open: BTreeMap<u64, Severity>,
     /// Flows by severity; threat classes and suppression of the flagged ones.
-    tally: Tally,
+    counts: Counts,
     /// Ended incidents of the digest (counted, not listed).
     digest: u64,
-    span: Option<(i64, i64)>,
+    /// The incident of each flow an incident named before the flow itself
+    /// came (a worker group's incidents and flagged flows come by separate
+    /// subjects, in either order): given to the flow when it is stored.
+    early: HashMap<u64, u64>,
     stored: u64,
     allow_text: String,
     allow_checked: Instant,
@@ -124,14 +130,14 @@ impl LiveFeed {
             assigned: HashMap::new(),
             ended_by_severity: [0; 4],
             open: BTreeMap::new(),
-            tally: Tally::default(),
+            counts: Counts::default(),
             digest: 0,
-            span: None,
+            early: HashMap::new(),
             stored: 0,
             allow_text: String::new(),
             allow_checked: Instant::now() - Duration::from_secs(3600),
         };
-        feed.state.store.add_live(id, &[], &[], &feed.summary())?;
+        feed.state.store.add_live(id, &[], &[], &feed.summary(), |_| None)?;
         Ok(feed)
     }
 
@@ -154,7 +160,7 @@ impl LiveFeed {
             }
         };
         // Parsed again even when unchanged: entries expire as time passes.
-        if text.is_empty() && self.allow_text.is_empty() && self.tally.flows > 0 {
+        if text.is_empty() && self.allow_text.is_empty() && self.counts.flows > 0 {
             return None;
         }
         self.allow_text = text;
@@ -170,6 +176,18 @@ impl LiveFeed {
     /// Keeps one flagged flow (with its finding) for the next [`publish`](Self::publish).
     pub fn flagged(&mut self, x: &Flow<'_>, f: &Finding) {
         self.anomalies.push(Anomaly::new(x, f, &self.names, self.classes.as_deref(), &self.nets));
+    }
+
+    /// The counts of flows scored elsewhere (a worker group's partitions,
+    /// added up): they replace what this feed counted.
+    pub fn set_counts(&mut self, c: Counts) {
+        self.counts = c;
+    }
+
+    /// The voters the model names, in verdict order: a verdict from
+    /// elsewhere must have as many.
+    pub fn voters(&self) -> usize {
+        self.names.len()
     }
 
     /// Stores what the batch found and tells the pages: incidents that grew
@@ -198,7 +216,20 @@ impl LiveFeed {
             self.ended_by_severity[i.peak_severity as usize] += 1;
         }
         let summary = self.summary();
-        self.state.store.add_live(self.id, &self.anomalies, &rows, &summary)?;
+        let early = &self.early;
+        let missing = self
+            .state
+            .store
+            .add_live(self.id, &self.anomalies, &rows, &summary, |f| early.get(&f).map(|i| *i as i64))?;
+        for a in &self.anomalies {
+            self.early.remove(&a.flow);
+        }
+        // Bounded: a flow that never comes (pruned, or lost) is not kept
+        // waiting for ever.
+        if self.early.len() + missing.len() > EARLY_KEPT {
+            self.early.clear();
+        }
+        self.early.extend(missing);
         self.stored += self.anomalies.len() as u64;
         if self.stored > self.params.keep.saturating_add(self.params.keep / 10) {
             let gone = self.state.store.prune_live(self.id, self.params.keep)?;
@@ -222,7 +253,7 @@ impl LiveFeed {
     }
 
     fn summary(&self) -> Value {
-        let t = &self.tally;
+        let t = &self.counts;
         let mut inc = self.ended_by_severity;
         for s in self.open.values() {
             inc[*s as usize] += 1;
@@ -235,7 +266,7 @@ impl LiveFeed {
             "by_class": t.by_class,
             "suppressed": t.suppressed,
             "incidents": {"total": inc[1..].iter().sum::<u64>(), "open": self.open.len(), "high": inc[3], "medium": inc[2], "low": inc[1], "digest": self.digest},
-            "time_span": self.span.map(|(a, b)| json!({"first": ts(a), "last": ts(b)})),
+            "time_span": t.span.map(|(a, b)| json!({"first": ts(a), "last": ts(b)})),
             "model_version": self.model_version,
             "live": true,
         })
@@ -257,12 +288,7 @@ impl Output for LiveFeed {
     fn flow(&mut self, x: &Flow<'_>) -> Result<(), OutputError> {
         // Classes and suppression count for the flows the page lists: the
         // flagged ones (at least --min-severity).
-        let listed = x.finding.filter(|_| x.shown.flagged);
-        self.tally.add(x.record, x.verdict, listed, x.shown.entry.is_some());
-        if let Some(t) = x.record.start.map(|t| t.secs()) {
-            let (a, b) = self.span.unwrap_or((t, t));
-            self.span = Some((a.min(t), b.max(t)));
-        }
+        self.counts.add(x);
         if let (Some(f), true) = (x.finding, x.shown.flagged) {
             self.flagged(x, f);
         }

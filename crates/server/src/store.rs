@@ -347,10 +347,12 @@ impl Store {
         anomalies: &[Anomaly],
         incidents: &[(IncidentRow, usize)],
         summary: &Value,
-    ) -> Result<(), StoreError> {
+        incident_of: impl Fn(u64) -> Option<i64>,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        put_anomalies(&tx, id, anomalies, |_| None)?;
+        put_anomalies(&tx, id, anomalies, incident_of)?;
+        let mut missing = Vec::new();
         {
             let mut del = tx.prepare("DELETE FROM incidents WHERE analysis_id = ?1 AND incident = ?2")?;
             for (i, _) in incidents {
@@ -362,13 +364,15 @@ impl Store {
             let mut set = tx.prepare("UPDATE anomalies SET incident = ?2 WHERE analysis_id = ?1 AND flow = ?3")?;
             for (i, from) in incidents {
                 for f in i.members.iter().skip(*from) {
-                    set.execute(params![id, i.id as i64, *f as i64])?;
+                    if set.execute(params![id, i.id as i64, *f as i64])? == 0 {
+                        missing.push((*f, i.id));
+                    }
                 }
             }
         }
         tx.execute("UPDATE analyses SET summary = ?2 WHERE id = ?1", params![id, summary.to_string()])?;
         tx.commit()?;
-        Ok(())
+        Ok(missing)
     }
 
     /// Keeps the newest `keep` flagged flows of a live analysis; older ones
@@ -774,30 +778,37 @@ mod tests {
         let s = Store::memory().expect("store");
         let id = s.create_live("live: test", 1).expect("live");
         let batch: Vec<Anomaly> = (0..20).map(row).collect();
-        s.add_live(id, &batch, &[(incident(1, vec![0, 1, 2]), 0)], &json!({"flows": 20})).expect("batch 1");
-        // The incident grows and is stored once, its new members assigned.
+        let none = |_| None;
+        let missing = s.add_live(id, &batch, &[(incident(1, vec![0, 1, 2]), 0)], &json!({"flows": 20}), none);
+        assert_eq!(missing.expect("batch 1"), []);
+        // The incident grows and is stored once, its new members assigned;
+        // one it names has not come yet (flow 31): said, and given its
+        // incident when it comes.
         let batch: Vec<Anomaly> = (20..30).map(row).collect();
-        s.add_live(id, &batch, &[(incident(1, vec![0, 1, 2, 25]), 3)], &json!({"flows": 30})).expect("batch 2");
+        let missing = s.add_live(id, &batch, &[(incident(1, vec![0, 1, 2, 25, 31]), 3)], &json!({"flows": 30}), none);
+        assert_eq!(missing.expect("batch 2"), [(31, 1)]);
+        s.add_live(id, &[row(31)], &[], &json!({"flows": 31}), |f| (f == 31).then_some(1)).expect("batch 3");
         let inc = s.incidents(id).expect("incidents");
         assert_eq!(inc.len(), 1);
-        assert_eq!(inc[0]["flows"], 4);
+        assert_eq!(inc[0]["flows"], 5);
         let (_, items) = s.anomalies(id, None, None, 1000, 0, true).expect("anomalies");
         let of = |f: u64| items.iter().find(|v| v["flow"] == f).map(|v| v["incident"].clone());
         assert_eq!(of(25), Some(json!(1)));
+        assert_eq!(of(31), Some(json!(1)));
         assert_eq!(of(2), Some(json!(1)));
         assert_eq!(of(3), Some(Value::Null));
-        assert_eq!(s.analysis(id).expect("analysis").expect("exists").summary.expect("summary")["flows"], 30);
-        assert_eq!(flows(&s, id)[..3], [29, 28, 27], "newest first");
+        assert_eq!(s.analysis(id).expect("analysis").expect("exists").summary.expect("summary")["flows"], 31);
+        assert_eq!(flows(&s, id)[..3], [31, 29, 28], "newest first");
 
-        // Feedback on flow 5 and on the incident (flows 0, 1, 2, 25) keeps them.
+        // Feedback on flow 5 and on the incident (flows 0, 1, 2, 25, 31) keeps them.
         s.add_feedback(id, Some(5), None, Judgement::FalsePositive, "").expect("feedback").expect("flow 5 exists");
         s.add_feedback(id, None, Some(1), Judgement::TruePositive, "").expect("feedback").expect("incident 1 exists");
         let gone = s.prune_live(id, 10).expect("prune");
         let mut kept = flows(&s, id);
         kept.sort_unstable();
-        assert_eq!(kept, [0, 1, 2, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]);
-        assert_eq!(gone, 30 - kept.len() as u64);
-        assert_eq!(s.training_examples().expect("examples").len(), 5, "flow 5 and the incident's 4 flows");
+        assert_eq!(kept, [0, 1, 2, 5, 21, 22, 23, 24, 25, 26, 27, 28, 29, 31]);
+        assert_eq!(gone, 31 - kept.len() as u64);
+        assert_eq!(s.training_examples().expect("examples").len(), 6, "flow 5 and the incident's 5 flows");
     }
 
     #[test]
@@ -807,7 +818,7 @@ mod tests {
         for _ in 0..4 {
             let id = s.create_live("live: test", 1).expect("analysis");
             let batch: Vec<Anomaly> = (0..2000).map(row).collect();
-            s.add_live(id, &batch, &[(incident(1, vec![0, 1]), 0)], &json!({"flows": 2000})).expect("batch");
+            s.add_live(id, &batch, &[(incident(1, vec![0, 1]), 0)], &json!({"flows": 2000}), |_| None).expect("batch");
             s.set_status(id, "done", None).expect("done");
             ids.push(id);
         }

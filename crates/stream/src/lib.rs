@@ -22,6 +22,7 @@ use flowhound_flow::json::{JsonDialect, JsonReader};
 use flowhound_flow::{FlowReader, FlowRecord};
 use flowhound_source::{Input, ScanEvents, ScanOptions, ScanReport};
 
+pub mod view;
 pub mod wire;
 pub mod worker;
 
@@ -96,12 +97,15 @@ pub enum Subject {
     /// Incidents as they open and end (`watch --incidents`' lines), on the
     /// actor's partition.
     Incidents,
+    /// What each partition's scoring stage has counted (the dashboard's
+    /// summary), on that partition.
+    Counts,
+    /// Incidents as they grow and end, whole (members and all: the
+    /// dashboard's incidents), on the actor's partition.
+    News,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 5] =
-        [Subject::Records, Subject::Halves, Subject::Findings, Subject::Scored, Subject::Incidents];
-
     pub fn token(self) -> &'static str {
         match self {
             Subject::Records => "rec",
@@ -109,6 +113,8 @@ impl Subject {
             Subject::Findings => "found",
             Subject::Scored => "out",
             Subject::Incidents => "inc",
+            Subject::Counts => "count",
+            Subject::News => "news",
         }
     }
 }
@@ -353,6 +359,40 @@ pub fn publish(
         Ok::<_, StreamError>(())
     })?;
     Ok(out)
+}
+
+/// Hands the messages of `filter` after stream sequence `after` (0: from
+/// the start) to `tx`, each made by `make` from the message, its stream
+/// sequence and how many are pending, until the receiver is gone. An
+/// ordered consumer that fails (a server lost, a leader moved) is made
+/// again after the last message handed over.
+pub(crate) async fn consume<T>(
+    stream: jetstream::stream::Stream,
+    filter: String,
+    after: u64,
+    tx: tokio::sync::mpsc::Sender<T>,
+    make: impl Fn(&jetstream::Message, u64, u64) -> T,
+) {
+    use futures_util::StreamExt;
+    use jetstream::consumer::{pull, DeliverPolicy};
+    let mut last = after;
+    loop {
+        let deliver_policy =
+            if last == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: last + 1 } };
+        let config = pull::OrderedConfig { filter_subject: filter.clone(), deliver_policy, ..Default::default() };
+        if let Ok(consumer) = stream.create_consumer(config).await {
+            if let Ok(mut messages) = consumer.messages().await {
+                while let Some(Ok(m)) = messages.next().await {
+                    let Ok((seq, pending)) = m.info().map(|i| (i.stream_sequence, i.pending)) else { continue };
+                    last = seq;
+                    if tx.send(make(&m, seq, pending)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[cfg(test)]

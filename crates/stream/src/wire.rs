@@ -3,7 +3,9 @@
 //! flow number it is about.
 
 use flowhound_detect::Verdict;
-use flowhound_explain::{Finding, Incidents, Memory};
+use flowhound_engine::Counts;
+use flowhound_explain::allow::Entry;
+use flowhound_explain::{Finding, Incident, Incidents, Memory};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::StreamError;
@@ -32,15 +34,35 @@ pub const DST: u8 = 2;
 /// Both: a row complete as it is.
 pub const BOTH: u8 = SRC | DST;
 
-/// A flagged flow for the stage keyed by its actor: what an incident needs.
+/// A flagged flow (at `--min-severity`), on its actor's partition: what an
+/// incident needs, and what the dashboard lists and learns from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Found {
     pub n: u64,
     pub record: String,
     pub verdict: Verdict,
     pub finding: Finding,
-    /// An allowlist entry covers it (the run shows suppressed flows).
-    pub suppressed: bool,
+    /// The allowlist entry covering it.
+    pub entry: Option<Entry>,
+    /// It grows an incident (not hidden by the allowlist).
+    pub grows: bool,
+    /// The feature row it was scored on (feedback retrains on it).
+    pub raw: Vec<f32>,
+}
+
+/// What one partition's scoring stage has counted so far (cumulative: the
+/// largest is the latest, a replay after a takeover counts up to the same).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counted {
+    pub part: u32,
+    pub counts: Counts,
+}
+
+/// An incident that grew, or ended, on its actor's partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct News {
+    pub incident: Incident,
+    pub ended: bool,
 }
 
 /// A partition's state after the stream positions it covers.
@@ -59,9 +81,11 @@ pub struct Checkpoint {
     /// Open incidents of this partition's actors, and the watermark.
     pub incidents: Incidents,
     pub watermark: i64,
+    /// What the scoring stage counted.
+    pub counts: Counts,
 }
 
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let mut b = Vec::with_capacity(512);

@@ -27,13 +27,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy, context::PublishAckFuture, kv};
+use async_nats::jetstream::{self, context::PublishAckFuture, kv};
 use bytes::Bytes;
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::run::{extractor, score_rows};
 use flowhound_detect::{Batch, Severity};
 use flowhound_engine::live::{self, Changes, Clock};
-use flowhound_engine::{Ending, Flow, IncidentNews, Output, OutputError, Pipeline, Show, Step};
+use flowhound_engine::{Counts, Ending, Flow, IncidentNews, Output, OutputError, Pipeline, Show, Step};
 use flowhound_explain::{Allowlist, Explainer, IncidentParams, Incidents};
 use flowhound_features::{Extractor, Owner};
 use futures_util::StreamExt;
@@ -163,6 +163,10 @@ struct Part<'m> {
     incidents: Incidents,
     clock: Clock,
     found_since_settle: bool,
+    /// What the scoring stage counted, and how many flows the last counts
+    /// published said.
+    counts: Counts,
+    counts_sent: u64,
     /// Last sequence applied per stage.
     seq: [u64; 3],
     saved_seq: [u64; 3],
@@ -187,6 +191,7 @@ struct SaveRef<'a> {
     memory: flowhound_explain::Memory,
     incidents: &'a Incidents,
     watermark: i64,
+    counts: &'a Counts,
 }
 
 /// Runs a worker until `stop` (state saved, leases given back, open
@@ -498,6 +503,8 @@ impl<'m, 'a> Worker<'m, 'a> {
             incidents: Incidents::new(self.judging.incidents.clone()),
             clock: Clock::new(self.p.lateness),
             found_since_settle: false,
+            counts: Counts::default(),
+            counts_sent: 0,
             seq: [0; 3],
             saved_seq: [0; 3],
             tasks: Vec::new(),
@@ -525,6 +532,7 @@ impl<'m, 'a> Worker<'m, 'a> {
                     part.seq = [0; 3];
                     part.pending.clear();
                     part.incidents = Incidents::new(self.judging.incidents.clone());
+                    part.counts = Counts::default();
                 }
             }
         } else {
@@ -650,6 +658,10 @@ impl<'m, 'a> Worker<'m, 'a> {
                     self.report.bad += 1;
                     return Ok(());
                 };
+                // Flows the allowlist hides are here for the dashboard only.
+                if !f.grows {
+                    return Ok(());
+                }
                 let Ok(r) = crate::decode(f.record.as_bytes()) else {
                     self.report.bad += 1;
                     return Ok(());
@@ -657,7 +669,7 @@ impl<'m, 'a> Worker<'m, 'a> {
                 self.report.findings += 1;
                 self.metrics.part(m.part, |x| x.findings += 1);
                 part.clock.observe(r.start.map(|t| t.micros()));
-                part.incidents.push(f.n, &r, &f.verdict, &f.finding, f.suppressed);
+                part.incidents.push(f.n, &r, &f.verdict, &f.finding, f.entry.is_some());
                 part.found_since_settle = true;
             }
         }
@@ -702,12 +714,20 @@ impl<'m, 'a> Worker<'m, 'a> {
                 names: &self.names,
                 classes: bundle.ensemble.supervised().map(|s| s.classes.as_slice()),
                 outbox: &mut self.outbox,
+                counts: &mut part.counts,
                 flagged: 0,
             };
             part.pipeline.batch_numbered(&b, &ids, &mut [&mut emit])?;
             self.report.flagged += emit.flagged;
             self.report.scored += recs.len() as u64;
             let (flagged, scored) = (emit.flagged, recs.len() as u64);
+            if part.counts.flows != part.counts_sent {
+                part.counts_sent = part.counts.flows;
+                let c = wire::Counted { part: p, counts: part.counts.clone() };
+                // Named by how far it counted: a replay's same counts are stored once.
+                let id = format!("c{p}.{}", part.counts.flows);
+                self.outbox.push((self.p.target.of(Subject::Counts, p), id, Bytes::from(wire::encode(&c))));
+            }
             self.metrics.part(p, |x| {
                 x.flagged += flagged;
                 x.scored += scored;
@@ -733,6 +753,18 @@ impl<'m, 'a> Worker<'m, 'a> {
     /// publish).
     fn announce(&mut self, mut c: Changes) {
         name_incidents(&mut c);
+        // The dashboard's incidents, whole. A growing incident's message is
+        // named by its size, an ended one's by its end: a replay that ends it
+        // again stores nothing (a replay's growth may be cut at other sizes:
+        // the dashboard keeps the largest).
+        let ended: std::collections::HashSet<u64> = c.ended.iter().map(|i| i.id).collect();
+        let grown = c.touched.iter().filter(|i| !ended.contains(&i.id)).map(|i| (i, false));
+        for (i, end) in grown.chain(c.ended.iter().map(|i| (i, true))) {
+            let p = partition(i.actor, self.partitions);
+            let id = if end { format!("n{}.end", i.id) } else { format!("n{}.{}", i.id, i.members.len()) };
+            let news = wire::News { incident: i.clone(), ended: end };
+            self.outbox.push((self.p.target.of(Subject::News, p), id, Bytes::from(wire::encode(&news))));
+        }
         for (list, status) in [(&c.alerts, "open"), (&c.ended, "closed")] {
             for i in list {
                 let mut v = flowhound_explain::json::incident_json(i);
@@ -805,6 +837,7 @@ impl<'m, 'a> Worker<'m, 'a> {
             memory: part.pipeline.step.explainer.memory(),
             incidents: &part.incidents,
             watermark: part.clock.watermark(),
+            counts: &part.counts,
         };
         let bytes = wire::encode(&save);
         // Only the lease holder writes the partition's state: the lease is
@@ -1063,9 +1096,8 @@ impl Metrics {
     }
 }
 
-/// Reads a message stream's subject from after `after`, handing messages
-/// to the worker's loop; a consumer that fails is made again from the last
-/// sequence handed over.
+/// Reads one stage's subject of a partition from after `after`, handing
+/// its messages to the worker's loop and its lag to the metrics.
 async fn consume(
     stream: jetstream::stream::Stream,
     subject: String,
@@ -1074,27 +1106,12 @@ async fn consume(
     tx: mpsc::Sender<Msg>,
     metrics: Arc<Metrics>,
 ) {
-    let mut last = after;
-    loop {
-        let deliver_policy =
-            if last == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: last + 1 } };
-        let config = pull::OrderedConfig { filter_subject: subject.clone(), deliver_policy, ..Default::default() };
-        if let Ok(consumer) = stream.create_consumer(config).await {
-            if let Ok(mut messages) = consumer.messages().await {
-                while let Some(Ok(m)) = messages.next().await {
-                    let Ok((seq, pending)) = m.info().map(|i| (i.stream_sequence, i.pending)) else { continue };
-                    metrics.part(part, |x| x.lag[stage as usize] = pending);
-                    let n = m.headers.as_ref().and_then(|h| h.get(FLOW_HEADER)).and_then(|v| v.as_str().parse().ok());
-                    last = seq;
-                    let msg = Msg { part, claim, stage, seq, n, payload: m.payload.clone() };
-                    if tx.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    crate::consume(stream, subject, after, tx, move |m, seq, pending| {
+        metrics.part(part, |x| x.lag[stage as usize] = pending);
+        let n = m.headers.as_ref().and_then(|h| h.get(FLOW_HEADER)).and_then(|v| v.as_str().parse().ok());
+        Msg { part, claim, stage, seq, n, payload: m.payload.clone() }
+    })
+    .await;
 }
 
 /// The row of a flow from its source's half (a whole row, right in the
@@ -1118,11 +1135,15 @@ fn join(a: Half, b: Half, owners: &[Owner]) -> Half {
     s
 }
 
-/// Incidents of a group are named by their first flow: unique in the
-/// group, and the same when a partition is replayed.
+/// Incidents of a group are named by the flow that opened them (their
+/// first member as their actor's partition took them): unique in the group
+/// (a flow grows one incident), the same while the incident grows — the
+/// smallest member would change when a flow numbered lower, published by
+/// another partition, arrives later — and the same in a replay, which reads
+/// the same findings in the same order.
 fn name_incidents(c: &mut Changes) {
     for i in c.touched.iter_mut().chain(c.alerts.iter_mut()).chain(c.ended.iter_mut()) {
-        if let Some(first) = i.members.iter().min() {
+        if let Some(first) = i.members.first() {
             i.id = *first;
         }
     }
@@ -1142,6 +1163,8 @@ fn restore(part: &mut Part<'_>, b: &[u8]) -> Result<(), StreamError> {
     part.pipeline.step.explainer.set_memory(c.memory);
     part.incidents = c.incidents;
     part.clock.restore(c.watermark);
+    part.counts_sent = c.counts.flows;
+    part.counts = c.counts;
     Ok(())
 }
 
@@ -1240,6 +1263,7 @@ struct Emit<'t> {
     names: &'t [&'static str],
     classes: Option<&'t [String]>,
     outbox: &'t mut Vec<Out>,
+    counts: &'t mut Counts,
     flagged: u64,
 }
 
@@ -1261,13 +1285,16 @@ impl Output for Emit<'_> {
             self.outbox.push((self.target.of(Subject::Scored, j), format!("o{}", f.id), Bytes::from(line)));
         }
         self.flagged += u64::from(f.shown.flagged);
-        if let (Some(finding), true) = (f.finding, f.shown.grows_incident()) {
+        self.counts.add(f);
+        if let (Some(finding), true) = (f.finding, f.shown.flagged) {
             let found = Found {
                 n: f.id,
                 record: String::from_utf8_lossy(&crate::encode(r)).into_owned(),
                 verdict: f.verdict.clone(),
                 finding: finding.clone(),
-                suppressed: f.shown.entry.is_some(),
+                entry: f.shown.entry.cloned(),
+                grows: f.shown.grows_incident(),
+                raw: f.raw.to_vec(),
             };
             let a = partition(finding.actor, self.partitions);
             self.outbox.push((

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod features;
 pub mod findings;
 pub mod generate;
+pub mod group;
 pub mod inspect;
 pub mod publish;
 pub mod report;

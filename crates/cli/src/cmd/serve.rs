@@ -62,7 +62,8 @@ pub struct Args {
     pub feedback_weight: usize,
 
     /// Also watch this live source (as `flowhound watch --source`; repeatable): its findings
-    /// appear on the page as they are made, in a `live` analysis.
+    /// appear on the page as they are made, in a `live` analysis. `nats://HOST:PORT/STREAM` shows
+    /// what a worker group finds instead (alone; serve with the model the workers use).
     #[arg(long = "watch", value_name = "SPEC", help_heading = "Live sources")]
     pub watch: Vec<String>,
 
@@ -153,6 +154,9 @@ struct Watcher {
 /// Starts `watch` over the `--watch` sources with the model the dashboard
 /// uses now; returns once its sources run, or with the reason they cannot.
 fn start_watch(a: &Args, state: &Arc<AppState>) -> CliResult<Watcher> {
+    if let Some(target) = super::group::group_of(&a.watch, "--watch")? {
+        return start_group(a, state, target);
+    }
     let specs = flowhound_source::live::Spec::parse_all(&a.watch)
         .map_err(|e| CliError::usage(anyhow::anyhow!("--watch: {e}")))?;
     let names: Vec<String> = specs.iter().map(ToString::to_string).collect();
@@ -189,10 +193,48 @@ fn start_watch(a: &Args, state: &Arc<AppState>) -> CliResult<Watcher> {
             r
         })
         .map_err(|e| CliError::from(anyhow::Error::from(e)))?;
+    started(stop, thread, &rx)
+}
+
+/// Once the watch's sources run: its handle; when it returned before (its
+/// error says why): the error.
+fn started(
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<CliResult>,
+    rx: &std::sync::mpsc::Receiver<()>,
+) -> CliResult<Watcher> {
     if rx.recv().is_err() {
-        // The watch returned before its sources ran: its error says why.
         let e = thread.join().unwrap_or_else(|_| Err(CliError::from(anyhow::anyhow!("the watch panicked"))));
         return Err(e.err().unwrap_or_else(|| CliError::from(anyhow::anyhow!("the watch ended before it started"))));
     }
     Ok(Watcher { stop, thread })
+}
+
+/// The live analysis of a worker group: its results read from the stream
+/// (the workers score and alert; sinks here would alert twice).
+fn start_group(a: &Args, state: &Arc<AppState>, target: flowhound_stream::Target) -> CliResult<Watcher> {
+    if !a.sinks.sink.is_empty() || a.sinks.config.is_some() {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--watch {}: a worker group's workers send its alerts; give --sink to `flowhound worker`",
+            a.watch[0]
+        )));
+    }
+    let feed =
+        LiveFeed::start(Arc::clone(state), a.watch.clone(), LiveParams { keep: a.live_keep, ..Default::default() })
+            .map_err(|e| CliError::from(anyhow::Error::from(e)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("group".into())
+        .spawn(move || {
+            super::group::dashboard(&target, feed, &flag, move || {
+                let _ = tx.send(());
+            })
+        })
+        .map_err(|e| CliError::from(anyhow::Error::from(e)))?;
+    started(stop, thread, &rx)
 }

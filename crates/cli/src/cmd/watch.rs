@@ -23,7 +23,7 @@ use crate::exit::{Classify, CliError, CliResult};
 /// Watch live flow sources and report anomalies as they happen.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Sources (--source, repeatable):\n  file:PATH          follow a growing log (rotation, truncation, resume after restart)\n  dir:PATH           read every file that appears below PATH\n  s3://BUCKET/PREFIX read new objects as they are delivered\n  -                  standard input\n  netflow:ADDR:PORT  NetFlow v5/v9/IPFIX collector (UDP)\n  pcap:FILE          a packet capture's flows\n\nOutput: JSON lines of flagged flows as `detect` writes them (with --incidents: incidents, as they\nend). Incidents go to the sinks (--sink/--config) as soon as they are classed. SIGINT/SIGTERM\nscore what was read, end open incidents, deliver and save state, then exit 0.\n\nExamples:\n  flowhound watch -m model --source file:/var/log/flows.log\n  flowhound watch -m model --source netflow:0.0.0.0:2055 --sink sns:arn:aws:sns:us-east-1:1:alerts --metrics 127.0.0.1:9102\n  flowhound watch -m model --source dir:/data/vpc --incidents -o incidents.jsonl"
+    after_help = "Sources (--source, repeatable):\n  file:PATH          follow a growing log (rotation, truncation, resume after restart)\n  dir:PATH           read every file that appears below PATH\n  s3://BUCKET/PREFIX read new objects as they are delivered\n  -                  standard input\n  netflow:ADDR:PORT  NetFlow v5/v9/IPFIX collector (UDP)\n  pcap:FILE          a packet capture's flows\n  nats://HOST:PORT/STREAM  a worker group's output (alone): its lines as the workers write them\n\nOutput: JSON lines of flagged flows as `detect` writes them (with --incidents: incidents, as they\nend). Incidents go to the sinks (--sink/--config) as soon as they are classed. SIGINT/SIGTERM\nscore what was read, end open incidents, deliver and save state, then exit 0.\n\nExamples:\n  flowhound watch -m model --source file:/var/log/flows.log\n  flowhound watch -m model --source netflow:0.0.0.0:2055 --sink sns:arn:aws:sns:us-east-1:1:alerts --metrics 127.0.0.1:9102\n  flowhound watch -m model --source dir:/data/vpc --incidents -o incidents.jsonl"
 )]
 pub struct Args {
     /// Model folder written by `train`.
@@ -185,6 +185,9 @@ pub fn run_with(
     stop: Arc<AtomicBool>,
     started: impl FnOnce(&[String]),
 ) -> CliResult {
+    if let Some(target) = super::group::group_of(&a.sources, "--source")? {
+        return group_lines(&a, &target, &stop, started);
+    }
     let (params, lateness) = a.params()?;
     let bundle = super::detect::load_model(&a.model, &a.score.threshold, a.score.fpr)?;
     let names: Vec<String> = params.sources.iter().map(ToString::to_string).collect();
@@ -240,4 +243,28 @@ pub fn run_with(
         }
     }
     Ok(())
+}
+
+/// `--source nats://…`: a worker group's lines, as its workers wrote them.
+fn group_lines(
+    a: &Args,
+    target: &flowhound_stream::Target,
+    stop: &Arc<AtomicBool>,
+    started: impl FnOnce(&[String]),
+) -> CliResult {
+    if !a.sinks.sink.is_empty() || a.sinks.config.is_some() {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--source {}: a worker group's workers send its alerts; give --sink to `flowhound worker`",
+            a.sources[0]
+        )));
+    }
+    let idle_exit = a.live.idle_exit.as_deref().map(|v| durations([("--idle-exit", v)])).transpose()?.map(|[d]| d);
+    let mut out = Appending::open(a.output.as_deref()).usage()?;
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(stop)).map_err(anyhow::Error::from)?;
+    }
+    if !a.quiet {
+        eprintln!("watch: the output of worker group {} on {}", target.stream, target.server);
+    }
+    super::group::lines(target, a.findings.incidents, &mut out, (stop, idle_exit), || started(&a.sources))
 }

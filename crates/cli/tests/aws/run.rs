@@ -3,6 +3,7 @@
 
 #![allow(dead_code, reason = "each test binary uses part of these")]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -56,4 +57,26 @@ pub fn incidents_with(model: &str, log: &Path, extra: &[&str]) -> Vec<Value> {
     let o = flowhound(&[], &args);
     ok(&o);
     String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+/// A free TCP port on loopback.
+pub fn tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// One HTTP/1.0 request to the dashboard: status and JSON body (`Null` when
+/// the body is not JSON).
+pub fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut c = std::net::TcpStream::connect(addr).expect("the dashboard answers");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).expect("request sent");
+    let mut text = String::new();
+    c.read_to_string(&mut text).expect("response read");
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    (status, serde_json::from_str(rest).unwrap_or(Value::Null))
 }
