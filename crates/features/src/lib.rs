@@ -14,6 +14,7 @@
 mod checkpoint;
 pub mod context;
 pub mod flow;
+pub mod pairs;
 pub mod pipeline;
 pub mod schema;
 
