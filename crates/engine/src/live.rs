@@ -123,6 +123,7 @@ mod tests {
             reason: format!("{class} for the test"),
             explanation: vec![],
             answer: false,
+            peer: None,
         }
     }
 

@@ -44,8 +44,11 @@ impl Step {
         b: &Batch<'v>,
         want: impl Fn(usize, &Verdict) -> bool,
     ) -> Result<Explained<'v>, ExplainError> {
-        let verdicts = self.explainer.raise(b.raw, b.verdicts);
-        let found = self.explainer.explain(bundle, b.recs, &verdicts, b.raw, b.input, |i| want(i, &verdicts[i]))?;
+        // Every flow counts into its pair, in input order, before the rules look.
+        let pair = self.explainer.observe(b.recs);
+        let verdicts = self.explainer.raise(b.recs, b.raw, &pair, b.verdicts);
+        let found =
+            self.explainer.explain(bundle, b.recs, &verdicts, b.raw, &pair, b.input, |i| want(i, &verdicts[i]))?;
         Ok(Explained { verdicts, found })
     }
 

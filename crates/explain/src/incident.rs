@@ -61,6 +61,9 @@ pub struct Incident {
     pub technique: Option<Arc<str>>,
     pub actor: Option<IpAddr>,
     pub actor_role: Actor,
+    /// The one peer a beacon or brute-force incident gathers ([`crate::Per`]).
+    #[serde(default)]
+    pub peer: Option<crate::Peer>,
     /// Event time of the first and last flow, µs (None without timestamps).
     pub first_seen: Option<i64>,
     pub last_seen: Option<i64>,
@@ -136,13 +139,17 @@ fn is_weak(class: &str) -> bool {
 /// The class of first contact with an unknown address.
 const WEAK_FIRST_CONTACT: &str = "unknown_ip";
 
+/// What one incident gathers: class, actor, peer.
+type IncidentKey = (Arc<str>, Option<IpAddr>, Option<crate::Peer>);
+
 /// Builds incidents from flagged flows, in input order.
 /// Serializable: a worker group checkpoints the open incidents of a
 /// partition with the stream position they cover.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Incidents {
     params: IncidentParams,
-    open: FxHashMap<(Arc<str>, Option<IpAddr>), usize>,
+    /// Open incidents by class, actor and peer (beacons gather one peer).
+    open: FxHashMap<IncidentKey, usize>,
     list: Vec<Incident>,
     /// Live ids, in order of opening (batch ids are ranks, set at the end).
     opened: u64,
@@ -156,7 +163,7 @@ impl Incidents {
     /// Adds a flagged flow with its finding.
     pub fn push(&mut self, flow: u64, r: &FlowRecord, v: &Verdict, f: &Finding, suppressed: bool) {
         let t = r.start.map(|t| t.micros());
-        let key = (f.class.clone(), f.actor);
+        let key = (f.class.clone(), f.actor, f.peer);
         let gap = i64::from(self.params.gap_secs) * 1_000_000;
         let period = self.period_us();
         let joins = self.open.get(&key).copied().filter(|&i| match (t, self.list[i].first_seen) {
@@ -177,6 +184,7 @@ impl Incidents {
                     technique: f.technique.clone(),
                     actor: f.actor,
                     actor_role: f.actor_role,
+                    peer: f.peer,
                     first_seen: t,
                     last_seen: t,
                     flows: 0,
@@ -355,7 +363,7 @@ impl Incidents {
         }
         self.open.clear();
         for (k, inc) in self.list.iter().enumerate() {
-            self.open.insert((inc.class.clone(), inc.actor), k);
+            self.open.insert((inc.class.clone(), inc.actor, inc.peer), k);
         }
         closed.sort_by_key(|i| (i.first_seen, i.id));
         closed
@@ -424,6 +432,7 @@ mod tests {
             reason: format!("{class} by {actor}"),
             explanation: Vec::new(),
             answer: false,
+            peer: None,
         }
     }
 

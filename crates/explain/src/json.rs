@@ -83,7 +83,7 @@ pub fn incident_json(i: &Incident) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut v = json!({
         "incident": i.id,
         "threat_class": i.class.as_ref(),
         "threat_variant": i.variant.as_deref(),
@@ -105,7 +105,13 @@ pub fn incident_json(i: &Incident) -> Value {
         "suppressed_flows": i.suppressed,
         "digest": i.digest,
         "absorbed": i.absorbed.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<Map<String, Value>>(),
-    })
+    });
+    // A beacon's controller, a brute-forced service: said only where a
+    // class gathers one (older consumers see the fields they knew).
+    if let (Some((addr, port)), Some(o)) = (i.peer, v.as_object_mut()) {
+        o.insert("peer".into(), json!({"address": addr.map(|a| a.to_string()), "port": port}));
+    }
+    v
 }
 
 /// A verdict's predicted attack category, by name (with a Random Forest).

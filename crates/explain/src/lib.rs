@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use flowhound_detect::bundle::Bundle;
 use flowhound_detect::{Severity, Verdict};
+use flowhound_features::pairs::{PairParams, Pairs, PAIR_WIDTH};
 use flowhound_features::pipeline::Column;
 use flowhound_flow::FlowRecord;
 use ndarray::ArrayView2;
@@ -29,7 +30,7 @@ use rustc_hash::FxHashMap;
 
 pub use allow::Allowlist;
 pub use incident::{Incident, IncidentParams, Incidents};
-pub use rules::{Actor, Rule, Rules, Vars, WindowNames};
+pub use rules::{Actor, Per, Rule, Rules, Vars, WindowNames};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
@@ -112,22 +113,31 @@ pub struct Finding {
     pub explanation: Vec<Contribution>,
     /// The flow answers a flagged request and took its class from it.
     pub answer: bool,
+    /// For classes whose incidents gather one peer of the actor
+    /// ([`rules::Per`]): the peer address (per pair) and port.
+    #[serde(default)]
+    pub peer: Option<Peer>,
 }
+
+/// An incident's peer: address (none: any) and destination port.
+pub type Peer = (Option<IpAddr>, Option<u16>);
 
 /// (src, src port, dst, dst port, protocol); a missing port or protocol is 0.
 type FiveTuple = (IpAddr, u16, IpAddr, u16, u8);
 
 /// A classified request remembered for its answer: time (µs), rule,
-/// actor, reason.
-type Request = (i64, usize, Option<IpAddr>, Arc<str>);
+/// actor, reason, peer.
+type Request = (i64, usize, Option<IpAddr>, Arc<str>, Option<Peer>);
 
 /// What an explainer remembers between flows: the flagged requests whose
-/// answers take their class, and its newest time. A worker group saves it
-/// with the partition whose (source, destination) pairs it explains.
+/// answers take their class, its newest time, and each (source,
+/// destination, port) pair's history. A worker group saves it with the
+/// partition whose (source, destination) pairs it explains.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Memory {
     recent: Vec<(FiveTuple, Request)>,
     now: i64,
+    pairs: Pairs,
 }
 
 /// Per raw feature: how its deviation is measured.
@@ -187,6 +197,9 @@ pub struct Explainer {
     /// Raw indices of `hour_sin` and `hour_cos`, and the usual time of day
     /// (minutes after midnight, UTC) when training traffic has one.
     hours: Option<(usize, usize, Option<u32>)>,
+    /// Each (source, destination, port) pair's history: the evidence of
+    /// beacons, brute force and long connections.
+    pairs: Pairs,
 }
 
 /// Most characters of a name from the input a reason may carry.
@@ -219,13 +232,27 @@ impl Explainer {
         let mut recent: Vec<(FiveTuple, Request)> = self.recent.iter().map(|(k, v)| (*k, v.clone())).collect();
         // Stable bytes for the same state.
         recent.sort_unstable_by_key(|r| r.0);
-        Memory { recent, now: self.now }
+        Memory { recent, now: self.now, pairs: self.pairs.clone() }
     }
 
     /// Continues from a [`Explainer::memory`] of the same model.
     pub fn set_memory(&mut self, m: Memory) {
         self.recent = m.recent.into_iter().collect();
         self.now = m.now;
+        self.pairs = m.pairs;
+    }
+
+    /// Counts a batch's flows into their pairs (every flow, in input order)
+    /// and returns their evidence, [`PAIR_WIDTH`] values a flow, for
+    /// [`Explainer::raise`] and [`Explainer::explain`].
+    pub fn observe(&mut self, recs: &[FlowRecord]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(recs.len() * PAIR_WIDTH);
+        let mut e = [0.0f32; PAIR_WIDTH];
+        for r in recs {
+            self.pairs.observe(r, &mut e);
+            out.extend_from_slice(&e);
+        }
+        out
     }
 
     pub fn new(bundle: &Bundle, rules: Option<&str>, params: &ExplainParams) -> Result<Self, ExplainError> {
@@ -293,6 +320,7 @@ impl Explainer {
             recent: FxHashMap::default(),
             now: i64::MIN,
             nets: flowhound_flow::net::Networks::new(&fp.internal),
+            pairs: Pairs::new(PairParams::default()),
         })
     }
 
@@ -364,20 +392,54 @@ impl Explainer {
     }
 
     /// The flows of a batch the vote left normal that a rule raising alerts
-    /// on its own ([`rules::RuleSpec::alert`]) classes: they become `low`
-    /// anomalies. Returns the batch's verdicts with those raised (borrowed
-    /// as they were when none is).
-    pub fn raise<'v>(&self, raw: &[f32], verdicts: &'v [Verdict]) -> std::borrow::Cow<'v, [Verdict]> {
+    /// on its own ([`rules::RuleSpec::alert`]) classes — and the answers to
+    /// such flows (VPC logs each direction: a beacon's replies, a scanned
+    /// port's SYN-ACK), which take the request's class when explained —
+    /// become `low` anomalies. Returns the batch's verdicts with those
+    /// raised (borrowed as they were when none is).
+    pub fn raise<'v>(
+        &self,
+        recs: &[FlowRecord],
+        raw: &[f32],
+        pair: &[f32],
+        verdicts: &'v [Verdict],
+    ) -> std::borrow::Cow<'v, [Verdict]> {
         let w = self.names.len();
-        let hits: Vec<usize> = verdicts
-            .iter()
-            .enumerate()
-            .filter(|(i, v)| {
-                v.severity == Severity::None
-                    && raw.get(i * w..(i + 1) * w).is_some_and(|row| self.rules.raises(&Vars::new(row, v)))
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let key = |r: &FlowRecord, reverse: bool| -> Option<FiveTuple> {
+            let (a, ap, b, bp) = if reverse {
+                (r.dst?, r.dst_port, r.src?, r.src_port)
+            } else {
+                (r.src?, r.src_port, r.dst?, r.dst_port)
+            };
+            Some((a, ap.unwrap_or(0), b, bp.unwrap_or(0), r.protocol.unwrap_or(0)))
+        };
+        // Requests of this batch a raising rule classes, by 5-tuple.
+        let mut raising: rustc_hash::FxHashSet<FiveTuple> = rustc_hash::FxHashSet::default();
+        let mut hits = Vec::new();
+        for (i, v) in verdicts.iter().enumerate() {
+            let Some(row) = raw.get(i * w..(i + 1) * w) else { continue };
+            let p = pair.get(i * PAIR_WIDTH..(i + 1) * PAIR_WIDTH).unwrap_or(&[]);
+            let r = recs.get(i);
+            let raises = self.rules.raises(&Vars::new(row, p, v));
+            if raises {
+                raising.extend(r.and_then(|r| key(r, false)));
+            }
+            if v.severity != Severity::None {
+                continue;
+            }
+            let answers = r.is_some_and(|r| {
+                let t = r.start.map_or(self.now, |t| t.micros());
+                key(r, true).is_some_and(|k| {
+                    raising.contains(&k)
+                        || self.recent.get(&k).is_some_and(|(at, rule, ..)| {
+                            t - at <= PAIR_US && self.rules.get(*rule).is_some_and(|x| x.alert)
+                        })
+                })
+            });
+            if raises || answers {
+                hits.push(i);
+            }
+        }
         if hits.is_empty() {
             return std::borrow::Cow::Borrowed(verdicts);
         }
@@ -390,14 +452,17 @@ impl Explainer {
 
     /// Explains the flows of one scored batch for which `want` holds.
     /// `raw` and `input` are the batch's raw feature rows and model input
-    /// ([`flowhound_detect::Scorer::last_rows`]). Flows must come in input
+    /// ([`flowhound_detect::Scorer::last_rows`]), `pair` its pair evidence
+    /// ([`Explainer::observe`]; empty: none). Flows must come in input
     /// order across calls (answers are paired with their requests).
+    #[allow(clippy::too_many_arguments, reason = "one batch's parallel slices, each checked against the others")]
     pub fn explain(
         &mut self,
         bundle: &Bundle,
         recs: &[FlowRecord],
         verdicts: &[Verdict],
         raw: &[f32],
+        pair: &[f32],
         input: &[f32],
         want: impl Fn(usize) -> bool,
     ) -> Result<Vec<Option<Finding>>, ExplainError> {
@@ -467,12 +532,20 @@ impl Explainer {
                     contribution: score[j] / used.max(1.0),
                 })
                 .collect();
-            out[i] = Some(self.classify(&recs[i], row, v, explanation));
+            let p = pair.get(i * PAIR_WIDTH..(i + 1) * PAIR_WIDTH).unwrap_or(&[]);
+            out[i] = Some(self.classify(&recs[i], row, p, v, explanation));
         }
         Ok(out)
     }
 
-    fn classify(&mut self, r: &FlowRecord, row: &[f32], v: &Verdict, explanation: Vec<Contribution>) -> Finding {
+    fn classify(
+        &mut self,
+        r: &FlowRecord,
+        row: &[f32],
+        pair: &[f32],
+        v: &Verdict,
+        explanation: Vec<Contribution>,
+    ) -> Finding {
         let t = r.start.map_or(self.now, |t| t.micros());
         self.now = self.now.max(t);
         let key = |a: Option<IpAddr>, ap: Option<u16>, b: Option<IpAddr>, bp: Option<u16>| {
@@ -480,7 +553,7 @@ impl Explainer {
         };
         // An answer to a flagged request is part of what the request was.
         let reverse = key(r.dst, r.dst_port, r.src, r.src_port);
-        if let Some((_, rule, actor, reason)) =
+        if let Some((_, rule, actor, reason, peer)) =
             reverse.and_then(|k| self.recent.get(&k)).filter(|(at, ..)| t - at <= PAIR_US).cloned()
         {
             let text = &self.texts[rule];
@@ -493,9 +566,10 @@ impl Explainer {
                 reason: format!("answer to a flagged flow: {reason}"),
                 explanation,
                 answer: true,
+                peer,
             };
         }
-        let vars = Vars::new(row, v);
+        let vars = Vars::new(row, pair, v);
         let Some((i, rule)) = self.rules.classify(&vars) else {
             let reason = generic_reason(&explanation);
             return Finding {
@@ -507,6 +581,7 @@ impl Explainer {
                 reason,
                 explanation,
                 answer: false,
+                peer: None,
             };
         };
         let reason = rule.reason(&vars, r);
@@ -518,11 +593,18 @@ impl Explainer {
                 outside(r.src).or(outside(r.dst)).or(r.src)
             }
         };
+        let peer = match rule.per {
+            Per::Actor => None,
+            // The other side of the actor, and the service.
+            Per::Pair if rule.actor == Actor::Dst => Some((r.src, r.dst_port)),
+            Per::Pair => Some((r.dst, r.dst_port)),
+            Per::Service => Some((None, r.dst_port)),
+        };
         if let Some(k) = key(r.src, r.src_port, r.dst, r.dst_port) {
             if self.recent.len() >= RECENT_CAP {
                 forget_requests(&mut self.recent, self.now);
             }
-            self.recent.insert(k, (t, i, actor, reason.as_str().into()));
+            self.recent.insert(k, (t, i, actor, reason.as_str().into(), peer));
         }
         let text = &self.texts[i];
         Finding {
@@ -534,6 +616,7 @@ impl Explainer {
             reason,
             explanation,
             answer: false,
+            peer,
         }
     }
 }
@@ -583,7 +666,7 @@ mod tests {
     fn request(i: usize, at: i64) -> (FiveTuple, Request) {
         let a = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
         let b = IpAddr::from([203, 0, 113, 9]);
-        ((a, (i % 60_000) as u16, b, 443, 6), (at, 0, Some(a), Arc::from("r")))
+        ((a, (i % 60_000) as u16, b, 443, 6), (at, 0, Some(a), Arc::from("r"), None))
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //!
 //! Conditions are `FEATURE OP NUMBER` (`<`, `<=`, `>`, `>=`, `==`, `!=`) or
 //! `FEATURE in [N, …]` / `FEATURE not_in [N, …]`, over any raw feature by its
-//! name plus `score` and `votes`; a missing value (NaN) fails every condition.
+//! name, the pair evidence ([`PAIR_NAMES`]: beacons, brute force, long
+//! connections) and `score` and `votes`; a missing value (NaN) fails every
+//! condition.
 //! `{short}`, `{long}` and `{baseline}` stand for the model's shortest and
 //! longest window and its burst baseline (`60s`, `1h`, `15m` by default), so
 //! one table serves any window setting. In a reason, `{FEATURE}` prints the
@@ -24,6 +26,7 @@
 //! `{src}`, `{dst}`, `{src_port}`, `{dst_port}` and `{protocol}` the flow's own fields.
 
 use flowhound_detect::Verdict;
+use flowhound_features::pairs::{PAIR_NAMES, PAIR_WIDTH};
 use flowhound_features::schema::window_suffix;
 use flowhound_flow::FlowRecord;
 use serde::{Deserialize, Serialize};
@@ -45,6 +48,19 @@ pub enum Actor {
     Dst,
     /// Whichever side is outside the network (the never-seen address).
     External,
+}
+
+/// What one incident of a class gathers: every flow of the actor (a scanner,
+/// a flood's victim), of the actor and one peer service (a beacon to its
+/// controller), or of the actor and one destination port (brute force on a
+/// service, across hosts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    #[default]
+    Actor,
+    Pair,
+    Service,
 }
 
 impl Actor {
@@ -85,6 +101,9 @@ pub struct RuleSpec {
     /// Internet-facing host meets every hour — is still reported.
     #[serde(default)]
     pub alert: bool,
+    /// What one incident gathers (default: the actor's flows).
+    #[serde(default)]
+    pub per: Per,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +147,7 @@ enum Fmt {
     Plain,
     Percent,
     Bytes,
+    Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,28 +177,32 @@ pub struct Rule {
     pub when: Vec<String>,
     /// Raises an alert on its own ([`RuleSpec::alert`]).
     pub alert: bool,
+    pub per: Per,
     conds: Vec<Cond>,
     reason: Vec<Piece>,
 }
 
-/// What a rule sees of one flow: its raw feature row and its verdict.
+/// What a rule sees of one flow: its raw feature row, its pair evidence
+/// ([`PAIR_NAMES`]; empty: all missing) and its verdict.
 #[derive(Debug, Clone, Copy)]
 pub struct Vars<'a> {
     pub raw: &'a [f32],
+    pub pair: &'a [f32],
     pub score: f32,
     pub votes: f32,
 }
 
 impl<'a> Vars<'a> {
-    pub fn new(raw: &'a [f32], v: &Verdict) -> Self {
-        Vars { raw, score: v.score, votes: f32::from(v.votes) }
+    pub fn new(raw: &'a [f32], pair: &'a [f32], v: &Verdict) -> Self {
+        Vars { raw, pair, score: v.score, votes: f32::from(v.votes) }
     }
 
     fn get(&self, i: usize) -> f32 {
         let w = self.raw.len();
         match i {
             i if i < w => self.raw[i],
-            i if i == w => self.score,
+            i if i < w + PAIR_WIDTH => self.pair.get(i - w).copied().unwrap_or(f32::NAN),
+            i if i == w + PAIR_WIDTH => self.score,
             _ => self.votes,
         }
     }
@@ -201,6 +225,7 @@ impl Rule {
                         Fmt::Plain => text::human(v),
                         Fmt::Percent => text::percent(v),
                         Fmt::Bytes => text::bytes(v),
+                        Fmt::Duration => text::duration(v),
                     };
                 }
                 Piece::Field(f) => {
@@ -267,6 +292,7 @@ impl Rules {
     pub fn parse(toml_text: &str, names: &[&str], w: &WindowNames) -> Result<Self, ExplainError> {
         let file: RuleFile = toml::from_str(toml_text).map_err(|e| ExplainError::Rules(vec![e.to_string()]))?;
         let mut vars: Vec<&str> = names.to_vec();
+        vars.extend(PAIR_NAMES);
         vars.extend(["score", "votes"]);
         let mut problems = Vec::new();
         let mut rules = Vec::new();
@@ -308,6 +334,7 @@ impl Rules {
                 actor: spec.actor,
                 when,
                 alert: spec.alert,
+                per: spec.per,
                 conds,
                 reason,
             });
@@ -394,7 +421,8 @@ fn parse_template(t: &str, vars: &[&str]) -> Result<Vec<Piece>, String> {
                     "" => Fmt::Plain,
                     "%" => Fmt::Percent,
                     "bytes" => Fmt::Bytes,
-                    f => return Err(format!("unknown format {f:?} (use :% or :bytes)")),
+                    "dur" => Fmt::Duration,
+                    f => return Err(format!("unknown format {f:?} (use :%, :bytes or :dur)")),
                 };
                 out.push(Piece::Var(var, fmt));
             }
@@ -429,7 +457,14 @@ mod tests {
         ("src_reject_share_", &[" rejected"]),
         ("src_burst_", &[" times its own rate"]),
         ("src_bytes_out_", &[" within", " to external"]),
-        ("bytes", &[" to external", " in one flow"]),
+        ("bytes", &[" to external", " in one flow", " in this record"]),
+        ("pair_flows", &[" attempts", " connections"]),
+        ("pair_per_min", &[" a minute"]),
+        ("pair_fail_share", &[" refused"]),
+        ("pair_bytes_median", &[" each", ")"]),
+        ("beacon_period_s", &[" (±"]),
+        ("beacon_per_cycle", &[" connection(s) a cycle"]),
+        ("conn_open_s", &[" ("]),
     ];
 
     #[test]
@@ -447,14 +482,27 @@ mod tests {
             reason = "gre"
         "#;
         let rules = Rules::parse(t, &names, &w()).expect("valid");
-        let vars = |raw: &'static [f32]| Vars { raw, score: 0.1, votes: 0.0 };
+        let vars = |raw: &'static [f32]| Vars { raw, pair: &[], score: 0.1, votes: 0.0 };
         assert!(rules.raises(&vars(&[40.0, 6.0])));
         assert!(!rules.raises(&vars(&[12.0, 6.0])), "no rule holds");
         assert!(!rules.raises(&vars(&[12.0, 47.0])), "a rule holds but does not raise alerts");
         // The first rule that holds decides, as for the class.
         let file: RuleFile = toml::from_str(DEFAULT_RULES).expect("default rules parse");
         let raising: Vec<&str> = file.rule.iter().filter(|r| r.alert).map(|r| r.class.as_str()).collect();
-        assert_eq!(raising, ["abnormal_protocol", "port_scan", "port_scan"]);
+        assert_eq!(
+            raising,
+            [
+                "abnormal_protocol",
+                "port_scan",
+                "port_scan",
+                "brute_force",
+                "brute_force",
+                "long_connection",
+                "long_connection",
+                "beacon",
+                "beacon"
+            ]
+        );
     }
 
     #[test]
@@ -520,7 +568,7 @@ mod tests {
         "#;
         let rules = Rules::parse(t, &names, &w()).expect("valid");
         let r = FlowRecord { src: Some("10.0.3.7".parse().expect("ip")), protocol: Some(47), ..Default::default() };
-        let vars = |raw: &'static [f32]| Vars { raw, score: 0.9, votes: 3.0 };
+        let vars = |raw: &'static [f32]| Vars { raw, pair: &[], score: 0.9, votes: 3.0 };
         let (i, rule) = rules.classify(&vars(&[412.0, 6.0, 0.98])).expect("scan");
         assert_eq!((i, rule.class.as_str()), (0, "scan"));
         assert_eq!(rule.reason(&vars(&[412.0, 6.0, 0.98]), &r), "10.0.3.7 hit 412 ports, 98 % rejected, score 0.90");

@@ -39,6 +39,28 @@ pub fn bytes(v: f32) -> String {
     format!("{v:.0} B")
 }
 
+/// Seconds as a person says them: `4 s`, `1.5 s`, `80 s`, `12 min`,
+/// `23 h`, `3.2 d`.
+pub fn duration(v: f32) -> String {
+    if !v.is_finite() {
+        return human(v);
+    }
+    let a = v.abs();
+    if a >= 2.0 * 86_400.0 {
+        format!("{:.1} d", v / 86_400.0)
+    } else if a >= 2.0 * 3600.0 {
+        format!("{:.0} h", v / 3600.0)
+    } else if a >= 3600.0 {
+        format!("{:.1} h", v / 3600.0)
+    } else if a >= 120.0 {
+        format!("{:.0} min", v / 60.0)
+    } else if a >= 10.0 || v.fract() == 0.0 || a < 0.05 {
+        format!("{v:.0} s")
+    } else {
+        format!("{v:.1} s")
+    }
+}
+
 /// A share in [0, 1] as `98 %`.
 pub fn percent(v: f32) -> String {
     if v.is_finite() {
@@ -62,5 +84,13 @@ mod tests {
         assert_eq!(bytes(44.0), "44 B");
         assert_eq!(bytes(20_017_724.0), "20.0 MB");
         assert_eq!(percent(0.98), "98 %");
+        assert_eq!(duration(80.02), "80 s");
+        assert_eq!(duration(1.5), "1.5 s");
+        assert_eq!(duration(0.0), "0 s");
+        assert_eq!(duration(0.02), "0 s");
+        assert_eq!(duration(720.0), "12 min");
+        assert_eq!(duration(5400.0), "1.5 h");
+        assert_eq!(duration(82_080.0), "23 h");
+        assert_eq!(duration(3.2 * 86_400.0), "3.2 d");
     }
 }

@@ -32,7 +32,9 @@ pub struct Alert<'a> {
     /// Stable id of this alert: the same incident of the same run gives the
     /// same uid, so a receiver can drop at-least-once duplicates.
     pub uid: String,
-    /// What deduplication compares: threat class and actor.
+    /// What deduplication compares: threat class and actor (and the peer,
+    /// for classes whose incidents gather one: two beacons of one host to
+    /// two controllers are two alerts).
     pub key: String,
     /// Borrowed: an incident lists every member flow, too much to copy per alert.
     pub incident: &'a Incident,
@@ -45,7 +47,11 @@ pub struct Alert<'a> {
 impl<'a> Alert<'a> {
     pub fn new(incident: &'a Incident) -> Alert<'a> {
         let actor = incident.actor.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-        let key = format!("{}|{actor}", incident.class);
+        let mut key = format!("{}|{actor}", incident.class);
+        if let Some((addr, port)) = incident.peer {
+            let addr = addr.map(|a| a.to_string()).unwrap_or_else(|| "*".into());
+            key += &format!("|{addr}:{}", port.map(|p| p.to_string()).unwrap_or_else(|| "*".into()));
+        }
         let first = incident.first_seen.map(|t| t.to_string()).unwrap_or_default();
         // Class and actor alone do not tell incidents apart: one host can be
         // the actor of two at the same time and size in two roles, or with
@@ -112,6 +118,7 @@ fn attack(technique: &str) -> (Option<&'static str>, Option<(&'static str, &'sta
         "T1095" => (Some("Non-Application Layer Protocol"), Some(("TA0011", "Command and Control"))),
         "T1071" => (Some("Application Layer Protocol"), Some(("TA0011", "Command and Control"))),
         "T1110" => (Some("Brute Force"), Some(("TA0006", "Credential Access"))),
+        "T1573" => (Some("Encrypted Channel"), Some(("TA0011", "Command and Control"))),
         "T1021" => (Some("Remote Services"), Some(("TA0008", "Lateral Movement"))),
         _ => (None, None),
     };

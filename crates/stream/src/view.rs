@@ -172,6 +172,7 @@ mod tests {
             reason: String::new(),
             explanation: Vec::new(),
             answer: false,
+            peer: None,
         };
         let v = Verdict {
             score: 0.9,

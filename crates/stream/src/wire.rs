@@ -85,7 +85,7 @@ pub struct Checkpoint {
     pub counts: Counts,
 }
 
-pub const CHECKPOINT_VERSION: u32 = 2;
+pub const CHECKPOINT_VERSION: u32 = 3;
 
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let mut b = Vec::with_capacity(512);

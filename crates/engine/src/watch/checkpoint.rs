@@ -22,15 +22,20 @@ pub struct State {
 }
 
 /// The detector's side of a checkpoint: window state, the next flow
-/// number, the event-time watermark.
+/// number, the event-time watermark, and what the explainer remembers (the
+/// pairs' histories beacons and brute force are measured on; CBOR, empty
+/// in a checkpoint of an older flowhound).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Windows {
     pub flow: u64,
     pub watermark: i64,
     pub state: Vec<u8>,
+    pub memory: Vec<u8>,
 }
 
-const WINDOWS_MAGIC: &[u8; 8] = b"FHWATCH1";
+/// Windows only (flowhound before issue 29), and windows with the memory.
+const WINDOWS_MAGIC_1: &[u8; 8] = b"FHWATCH1";
+const WINDOWS_MAGIC: &[u8; 8] = b"FHWATCH2";
 
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -72,17 +77,32 @@ impl Windows {
             f.write_all(WINDOWS_MAGIC)?;
             f.write_all(&self.flow.to_le_bytes())?;
             f.write_all(&self.watermark.to_le_bytes())?;
+            f.write_all(&(self.state.len() as u64).to_le_bytes())?;
             f.write_all(&self.state)?;
+            f.write_all(&self.memory)?;
             Ok(f.sync_data()?)
         })
     }
 
     pub fn load(path: &Path) -> Result<Windows, CheckpointError> {
         let b = std::fs::read(path)?;
-        let rest = b.strip_prefix(WINDOWS_MAGIC.as_slice()).ok_or(CheckpointError::NotOne)?;
+        let (rest, two) = match b.strip_prefix(WINDOWS_MAGIC.as_slice()) {
+            Some(rest) => (rest, true),
+            None => (b.strip_prefix(WINDOWS_MAGIC_1.as_slice()).ok_or(CheckpointError::NotOne)?, false),
+        };
         let (flow, rest) = rest.split_first_chunk::<8>().ok_or(CheckpointError::Short)?;
         let (mark, rest) = rest.split_first_chunk::<8>().ok_or(CheckpointError::Short)?;
-        Ok(Windows { flow: u64::from_le_bytes(*flow), watermark: i64::from_le_bytes(*mark), state: rest.to_vec() })
+        let (state, memory) = if two {
+            let (len, rest) = rest.split_first_chunk::<8>().ok_or(CheckpointError::Short)?;
+            let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| CheckpointError::Short)?;
+            if rest.len() < len {
+                return Err(CheckpointError::Short);
+            }
+            (rest[..len].to_vec(), rest[len..].to_vec())
+        } else {
+            (rest.to_vec(), Vec::new())
+        };
+        Ok(Windows { flow: u64::from_le_bytes(*flow), watermark: i64::from_le_bytes(*mark), state, memory })
     }
 }
 
@@ -142,9 +162,24 @@ mod tests {
     fn windows_round_trip_and_a_foreign_or_short_file_is_refused() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let p = dir.path().join("w");
-        let w = Windows { flow: 42, watermark: -7, state: vec![1, 2, 3] };
+        let w = Windows { flow: 42, watermark: -7, state: vec![1, 2, 3], memory: vec![9, 8] };
         w.save(&p).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(Windows::load(&p).unwrap_or_else(|e| panic!("{e}")), w);
+        // An older flowhound's windows, without the memory, still load.
+        let mut old = b"FHWATCH1".to_vec();
+        old.extend(42u64.to_le_bytes());
+        old.extend((-7i64).to_le_bytes());
+        old.extend([1, 2, 3]);
+        std::fs::write(&p, &old).unwrap_or_else(|e| panic!("{e}"));
+        let back = Windows::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((back.state, back.memory), (vec![1, 2, 3], vec![]));
+        // A state longer than the file: cut short.
+        let mut cut = b"FHWATCH2".to_vec();
+        cut.extend([0u8; 16]);
+        cut.extend(1000u64.to_le_bytes());
+        cut.extend([1, 2]);
+        std::fs::write(&p, &cut).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(Windows::load(&p), Err(CheckpointError::Short)));
         std::fs::write(&p, b"FHWATCH1\x01\x02").unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(Windows::load(&p), Err(CheckpointError::Short)));
         std::fs::write(&p, b"{\"sources\":{}}").unwrap_or_else(|e| panic!("{e}"));

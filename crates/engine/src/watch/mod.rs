@@ -228,6 +228,15 @@ impl<'m> Watch<'m> {
             match restored {
                 Ok(w) => {
                     pipeline.restore(w.flow, w.watermark);
+                    if !w.memory.is_empty() {
+                        match ciborium::from_reader::<flowhound_explain::Memory, _>(w.memory.as_slice()) {
+                            Ok(m) => pipeline.step.explainer.set_memory(m),
+                            Err(e) => note(Note::Warning(format!(
+                                "{}: the explainer's memory does not read back ({e}); beacons start over",
+                                path.display()
+                            ))),
+                        }
+                    }
                     note(Note::Info(format!("watch: window state restored ({} flows scored before)", w.flow)));
                 }
                 Err(e) => note(Note::Warning(format!("{}: {e}; the windows start empty", path.display()))),
@@ -355,7 +364,10 @@ impl Saver {
         let Some(w) = batches.checkpoint() else { return };
         let g = old.map_or(1, |g| g + 1);
         let watermark = s.pipeline.clock().map_or(i64::MIN, |c| c.watermark());
-        let windows = Windows { flow, watermark, state: w };
+        let mut memory = Vec::new();
+        // Writing into a Vec fails only for a type serde cannot write.
+        let _ = ciborium::into_writer(&s.pipeline.step.explainer.memory(), &mut memory);
+        let windows = Windows { flow, watermark, state: w, memory };
         let file = &self.file;
         if let Err(e) = windows.save(&windows_path(file, g)) {
             note(Note::Warning(format!("cannot save the window state beside {}: {e}", file.display())));
