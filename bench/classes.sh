@@ -34,3 +34,19 @@ echo "== zeek-conn (no labels): incidents of the scanner 165.154.254.36"
 "$fh" train "$data"/zeek-conn/conn.* -m "$out/zeek-model" -q
 "$fh" detect -m "$out/zeek-model" "$data"/zeek-conn/conn.* --incidents -o "$out/zeek-incidents.jsonl" 2>&1 | tee "$out/zeek.txt"
 grep '"actor":"165.154.254.36"' "$out/zeek-incidents.jsonl" | cut -c1-400 || echo "no incident of 165.154.254.36"
+
+# Issue 29: the classes a pair's history names. IoT-23 capture 8-1 (the
+# Mirai bot and its controller) unseen in training; the Internet-facing
+# host counted as inside, so its own calls could be beacons.
+echo "== IoT-23 capture 8-1, unseen (train: the other captures' benign flows)"
+train=$(ls "$data"/iot-23/*.csv | grep -v 'Capture-8-1')
+# shellcheck disable=SC2086
+"$fh" train $train --sort-time --benign-only -m "$out/iot-no8-model" -q
+"$fh" detect -m "$out/iot-no8-model" "$data"/iot-23/CTU-Malware-Capture-8-1-labeled.csv --sort-time -o "$out/iot8.jsonl" 2>&1 | tee "$out/iot8.txt"
+"$fh" detect -m "$out/iot-no8-model" "$data"/iot-23/CTU-Malware-Capture-8-1-labeled.csv --sort-time --incidents -q \
+  | grep -E '"threat_class":"(beacon|unknown_ip)"' | cut -c1-330
+
+echo "== zeek-conn, the host inside (--internal): beacon, brute-force and long-connection incidents"
+"$fh" train "$data"/zeek-conn/conn.* --internal 64.225.56.201/32 -m "$out/zeek-int-model" -q
+"$fh" detect -m "$out/zeek-int-model" "$data"/zeek-conn/conn.* --incidents -o "$out/zeek-int.jsonl" 2>&1 | tee "$out/zeek-int.txt"
+grep -E '"threat_class":"(beacon|brute_force|long_connection)"' "$out/zeek-int.jsonl" | cut -c1-330 || echo "none"

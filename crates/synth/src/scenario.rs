@@ -30,10 +30,16 @@ pub enum Scenario {
     UnknownIp,
     /// UDP to TCP-only services, ICMP floods, rare IP protocols.
     AbnormalProtocol,
+    /// An implant calling its controller at a steady rhythm (T1071).
+    Beacon,
+    /// Password guessing against SSH, from the Internet or from inside (T1110).
+    BruteForce,
+    /// A tunnel to an outside host held open for hours.
+    LongConnection,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::PortScanVertical,
         Scenario::PortScanHorizontal,
         Scenario::Dos,
@@ -42,6 +48,9 @@ impl Scenario {
         Scenario::ConnectionBurst,
         Scenario::UnknownIp,
         Scenario::AbnormalProtocol,
+        Scenario::Beacon,
+        Scenario::BruteForce,
+        Scenario::LongConnection,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,11 +63,20 @@ impl Scenario {
             Scenario::ConnectionBurst => "connection_burst",
             Scenario::UnknownIp => "unknown_ip",
             Scenario::AbnormalProtocol => "abnormal_protocol",
+            Scenario::Beacon => "beacon",
+            Scenario::BruteForce => "brute_force",
+            Scenario::LongConnection => "long_connection",
         }
     }
 
     pub fn index_of(name: &str) -> Option<usize> {
         Self::ALL.iter().position(|s| s.name() == name)
+    }
+
+    /// Beacons, brute force and long connections take many connections of
+    /// one pair (or hours) to show.
+    pub fn is_slow(self) -> bool {
+        matches!(self, Scenario::Beacon | Scenario::BruteForce | Scenario::LongConnection)
     }
 
     fn truth(self) -> Option<GroundTruth> {
@@ -76,9 +94,14 @@ fn unseen_ip(rng: &mut ChaCha8Rng) -> Ipv4Addr {
 /// Plans and generates attack records: the budget is shared equally by the
 /// scenario types (so a small budget still holds every class), and each type
 /// runs instances at seeded times until its share is used.
+/// The slow scenarios run only when each gets at least this many records:
+/// fewer cannot show what they are (a beacon needs 20 calls and answers).
+pub const SLOW_MIN: u64 = 100;
+
 pub(crate) fn plan(world: &World, rng: &mut ChaCha8Rng, budget: u64, t0: i64, minutes: u64) -> Vec<FlowRecord> {
     let mut out = Vec::with_capacity(budget as usize);
-    let mut order = Scenario::ALL;
+    let all = budget >= SLOW_MIN * Scenario::ALL.len() as u64;
+    let mut order: Vec<Scenario> = Scenario::ALL.into_iter().filter(|s| all || !s.is_slow()).collect();
     order.shuffle(rng);
     let span = minutes as i64 * 60;
     let types = order.len() as u64;
@@ -285,6 +308,79 @@ fn instance(w: &World, rng: &mut ChaCha8Rng, s: Scenario, t: i64, out: &mut Vec<
                         c.emit(out, limit, truth.clone());
                     }
                 }
+            }
+        }
+        Scenario::Beacon | Scenario::BruteForce | Scenario::LongConnection => slow(w, rng, s, t, out, limit),
+    }
+}
+
+/// The three scenarios that take hours or many alike connections to show.
+fn slow(w: &World, rng: &mut ChaCha8Rng, s: Scenario, t: i64, out: &mut Vec<FlowRecord>, limit: usize) {
+    let truth = s.truth();
+    match s {
+        Scenario::Beacon => {
+            // Every 30 s to 5 min (±5 %) to one controller, small requests
+            // alike in size, for up to three hours.
+            let host = pick_any(w, rng);
+            let c2 = unseen_ip(rng);
+            let port = *[443u16, 8080, 8443, 4444].choose(rng).unwrap_or(&443);
+            let period = rng.gen_range(30..=300i64);
+            for i in 0..(3 * 3600 / period) {
+                let jitter = rng.gen_range(-(period / 20)..=period / 20);
+                let mut c = Conn::new(t + i * period + jitter, rng.gen_range(32768..=60999));
+                c.from(host);
+                c.server = c2;
+                c.sport = port;
+                c.vol((rng.gen_range(4..6), rng.gen_range(310..330)), (rng.gen_range(3..5), rng.gen_range(220..240)));
+                c.dur = rng.gen_range(0..2);
+                c.emit(out, limit, truth.clone());
+            }
+        }
+        Scenario::BruteForce => {
+            // One guess every 1–3 s at the bastion's SSH: each a connection
+            // of its own, the same few kilobytes, most refused or reset.
+            let target = w.pick(rng, Role::Bastion);
+            let inside = rng.gen_bool(0.5);
+            let src = pick_any(w, rng);
+            let attacker = unseen_ip(rng);
+            let mut at = t;
+            for _ in 0..rng.gen_range(150..=400) {
+                let mut c = Conn::new(at, rng.gen_range(32768..=60999));
+                if inside {
+                    c.from(src);
+                } else {
+                    c.client = attacker;
+                }
+                c.server(target, 22);
+                c.vol(
+                    (rng.gen_range(10..13), rng.gen_range(2_000..2_100)),
+                    (rng.gen_range(9..12), rng.gen_range(2_700..2_800)),
+                );
+                c.dur = rng.gen_range(2..5);
+                c.flags = Some(tcp::SYN | tcp::ACK | tcp::PSH | tcp::RST);
+                c.emit(out, limit, truth.clone());
+                at += rng.gen_range(1..=3);
+            }
+        }
+        _ => {
+            // One 5-tuple, a record every ten minutes (VPC's longest
+            // aggregation interval), for two to four hours.
+            let host = pick_any(w, rng);
+            let far = unseen_ip(rng);
+            let port = *[22u16, 443, 1194].choose(rng).unwrap_or(&443);
+            let cport = rng.gen_range(32768..=60999);
+            for k in 0..rng.gen_range(12..=24i64) {
+                let mut c = Conn::new(t + k * 600, cport);
+                c.from(host);
+                c.server = far;
+                c.sport = port;
+                c.dur = 599;
+                c.flags = Some(tcp::ACK | tcp::PSH);
+                c.vol(
+                    (rng.gen_range(50..400), rng.gen_range(5_000..60_000)),
+                    (rng.gen_range(50..400), rng.gen_range(5_000..80_000)),
+                );
+                c.emit(out, limit, truth.clone());
             }
         }
     }

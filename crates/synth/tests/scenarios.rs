@@ -29,8 +29,11 @@ fn exact_counts_order_and_determinism() {
     assert!(a.windows(2).all(|w| w[0].start <= w[1].start), "records are in time order");
     assert!(a == gen(50_000, 0.08, 1), "same seed, same records");
     assert!(a != gen(50_000, 0.08, 2));
+    // 4000 attack records over 11 scenarios: 363 or 364 each.
+    let n = Scenario::ALL.len();
     for s in Scenario::ALL {
-        assert_eq!(of(&a, s).len(), 500, "{} gets an equal share", s.name());
+        let got = of(&a, s).len();
+        assert!(got == 4000 / n || got == 4000 / n + 1, "{} gets an equal share: {got}", s.name());
     }
     assert_eq!(gen(1000, 0.0, 5).iter().filter(|r| r.truth.as_ref().is_some_and(|t| t.malicious)).count(), 0);
 }
