@@ -278,6 +278,8 @@ pub mod passes {
             flow += b.recs.len() as u64;
             let judged = |i: usize| verdicts.contains_key(&(start + i as u64));
             if !(0..b.recs.len()).any(judged) {
+                // Nothing to explain, but the pairs count every flow.
+                step.explainer.observe(b.recs);
                 return Ok(());
             }
             let e = step.run(bundle, b, |i, _| judged(i))?;

@@ -102,8 +102,9 @@ pub fn review(a: ReviewArgs) -> CliResult {
         None => BTreeMap::new(),
     };
     let (inputs, opts) = a.input.prepare()?;
-    // One step for both passes: the first explains nothing (raising rule
-    // alerts keeps no state).
+    // A step per pass: each reads the input from its start, and the rules'
+    // pair histories (beacons, brute force) must see every flow once, in
+    // order.
     let mut step = Step::new(super::findings::FindingArgs::default().build(&bundle)?.explainer);
     let mut events = a.input.events(&inputs)?;
     let (q, report) =
@@ -115,6 +116,7 @@ pub fn review(a: ReviewArgs) -> CliResult {
         ReviewFormat::Table => QueueFormat::Table,
     };
     let mut events = a.input.events(&inputs)?;
+    let mut step = Step::new(super::findings::FindingArgs::default().build(&bundle)?.explainer);
     let (flow, report) = passes::write(&bundle, &mut step, &inputs, &opts, &mut events, &q, format, &mut out)
         .map_err(anyhow::Error::from)?;
     let verdict = events.finish(&report);
