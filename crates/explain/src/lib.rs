@@ -125,6 +125,13 @@ pub type Peer = (Option<IpAddr>, Option<u16>);
 /// (src, src port, dst, dst port, protocol); a missing port or protocol is 0.
 type FiveTuple = (IpAddr, u16, IpAddr, u16, u8);
 
+/// A flow's 5-tuple, or its answer's (`reverse`); none without addresses.
+fn five_tuple(r: &FlowRecord, reverse: bool) -> Option<FiveTuple> {
+    let (a, ap, b, bp) =
+        if reverse { (r.dst?, r.dst_port, r.src?, r.src_port) } else { (r.src?, r.src_port, r.dst?, r.dst_port) };
+    Some((a, ap.unwrap_or(0), b, bp.unwrap_or(0), r.protocol.unwrap_or(0)))
+}
+
 /// A classified request remembered for its answer: time (µs), rule,
 /// actor, reason, peer.
 type Request = (i64, usize, Option<IpAddr>, Arc<str>, Option<Peer>);
@@ -405,14 +412,6 @@ impl Explainer {
         verdicts: &'v [Verdict],
     ) -> std::borrow::Cow<'v, [Verdict]> {
         let w = self.names.len();
-        let key = |r: &FlowRecord, reverse: bool| -> Option<FiveTuple> {
-            let (a, ap, b, bp) = if reverse {
-                (r.dst?, r.dst_port, r.src?, r.src_port)
-            } else {
-                (r.src?, r.src_port, r.dst?, r.dst_port)
-            };
-            Some((a, ap.unwrap_or(0), b, bp.unwrap_or(0), r.protocol.unwrap_or(0)))
-        };
         // Requests of this batch a raising rule classes, by 5-tuple.
         let mut raising: rustc_hash::FxHashSet<FiveTuple> = rustc_hash::FxHashSet::default();
         let mut hits = Vec::new();
@@ -422,14 +421,14 @@ impl Explainer {
             let r = recs.get(i);
             let raises = self.rules.raises(&Vars::new(row, p, v));
             if raises {
-                raising.extend(r.and_then(|r| key(r, false)));
+                raising.extend(r.and_then(|r| five_tuple(r, false)));
             }
             if v.severity != Severity::None {
                 continue;
             }
             let answers = r.is_some_and(|r| {
                 let t = r.start.map_or(self.now, |t| t.micros());
-                key(r, true).is_some_and(|k| {
+                five_tuple(r, true).is_some_and(|k| {
                     raising.contains(&k)
                         || self.recent.get(&k).is_some_and(|(at, rule, ..)| {
                             t - at <= PAIR_US && self.rules.get(*rule).is_some_and(|x| x.alert)
@@ -548,11 +547,8 @@ impl Explainer {
     ) -> Finding {
         let t = r.start.map_or(self.now, |t| t.micros());
         self.now = self.now.max(t);
-        let key = |a: Option<IpAddr>, ap: Option<u16>, b: Option<IpAddr>, bp: Option<u16>| {
-            Some((a?, ap.unwrap_or(0), b?, bp.unwrap_or(0), r.protocol.unwrap_or(0)))
-        };
         // An answer to a flagged request is part of what the request was.
-        let reverse = key(r.dst, r.dst_port, r.src, r.src_port);
+        let reverse = five_tuple(r, true);
         if let Some((_, rule, actor, reason, peer)) =
             reverse.and_then(|k| self.recent.get(&k)).filter(|(at, ..)| t - at <= PAIR_US).cloned()
         {
@@ -600,7 +596,7 @@ impl Explainer {
             Per::Pair => Some((r.dst, r.dst_port)),
             Per::Service => Some((None, r.dst_port)),
         };
-        if let Some(k) = key(r.src, r.src_port, r.dst, r.dst_port) {
+        if let Some(k) = five_tuple(r, false) {
             if self.recent.len() >= RECENT_CAP {
                 forget_requests(&mut self.recent, self.now);
             }

@@ -258,10 +258,11 @@ fn evidence(p: &Pair) -> [f32; PAIR_WIDTH] {
     // minutes over ten minutes (or over the pair's life, at least a minute,
     // when younger). When the ring holds fewer than ten minutes, the rate
     // is measured over what it holds.
-    let recent: Vec<&Seen> = ring.iter().filter(|s| last - s.t <= RATE_SECS * 1_000_000).collect();
-    let n = recent.len() as f64;
-    out[2] = match recent.first() {
-        Some(a) if recent.len() == RING && last > a.t => ((n - 1.0) * 60e6 / (last - a.t) as f64) as f32,
+    let mut recent = ring.iter().filter(|s| last - s.t <= RATE_SECS * 1_000_000);
+    let first = recent.next();
+    let n = (usize::from(first.is_some()) + recent.count()) as f64;
+    out[2] = match first {
+        Some(a) if n as usize == RING && last > a.t => ((n - 1.0) * 60e6 / (last - a.t) as f64) as f32,
         Some(_) => {
             let life = ((last - p.first) as f64 / 1e6).clamp(60.0, RATE_SECS as f64);
             (n * 60.0 / life) as f32

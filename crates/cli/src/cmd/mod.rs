@@ -31,6 +31,20 @@ use flowhound_engine::outfile::OutFile as Output;
 
 pub use flowhound_engine::tally::SORT_HINT;
 
+/// SIGINT and SIGTERM set `stop`: the long-running commands (watch, serve
+/// with a live source, worker) drain, save and exit 0 on it.
+pub fn stop_on_signals(stop: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> CliResult {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(stop)).map_err(anyhow::Error::from)?;
+    }
+    Ok(())
+}
+
+/// `--idle-exit`, when given.
+pub fn idle_exit(v: Option<&str>) -> CliResult<Option<std::time::Duration>> {
+    Ok(v.map(|v| flowhound_engine::config::durations([("--idle-exit", v)])).transpose()?.map(|[d]| d))
+}
+
 /// Options of every command that reads flow records.
 #[derive(Debug, clap::Args)]
 pub struct InputArgs {

@@ -223,9 +223,7 @@ fn start_group(a: &Args, state: &Arc<AppState>, target: flowhound_stream::Target
         LiveFeed::start(Arc::clone(state), a.watch.clone(), LiveParams { keep: a.live_keep, ..Default::default() })
             .map_err(|e| CliError::from(anyhow::Error::from(e)))?;
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
-    }
+    super::stop_on_signals(&stop)?;
     let (tx, rx) = std::sync::mpsc::channel();
     let flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()

@@ -126,7 +126,7 @@ impl Args {
             ("--status", &self.status),
             ("--checkpoint", &l.checkpoint),
         ])?;
-        let idle_exit = l.idle_exit.as_deref().map(|v| durations([("--idle-exit", v)])).transpose()?.map(|[d]| d);
+        let idle_exit = super::idle_exit(l.idle_exit.as_deref())?;
         let mut bad = Vec::new();
         if l.queue == 0 {
             bad.push("--queue must be at least 1".to_string());
@@ -209,9 +209,7 @@ pub fn run_with(
     let show = a.score.show(&a.findings);
     let ending = Ending::Live(Clock::new(lateness));
     let pipeline = Pipeline::new(&bundle, Step::new(findings.explainer), show, findings.allow, incidents, ending);
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
-    }
+    super::stop_on_signals(&stop)?;
     let quiet = a.quiet;
     let mut note = |n: Note| match n {
         Note::Warning(w) => eprintln!("warning: {w}"),
@@ -258,11 +256,9 @@ fn group_lines(
             a.sources[0]
         )));
     }
-    let idle_exit = a.live.idle_exit.as_deref().map(|v| durations([("--idle-exit", v)])).transpose()?.map(|[d]| d);
+    let idle_exit = super::idle_exit(a.live.idle_exit.as_deref())?;
     let mut out = Appending::open(a.output.as_deref()).usage()?;
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(stop)).map_err(anyhow::Error::from)?;
-    }
+    super::stop_on_signals(stop)?;
     if !a.quiet {
         eprintln!("watch: the output of worker group {} on {}", target.stream, target.server);
     }

@@ -94,7 +94,7 @@ pub fn run(a: Args) -> CliResult {
         ("--flush", &a.flush),
         ("--lateness", &a.lateness),
     ])?;
-    let idle_exit = a.idle_exit.as_deref().map(|v| durations([("--idle-exit", v)])).transpose()?.map(|[d]| d);
+    let idle_exit = super::idle_exit(a.idle_exit.as_deref())?;
     if lease < std::time::Duration::from_millis(300) {
         return Err(CliError::usage(anyhow::anyhow!(
             "--lease must be at least 300ms (it is renewed at a third of it)"
@@ -131,9 +131,7 @@ pub fn run(a: Args) -> CliResult {
         status: if a.quiet { std::time::Duration::ZERO } else { status },
     };
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
-    }
+    super::stop_on_signals(&stop)?;
     let quiet = a.quiet;
     let mut note = |n: Note| match n {
         Note::Warning(w) => eprintln!("warning: {w}"),
